@@ -1,0 +1,142 @@
+//! `guestwall hive ...`: read hive files.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use guestwall_regf::{self as regf, report, ExportOptions, Hive, OpenOptions, RegEncoding};
+
+/// Subcommands of `guestwall hive`.
+#[derive(Subcommand)]
+pub enum HiveCommand {
+    /// Header facts, dirty state, logs found and applied, and counts.
+    Info {
+        #[command(flatten)]
+        open: OpenArgs,
+    },
+    /// List a key's subkeys and values.
+    Ls {
+        #[command(flatten)]
+        open: OpenArgs,
+        /// Key path relative to the hive's root, with `\` between names (default: the root).
+        #[arg(default_value = "")]
+        key: String,
+    },
+    /// Print a value's data, or every value of a key.
+    Get {
+        #[command(flatten)]
+        open: OpenArgs,
+        /// Key path relative to the hive's root.
+        key: String,
+        /// Value name; `@` for the default value. Without it, all values are printed.
+        value: Option<String>,
+    },
+    /// Export a key and its subtree as a .reg file, as regedit writes it.
+    Export {
+        #[command(flatten)]
+        open: OpenArgs,
+        /// Key path relative to the hive's root (default: the whole hive).
+        #[arg(default_value = "")]
+        key: String,
+        /// Write UTF-8 instead of UTF-16LE with a byte order mark.
+        #[arg(long)]
+        utf8: bool,
+        /// Registry path the hive's root is shown under (default: from the file name, e.g.
+        /// HKEY_LOCAL_MACHINE\SYSTEM).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Dump keys and values as JSON Lines, one record per key and per value.
+    Dump {
+        #[command(flatten)]
+        open: OpenArgs,
+        /// Key path relative to the hive's root (default: the whole hive).
+        #[arg(default_value = "")]
+        key: String,
+    },
+}
+
+/// How to open the hive.
+#[derive(Args)]
+pub struct OpenArgs {
+    /// The hive file.
+    pub hive: PathBuf,
+    /// Read the primary file alone, even if it is dirty and logs lie beside it.
+    #[arg(long)]
+    pub no_logs: bool,
+}
+
+impl OpenArgs {
+    /// Opens the hive and prints its warnings.
+    pub fn open(&self) -> Result<Hive> {
+        let hive = Hive::open_with(
+            &self.hive,
+            &OpenOptions {
+                replay_logs: !self.no_logs,
+            },
+        )
+        .with_context(|| format!("cannot read hive {}", self.hive.display()))?;
+        for w in hive.warnings() {
+            crate::warn(&format!("{}: {w}", self.hive.display()));
+        }
+        Ok(hive)
+    }
+}
+
+/// Runs a `hive` subcommand.
+pub fn run(cmd: HiveCommand, out: &mut dyn Write) -> Result<u8> {
+    match cmd {
+        HiveCommand::Info { open } => {
+            let hive = open.open()?;
+            report::write_info(&hive, out)?;
+        }
+        HiveCommand::Ls { open, key } => {
+            let hive = open.open()?;
+            report::write_ls(&hive, &key, out)?;
+        }
+        HiveCommand::Get { open, key, value } => {
+            let hive = open.open()?;
+            report::write_get(&hive, &key, value.as_deref(), out)?;
+        }
+        HiveCommand::Export {
+            open,
+            key,
+            utf8,
+            prefix,
+            output,
+        } => {
+            let hive = open.open()?;
+            let root_prefix = prefix.unwrap_or_else(|| {
+                regf::default_root_prefix(
+                    &open
+                        .hive
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                )
+            });
+            let opts = ExportOptions {
+                root_prefix,
+                encoding: if utf8 { RegEncoding::Utf8 } else { RegEncoding::Utf16 },
+            };
+            match output {
+                Some(path) => {
+                    let f = File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    regf::export_reg(&hive, &key, &opts, f)?;
+                }
+                None => regf::export_reg(&hive, &key, &opts, out)?,
+            }
+        }
+        HiveCommand::Dump { open, key } => {
+            let hive = open.open()?;
+            regf::dump_jsonl(&hive, &key, out)?;
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,66 @@
+//! The `guestwall` command line: argument parsing, dispatch, exit codes and error output.
+//! Every subcommand calls a library function that writes to an `impl Write`; no format logic
+//! lives here.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+mod hive_cmd;
+
+/// Finds out why a Windows guest refuses inbound Remote Desktop, from its offline disk.
+#[derive(Parser)]
+#[command(name = "guestwall", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read registry hive files.
+    #[command(subcommand)]
+    Hive(hive_cmd::HiveCommand),
+    /// Build a sample SYSTEM hive and run guestwall on it (no Windows disk needed).
+    Demo(demo::DemoArgs),
+}
+
+/// Exit code for bad input: unreadable, corrupt or missing files, keys and values.
+const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = match cli.command {
+        Command::Hive(cmd) => hive_cmd::run(cmd, &mut out),
+        Command::Demo(args) => demo::run(args, &mut out),
+    };
+    let result = result.and_then(|code| {
+        out.flush()?;
+        Ok(code)
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("guestwall: error: {e:#}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// A reader that went away (`guestwall hive dump X | head`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Prints warnings to stderr, prefixed.
+fn warn(msg: &str) {
+    eprintln!("guestwall: warning: {msg}");
+}

@@ -1,0 +1,352 @@
+//! Opening a hive: base block checks, log replay, the bin map, path lookup and tree walks.
+
+use std::path::{Path, PathBuf};
+
+use crate::base_block::{BaseBlock, BASE_BLOCK_LEN};
+use crate::bins::{BinMap, CellInfo};
+use crate::error::{CellPos, Error, Result};
+use crate::key::Key;
+use crate::log::{find_logs, recover, LogInput, Recovery};
+
+/// Deepest key nesting we follow. Windows limits a key path to 512 levels.
+pub const MAX_KEY_DEPTH: usize = 512;
+
+/// How to open a hive.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Replay transaction logs found beside a dirty primary file.
+    pub replay_logs: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { replay_logs: true }
+    }
+}
+
+/// An open hive: the file's bytes (after any log replay), its base block and bin map.
+#[derive(Debug)]
+pub struct Hive {
+    buf: Vec<u8>,
+    base: BaseBlock,
+    primary: BaseBlock,
+    bins: BinMap,
+    recovery: Recovery,
+    warnings: Vec<String>,
+    path: Option<PathBuf>,
+}
+
+impl Hive {
+    /// Opens a hive file, replaying its logs if it is dirty.
+    pub fn open(path: impl AsRef<Path>) -> Result<Hive> {
+        Hive::open_with(path, &OpenOptions::default())
+    }
+
+    /// Opens a hive file with options.
+    pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Hive> {
+        let path = path.as_ref();
+        let buf = read_file(path)?;
+        let logs = if opts.replay_logs {
+            // Only look for logs when the primary says it needs them.
+            match BaseBlock::parse(&buf) {
+                Ok(b) if b.is_dirty() => find_logs(path)
+                    .into_iter()
+                    .map(|p| read_file(&p).map(|bytes| LogInput { path: p, bytes }))
+                    .collect::<Result<Vec<_>>>()?,
+                _ => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
+        let mut hive = Hive::from_parts(buf, &logs, opts.replay_logs)?;
+        hive.path = Some(path.to_path_buf());
+        Ok(hive)
+    }
+
+    /// Reads a hive from bytes, without logs.
+    pub fn from_bytes(buf: Vec<u8>) -> Result<Hive> {
+        Hive::from_parts(buf, &[], false)
+    }
+
+    /// Reads a hive from bytes, replaying the given logs if it is dirty.
+    pub fn from_bytes_with_logs(buf: Vec<u8>, logs: &[LogInput]) -> Result<Hive> {
+        Hive::from_parts(buf, logs, true)
+    }
+
+    fn from_parts(mut buf: Vec<u8>, logs: &[LogInput], replay: bool) -> Result<Hive> {
+        let primary = BaseBlock::parse(&buf)?;
+        // Refuse logs and foreign files before doing anything else with them.
+        if primary.checksum_ok() {
+            primary.validate_primary()?;
+        }
+        let mut warnings = Vec::new();
+        let recovery = if primary.is_dirty() && replay && !logs.is_empty() {
+            recover(&mut buf, logs)?
+        } else {
+            Recovery {
+                was_dirty: primary.is_dirty(),
+                ..Recovery::default()
+            }
+        };
+        if primary.is_dirty() && !recovery.applied() {
+            let why = if !primary.checksum_ok() {
+                format!(
+                    "base block checksum is wrong (stored {:#010x}, computed {:#010x})",
+                    primary.stored_checksum, primary.computed_checksum
+                )
+            } else {
+                format!(
+                    "sequence numbers differ ({} != {})",
+                    primary.primary_seq, primary.secondary_seq
+                )
+            };
+            let what = if !replay {
+                "logs were not used (--no-logs)"
+            } else if logs.is_empty() {
+                "no transaction logs were found beside it"
+            } else {
+                "no log applied to it"
+            };
+            warnings.push(format!(
+                "hive is dirty: {why}; {what}, so it is read as it is and may lack its last changes"
+            ));
+        }
+        let base = BaseBlock::parse(&buf)?;
+        base.validate_primary()?;
+        let bins = BinMap::scan(&buf, base.hbins_size)?;
+        // Data past the declared hive bins is ignored; drop it so nothing can reach it.
+        buf.truncate(BASE_BLOCK_LEN + base.hbins_size as usize);
+        let hive = Hive {
+            buf,
+            base,
+            primary,
+            bins,
+            recovery,
+            warnings,
+            path: None,
+        };
+        // The root must be a key node.
+        hive.root()?;
+        Ok(hive)
+    }
+
+    /// The file this hive was opened from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The effective base block (after log replay).
+    pub fn base_block(&self) -> &BaseBlock {
+        &self.base
+    }
+
+    /// The primary file's base block as it was on disk, before any replay.
+    pub fn primary_base_block(&self) -> &BaseBlock {
+        &self.primary
+    }
+
+    /// What happened with transaction logs on open.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// Warnings raised while opening (a dirty hive read without logs, for example).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The hive file's bytes after replay (base block and hive bins data).
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The bin map.
+    pub fn bins(&self) -> &BinMap {
+        &self.bins
+    }
+
+    /// The data of the allocated cell at `offset`.
+    pub fn cell(&self, offset: u32) -> Result<&[u8]> {
+        self.bins.cell(&self.buf, offset)
+    }
+
+    /// Counts allocated and free cells by a linear scan of every bin.
+    pub fn cell_stats(&self) -> Result<CellStats> {
+        let mut s = CellStats::default();
+        for c in self.bins.cells(&self.buf) {
+            let CellInfo {
+                size, allocated, ..
+            } = c?;
+            if allocated {
+                s.allocated += 1;
+                s.allocated_bytes += u64::from(size);
+            } else {
+                s.free += 1;
+                s.free_bytes += u64::from(size);
+            }
+        }
+        Ok(s)
+    }
+
+    /// The root key.
+    pub fn root(&self) -> Result<Key<'_>> {
+        Key::new(self, self.base.root_cell).map_err(|e| e.at_key(""))
+    }
+
+    /// The key at `path` (components separated by `\`, relative to the root key; a leading
+    /// `\` is allowed), or `None`.
+    pub fn find_key(&self, path: &str) -> Result<Option<Key<'_>>> {
+        let mut key = self.root()?;
+        let mut so_far = String::new();
+        for part in split_path(path) {
+            match key.subkey(part).map_err(|e| e.at_key(&so_far))? {
+                Some(k) => key = k,
+                None => return Ok(None),
+            }
+            if !so_far.is_empty() {
+                so_far.push('\\');
+            }
+            so_far.push_str(part);
+        }
+        Ok(Some(key))
+    }
+
+    /// The key at `path` and its path spelled as stored (the case of the file's names).
+    pub fn resolve(&self, path: &str) -> Result<(Key<'_>, String)> {
+        let mut key = self.root()?;
+        let mut canonical = String::new();
+        for part in split_path(path) {
+            key = key
+                .subkey(part)
+                .map_err(|e| e.at_key(&canonical))?
+                .ok_or_else(|| Error::KeyNotFound {
+                    path: path.to_string(),
+                })?;
+            if !canonical.is_empty() {
+                canonical.push('\\');
+            }
+            canonical.push_str(&key.name().to_string_lossy());
+        }
+        Ok((key, canonical))
+    }
+
+    /// The key at `path`, or [`Error::KeyNotFound`].
+    pub fn key(&self, path: &str) -> Result<Key<'_>> {
+        self.find_key(path)?.ok_or_else(|| Error::KeyNotFound {
+            path: path.to_string(),
+        })
+    }
+
+    /// Walks the tree under `start` depth-first (pre-order, subkeys in stored order) with an
+    /// explicit stack. `visit` gets each key's path relative to `start_path` and the key.
+    ///
+    /// A key reached twice is an error ([`Error::Cycle`]), and so is nesting deeper than
+    /// [`MAX_KEY_DEPTH`].
+    pub fn walk<'h, F>(&'h self, start: Key<'h>, start_path: &str, mut visit: F) -> Result<()>
+    where
+        F: FnMut(&str, &Key<'h>) -> Result<()>,
+    {
+        struct Frame {
+            subkeys: Vec<u32>,
+            next: usize,
+            path_len: usize,
+        }
+        let mut seen = vec![0u64; (self.base.hbins_size as usize / 8).div_ceil(64)];
+        let mut mark = |cell: u32| -> bool {
+            let i = (cell / 8) as usize;
+            match seen.get_mut(i / 64) {
+                Some(w) => {
+                    let fresh = *w & (1 << (i % 64)) == 0;
+                    *w |= 1 << (i % 64);
+                    fresh
+                }
+                None => false,
+            }
+        };
+        let mut path = String::from(start_path);
+        mark(start.cell());
+        visit(&path, &start).map_err(|e| e.at_key(&path))?;
+        let mut stack = vec![Frame {
+            subkeys: start.subkey_cells().map_err(|e| e.at_key(&path))?,
+            next: 0,
+            path_len: path.len(),
+        }];
+        while let Some(top) = stack.last_mut() {
+            let Some(&cell) = top.subkeys.get(top.next) else {
+                stack.pop();
+                continue;
+            };
+            top.next += 1;
+            path.truncate(top.path_len);
+            let parent_path_len = path.len();
+            let key = Key::new(self, cell).map_err(|e| e.at_key(&path))?;
+            if !mark(cell) {
+                return Err(Error::Cycle {
+                    cell: CellPos(cell),
+                }
+                .at_key(&path));
+            }
+            if stack.len() >= MAX_KEY_DEPTH {
+                return Err(Error::TooDeep {
+                    max: MAX_KEY_DEPTH,
+                    cell: CellPos(cell),
+                }
+                .at_key(&path));
+            }
+            if parent_path_len > 0 {
+                path.push('\\');
+            }
+            path.push_str(&key.name().to_string_lossy());
+            visit(&path, &key).map_err(|e| e.at_key(&path))?;
+            let subkeys = key.subkey_cells().map_err(|e| e.at_key(&path))?;
+            stack.push(Frame {
+                subkeys,
+                next: 0,
+                path_len: path.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads every key, value and data cell of the hive, as a check that it is fully readable.
+    /// Returns the number of keys and values.
+    pub fn check_all(&self) -> Result<(u64, u64)> {
+        let mut keys = 0u64;
+        let mut values = 0u64;
+        self.walk(self.root()?, "", |_, key| {
+            keys += 1;
+            key.class_name()?;
+            for v in key.values()? {
+                v.data()?;
+                values += 1;
+            }
+            Ok(())
+        })?;
+        Ok((keys, values))
+    }
+}
+
+/// Allocated and free cell counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CellStats {
+    /// Allocated cells.
+    pub allocated: u64,
+    /// Bytes in allocated cells.
+    pub allocated_bytes: u64,
+    /// Free cells.
+    pub free: u64,
+    /// Bytes in free cells.
+    pub free_bytes: u64,
+}
+
+/// Splits a key path on `\`, ignoring empty components (leading, trailing or doubled `\`).
+pub fn split_path(path: &str) -> impl Iterator<Item = &str> {
+    path.split('\\').filter(|p| !p.is_empty())
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
