@@ -36,6 +36,8 @@ use crate::value::Value;
 pub const KEY_COMP_NAME: u16 = 0x0020;
 /// Key node flag: the root key of the hive.
 pub const KEY_HIVE_ENTRY: u16 = 0x0004;
+/// Key node flag: the key cannot be deleted (set on the root).
+pub const KEY_NO_DELETE: u16 = 0x0008;
 /// Key node flag: a symbolic link (its target is in the `SymbolicLinkValue` value).
 pub const KEY_SYM_LINK: u16 = 0x0010;
 /// Key node flag: the value count holds a predefined handle, not a count.

@@ -36,6 +36,7 @@
 
 mod base_block;
 mod bins;
+pub mod build;
 pub mod data;
 mod error;
 mod export;
@@ -56,7 +57,8 @@ pub use export::{
 };
 pub use hive::{split_path, CellStats, Hive, OpenOptions, MAX_KEY_DEPTH};
 pub use key::{
-    Key, ListKind, Security, KEY_COMP_NAME, KEY_HIVE_ENTRY, KEY_PREDEF_HANDLE, KEY_SYM_LINK,
+    Key, ListKind, Security, KEY_COMP_NAME, KEY_HIVE_ENTRY, KEY_NO_DELETE, KEY_PREDEF_HANDLE,
+    KEY_SYM_LINK,
 };
 pub use log::{find_logs, marvin32, LogFormat, LogInput, LogReport, Recovery, MARVIN_SEED};
 pub use name::{cmp_units_ignore_case, lh_hash, lh_hash_str, upcase, Name};
