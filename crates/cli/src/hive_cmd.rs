@@ -122,7 +122,11 @@ pub fn run(cmd: HiveCommand, out: &mut dyn Write) -> Result<u8> {
             });
             let opts = ExportOptions {
                 root_prefix,
-                encoding: if utf8 { RegEncoding::Utf8 } else { RegEncoding::Utf16 },
+                encoding: if utf8 {
+                    RegEncoding::Utf8
+                } else {
+                    RegEncoding::Utf16
+                },
             };
             match output {
                 Some(path) => {

@@ -232,7 +232,10 @@ impl Iterator for CellIter<'_> {
             let start = BASE_BLOCK_LEN + pos as usize;
             let Some(b) = self.file.get(start..start + 4) else {
                 self.bin = usize::MAX;
-                return Some(Err(Error::cell(pos, "cell header past the end of the file")));
+                return Some(Err(Error::cell(
+                    pos,
+                    "cell header past the end of the file",
+                )));
             };
             let raw = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             let size = raw.unsigned_abs();

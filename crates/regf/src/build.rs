@@ -264,7 +264,11 @@ impl Builder<'_> {
             self.new_bin(size);
         }
         let off = self.pos;
-        put(&mut self.data, off as usize, (size as i32).wrapping_neg() as u32);
+        put(
+            &mut self.data,
+            off as usize,
+            (size as i32).wrapping_neg() as u32,
+        );
         self.pos += size;
         off
     }

@@ -92,6 +92,8 @@ impl RegData {
             REG_DWORD if data.len() == 4 => {
                 RegData::Dword(u32::from_le_bytes([data[0], data[1], data[2], data[3]]))
             }
+            // The one place where big-endian is the format: REG_DWORD_BIG_ENDIAN.
+            #[allow(clippy::big_endian_bytes)]
             REG_DWORD_BIG_ENDIAN if data.len() == 4 => {
                 RegData::Dword(u32::from_be_bytes([data[0], data[1], data[2], data[3]]))
             }
@@ -119,7 +121,8 @@ impl fmt::Display for RegData {
 
 /// UTF-16LE units of `data` (a trailing odd byte is ignored).
 pub fn utf16_units(data: &[u8]) -> impl Iterator<Item = u16> + '_ {
-    data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]))
+    data.chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
 }
 
 /// Decodes UTF-16LE up to the first NUL, replacing unpaired surrogates.
@@ -202,7 +205,10 @@ mod tests {
             RegData::decode(REG_QWORD, &[2, 0, 0, 0, 0, 0, 0, 0]),
             RegData::Qword(2)
         );
-        assert_eq!(RegData::decode(REG_DWORD, &[1, 0]), RegData::Bytes(vec![1, 0]));
+        assert_eq!(
+            RegData::decode(REG_DWORD, &[1, 0]),
+            RegData::Bytes(vec![1, 0])
+        );
         assert_eq!(RegData::decode(0x1234, &[9]), RegData::Bytes(vec![9]));
         assert_eq!(RegData::Dword(3389).to_string(), "0x00000d3d (3389)");
         assert_eq!(RegData::Bytes(vec![0xab, 1]).to_string(), "ab 01");

@@ -43,7 +43,9 @@ pub enum Error {
         hint: &'static str,
     },
     /// The file is a transaction log or another non-primary regf file.
-    #[error("unsupported file type {file_type} at offset 0x0000001c: {what}, not a primary hive file")]
+    #[error(
+        "unsupported file type {file_type} at offset 0x0000001c: {what}, not a primary hive file"
+    )]
     UnsupportedFileType {
         /// The base block's file type field.
         file_type: u32,
@@ -69,7 +71,9 @@ pub enum Error {
         actual: u64,
     },
     /// A field of the base block is invalid.
-    #[error("invalid base block {field} at offset {offset:#010x}: expected {expected}, found {actual}")]
+    #[error(
+        "invalid base block {field} at offset {offset:#010x}: expected {expected}, found {actual}"
+    )]
     InvalidBaseBlock {
         /// Field name.
         field: &'static str,

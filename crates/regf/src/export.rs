@@ -184,7 +184,7 @@ impl<W: Write> RegWriter<W> {
     }
 
     fn text(&mut self, s: &str) -> Result<()> {
-                match self.encoding {
+        match self.encoding {
             RegEncoding::Utf8 => self.out.write_all(s.as_bytes()).map_err(Error::Output),
             RegEncoding::Utf16 => {
                 let mut buf = Vec::with_capacity(s.len() * 2 + 2);
@@ -341,7 +341,10 @@ mod tests {
     #[test]
     fn root_prefixes() {
         assert_eq!(default_root_prefix("SYSTEM"), "HKEY_LOCAL_MACHINE\\SYSTEM");
-        assert_eq!(default_root_prefix("software"), "HKEY_LOCAL_MACHINE\\SOFTWARE");
+        assert_eq!(
+            default_root_prefix("software"),
+            "HKEY_LOCAL_MACHINE\\SOFTWARE"
+        );
         assert_eq!(default_root_prefix("NTUSER.DAT"), "HKEY_CURRENT_USER");
     }
 }

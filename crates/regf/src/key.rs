@@ -143,7 +143,10 @@ impl<'h> Key<'h> {
                 "key node",
                 cell,
                 "name length",
-                format!("at most {} bytes (the rest of the cell)", data.len() - NK_FIXED),
+                format!(
+                    "at most {} bytes (the rest of the cell)",
+                    data.len() - NK_FIXED
+                ),
                 len,
             )
         })?;
@@ -224,7 +227,13 @@ impl<'h> Key<'h> {
         }
         let data = self.hive.cell(off)?;
         let raw = data.get(..len).ok_or_else(|| {
-            Error::record("class name", off, "length", format!("at most {}", data.len()), len)
+            Error::record(
+                "class name",
+                off,
+                "length",
+                format!("at most {}", data.len()),
+                len,
+            )
         })?;
         Ok(Some(Name::new(raw, false).to_string_lossy()))
     }
@@ -237,7 +246,13 @@ impl<'h> Key<'h> {
             data.get(o..o + 4)
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .ok_or_else(|| {
-                    Error::record("security cell", off, "cell size", "at least 20 bytes", data.len())
+                    Error::record(
+                        "security cell",
+                        off,
+                        "cell size",
+                        "at least 20 bytes",
+                        data.len(),
+                    )
                 })
         };
         if data.get(..2) != Some(b"sk") {
@@ -303,7 +318,11 @@ impl<'h> Key<'h> {
                         ));
                     }
                     if out.len() + leaf_elems.len() > count as usize {
-                        return Err(count_mismatch(self.cell, count, out.len() + leaf_elems.len()));
+                        return Err(count_mismatch(
+                            self.cell,
+                            count,
+                            out.len() + leaf_elems.len(),
+                        ));
                     }
                     out.extend(leaf_elems.iter());
                 }
@@ -348,15 +367,18 @@ impl<'h> Key<'h> {
         }
         let off = self.hdr.values.get();
         let data = self.hive.cell(off)?;
-        let bytes = data.get(..count * 4).ok_or_else(|| {
-            Error::record(
-                "value list",
-                off,
-                "cell size",
-                format!("{} bytes for {count} values", count * 4),
-                data.len(),
-            )
-        })?;
+        let bytes = count
+            .checked_mul(4)
+            .and_then(|n| data.get(..n))
+            .ok_or_else(|| {
+                Error::record(
+                    "value list",
+                    off,
+                    "cell size",
+                    format!("{} bytes for {count} values", count * 4),
+                    data.len(),
+                )
+            })?;
         Ok(bytes
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -418,7 +440,13 @@ impl ListElems<'_> {
 pub(crate) fn read_list(hive: &Hive, off: u32) -> Result<(ListKind, ListElems<'_>)> {
     let data = hive.cell(off)?;
     let Some(head) = data.get(..4) else {
-        return Err(Error::record("subkey list", off, "cell size", "at least 4 bytes", data.len()));
+        return Err(Error::record(
+            "subkey list",
+            off,
+            "cell size",
+            "at least 4 bytes",
+            data.len(),
+        ));
     };
     let (kind, stride) = match &head[..2] {
         b"li" => (ListKind::Li, 4),
@@ -441,9 +469,20 @@ pub(crate) fn read_list(hive: &Hive, off: u32) -> Result<(ListKind, ListElems<'_
             "subkey list",
             off,
             "number of elements",
-            format!("at most {} for a cell of {} bytes", (data.len() - 4) / stride, data.len()),
+            format!(
+                "at most {} for a cell of {} bytes",
+                (data.len() - 4) / stride,
+                data.len()
+            ),
             count,
         ));
     }
-    Ok((kind, ListElems { data, stride, count }))
+    Ok((
+        kind,
+        ListElems {
+            data,
+            stride,
+            count,
+        },
+    ))
 }

@@ -39,7 +39,11 @@ pub fn marvin32(seed: u64, data: &[u8]) -> u64 {
     };
     let mut chunks = data.chunks_exact(4);
     for c in &mut chunks {
-        step(u32::from_le_bytes([c[0], c[1], c[2], c[3]]), &mut lo, &mut hi);
+        step(
+            u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+            &mut lo,
+            &mut hi,
+        );
     }
     let rest = chunks.remainder();
     let mut last = 0x80u32 << (8 * rest.len());
@@ -203,7 +207,10 @@ pub fn recover(file: &mut Vec<u8>, logs: &[LogInput]) -> Result<Recovery> {
                 None
             }
             Err(e) => {
-                report.note = Some(format!("unreadable base block: {}", crate::error::error_chain(&e)));
+                report.note = Some(format!(
+                    "unreadable base block: {}",
+                    crate::error::error_chain(&e)
+                ));
                 None
             }
         };
@@ -264,7 +271,9 @@ fn recover_new(
         rec.logs[i].note = match (stop, stale) {
             (Some(stop), _) => Some(stop),
             (None, 0) => None,
-            (None, n) => Some(format!("{n} stale entries from an older generation ignored")),
+            (None, n) => Some(format!(
+                "{n} stale entries from an older generation ignored"
+            )),
         };
         for e in entries {
             // When both logs hold the same sequence number, the log with the newer base
@@ -286,7 +295,11 @@ fn recover_new(
     // the first newer entry (Windows 10 flushes lazily, so there may be a gap before it) and
     // stops at the first gap after it.
     let Some(&first) = by_seq.range(start_seq..).next().map(|(s, _)| s) else {
-        for r in rec.logs.iter_mut().filter(|r| r.format == Some(LogFormat::New)) {
+        for r in rec
+            .logs
+            .iter_mut()
+            .filter(|r| r.format == Some(LogFormat::New))
+        {
             r.note.get_or_insert_with(|| {
                 format!("no entry at or after the primary's sequence number {start_seq}")
             });
@@ -297,6 +310,17 @@ fn recover_new(
     let mut seq = start_seq;
     let mut last: Option<&Entry> = None;
     while let Some(e) = by_seq.get(&seq) {
+        // A hive grows only by bins the entry carries, so its new size cannot exceed the old
+        // one plus the entry's pages. This also bounds what a hostile log makes us allocate.
+        let current = file.len().saturating_sub(BASE_BLOCK_LEN);
+        let carried = e.size - 40 - 8 * e.pages;
+        if e.hbins_size as usize > current + carried {
+            rec.logs[e.log].note = Some(format!(
+                "entry {seq} grows the hive to {:#x} bytes, beyond the {carried:#x} bytes of pages it carries; replay stops there",
+                e.hbins_size
+            ));
+            break;
+        }
         apply_entry(file, &logs[e.log], e)?;
         let r = &mut rec.logs[e.log];
         r.entries_applied += 1;
@@ -346,15 +370,30 @@ fn scan_entries(log: usize, bytes: &[u8]) -> (Vec<Entry>, Option<String>) {
         let pages = rd(20) as usize;
         let h1 = u64::from_le_bytes(h[24..32].try_into().unwrap_or([0; 8]));
         let h2 = u64::from_le_bytes(h[32..40].try_into().unwrap_or([0; 8]));
-        let stop = |why: String| Some(format!("log entry at offset {pos:#x}: {why}; later entries ignored"));
+        let stop = |why: String| {
+            Some(format!(
+                "log entry at offset {pos:#x}: {why}; later entries ignored"
+            ))
+        };
         if size < 40 || size % 512 != 0 {
-            return (out, stop(format!("size {size:#x} is not a multiple of 512")));
+            return (
+                out,
+                stop(format!("size {size:#x} is not a multiple of 512")),
+            );
         }
         let Some(entry) = bytes.get(pos..pos + size) else {
-            return (out, stop(format!("size {size:#x} runs past the end of the file")));
+            return (
+                out,
+                stop(format!("size {size:#x} runs past the end of the file")),
+            );
         };
         if hbins_size == 0 || hbins_size % 4096 != 0 {
-            return (out, stop(format!("hive bins size {hbins_size:#x} is not a multiple of 4096")));
+            return (
+                out,
+                stop(format!(
+                    "hive bins size {hbins_size:#x} is not a multiple of 4096"
+                )),
+            );
         }
         if marvin32(MARVIN_SEED, &entry[40..]) != h1 || marvin32(MARVIN_SEED, &entry[..32]) != h2 {
             return (out, stop("hash mismatch".into()));
@@ -369,7 +408,12 @@ fn scan_entries(log: usize, bytes: &[u8]) -> (Vec<Entry>, Option<String>) {
             let off = u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as usize;
             let len = u32::from_le_bytes([r[4], r[5], r[6], r[7]]) as usize;
             if len == 0 || off.checked_add(len).is_none_or(|e| e > hbins_size as usize) {
-                return (out, stop(format!("page {off:#x}+{len:#x} lies outside the hive bins data")));
+                return (
+                    out,
+                    stop(format!(
+                        "page {off:#x}+{len:#x} lies outside the hive bins data"
+                    )),
+                );
             }
             total = match total.checked_add(len) {
                 Some(t) if t <= size => t,
@@ -397,11 +441,13 @@ fn apply_entry(file: &mut Vec<u8>, log: &LogInput, e: &Entry) -> Result<()> {
         let r = &entry[40 + i * 8..48 + i * 8];
         let off = u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as usize;
         let len = u32::from_le_bytes([r[4], r[5], r[6], r[7]]) as usize;
-        let src = entry.get(data..data + len).ok_or_else(|| Error::InvalidLog {
-            path: log.path.clone(),
-            offset: (e.offset + data) as u64,
-            reason: "page data past the entry".into(),
-        })?;
+        let src = entry
+            .get(data..data + len)
+            .ok_or_else(|| Error::InvalidLog {
+                path: log.path.clone(),
+                offset: (e.offset + data) as u64,
+                reason: "page data past the entry".into(),
+            })?;
         let dst = BASE_BLOCK_LEN + off;
         file.get_mut(dst..dst + len)
             .ok_or_else(|| Error::InvalidLog {
@@ -438,10 +484,15 @@ fn recover_old(
             continue;
         }
         if b.timestamp != primary_ts {
-            rec.logs[i].note = Some("written for another state of the hive (timestamp differs)".into());
+            rec.logs[i].note =
+                Some("written for another state of the hive (timestamp differs)".into());
             continue;
         }
-        if best.is_none_or(|j| bases[j].as_ref().is_some_and(|o| b.primary_seq > o.primary_seq)) {
+        if best.is_none_or(|j| {
+            bases[j]
+                .as_ref()
+                .is_some_and(|o| b.primary_seq > o.primary_seq)
+        }) {
             best = Some(i);
         }
     }
@@ -460,28 +511,52 @@ fn recover_old(
     }
     let size = base.hbins_size as usize;
     if size == 0 || size % 4096 != 0 {
-        return Err(bad(40, format!("hive bins size {size:#x} is not a multiple of 4096")));
+        return Err(bad(
+            40,
+            format!("hive bins size {size:#x} is not a multiple of 4096"),
+        ));
     }
     let bits = size / 512;
-    let bitmap = bytes
-        .get(516..516 + bits.div_ceil(8))
-        .ok_or_else(|| bad(516, format!("dirty vector of {bits} bits runs past the end")))?;
+    let bitmap = bytes.get(516..516 + bits.div_ceil(8)).ok_or_else(|| {
+        bad(
+            516,
+            format!("dirty vector of {bits} bits runs past the end"),
+        )
+    })?;
     let pages_start = (516 + bits.div_ceil(8)).div_ceil(512) * 512;
     // Check that every dirty page is present before touching the primary.
-    let dirty = (0..bits).filter(|&b| bitmap[b / 8] & (1 << (b % 8)) != 0).count();
+    let dirty = (0..bits)
+        .filter(|&b| bitmap[b / 8] & (1 << (b % 8)) != 0)
+        .count();
+    let current = file.len().saturating_sub(BASE_BLOCK_LEN);
+    if size > current + dirty * 512 {
+        return Err(bad(
+            40,
+            format!(
+                "hive bins size {size:#x} grows the hive beyond the {dirty} pages the log carries"
+            ),
+        ));
+    }
     if bytes.len() < pages_start + dirty * 512 {
         return Err(bad(
             pages_start,
-            format!("{dirty} dirty pages announced but the log ends at {:#x}", bytes.len()),
+            format!(
+                "{dirty} dirty pages announced but the log ends at {:#x}",
+                bytes.len()
+            ),
         ));
     }
     file.resize(BASE_BLOCK_LEN + size, 0);
-    let mut k = 0;
-    for b in (0..bits).filter(|&b| bitmap[b / 8] & (1 << (b % 8)) != 0) {
-        let src = &bytes[pages_start + k * 512..pages_start + (k + 1) * 512];
+    let dirty_bits = (0..bits).filter(|&b| bitmap[b / 8] & (1 << (b % 8)) != 0);
+    for (k, b) in dirty_bits.enumerate() {
+        let at = pages_start + k * 512;
+        let src = bytes
+            .get(at..at + 512)
+            .ok_or_else(|| bad(at, "dirty page past the end of the log".into()))?;
         let dst = BASE_BLOCK_LEN + b * 512;
-        file[dst..dst + 512].copy_from_slice(src);
-        k += 1;
+        file.get_mut(dst..dst + 512)
+            .ok_or_else(|| bad(at, format!("dirty page {b} lies outside the hive")))?
+            .copy_from_slice(src);
     }
     replace_base_block(file, bytes)?;
     rec.base_block_from_log = !primary.checksum_ok();

@@ -163,7 +163,10 @@ mod tests {
         assert!(n.eq_ignore_case("CONTROLSET001"));
         assert!(n.eq_ignore_case("controlset001"));
         assert!(!n.eq_ignore_case("controlset00"));
-        let utf16: Vec<u8> = "Größe".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        let utf16: Vec<u8> = "Größe"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
         let n = Name::new(&utf16, false);
         assert!(n.eq_ignore_case("GRÖßE"));
         assert_eq!(n.to_string_lossy(), "Größe");

@@ -47,7 +47,12 @@ pub fn write_info<W: Write>(hive: &Hive, mut w: W) -> Result<()> {
     )
     .map_err(io)?;
     writeln!(w, "last written:      {}", filetime_to_string(p.timestamp)).map_err(io)?;
-    writeln!(w, "last reorganized:  {}", filetime_to_string(p.last_reorganized)).map_err(io)?;
+    writeln!(
+        w,
+        "last reorganized:  {}",
+        filetime_to_string(p.last_reorganized)
+    )
+    .map_err(io)?;
     writeln!(w, "root cell:         {:#x}", p.root_cell).map_err(io)?;
     writeln!(
         w,
@@ -73,16 +78,24 @@ pub fn write_info<W: Write>(hive: &Hive, mut w: W) -> Result<()> {
         writeln!(
             w,
             "logs:              {}",
-            if p.is_dirty() { "none found" } else { "not needed (clean hive)" }
+            if p.is_dirty() {
+                "none found"
+            } else {
+                "not needed (clean hive)"
+            }
         )
         .map_err(io)?;
     }
     for (i, l) in rec.logs.iter().enumerate() {
-        let label = if i == 0 { "logs:              " } else { "                   " };
-        let name = l
-            .path
-            .file_name()
-            .map_or_else(|| l.path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let label = if i == 0 {
+            "logs:              "
+        } else {
+            "                   "
+        };
+        let name = l.path.file_name().map_or_else(
+            || l.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let fmt = match l.format {
             Some(LogFormat::New) => "new format (HvLE)",
             Some(LogFormat::Old) => "old format (dirty vector)",
@@ -139,7 +152,11 @@ fn write_seq<W: Write>(w: &mut W, label: &str, b: &BaseBlock) -> Result<()> {
         "{label}{} / {}{}",
         b.primary_seq,
         b.secondary_seq,
-        if b.sequence_mismatch() { " (differ)" } else { "" }
+        if b.sequence_mismatch() {
+            " (differ)"
+        } else {
+            ""
+        }
     )
     .map_err(io)
 }
@@ -166,7 +183,12 @@ pub fn write_ls<W: Write>(hive: &Hive, key_path: &str, mut w: W) -> Result<()> {
 /// Prints one value's data (`value = Some(name)`), the way `hivexget` does: strings as text,
 /// numbers in decimal, REG_MULTI_SZ one string a line, anything else as hex bytes. With
 /// `value = None`, prints every value of the key as `name  TYPE  data`, like `reg query`.
-pub fn write_get<W: Write>(hive: &Hive, key_path: &str, value: Option<&str>, mut w: W) -> Result<()> {
+pub fn write_get<W: Write>(
+    hive: &Hive,
+    key_path: &str,
+    value: Option<&str>,
+    mut w: W,
+) -> Result<()> {
     let (key, canonical) = hive.resolve(key_path)?;
     match value {
         Some(name) => {
@@ -206,9 +228,9 @@ pub fn find_value<'h>(key: &Key<'h>, key_path: &str, name: &str) -> Result<Value
         found = key.value("").map_err(|e| e.at_key(key_path))?;
     }
     found.ok_or_else(|| Error::ValueNotFound {
-            key: key_path.to_string(),
-            name: name.to_string(),
-        })
+        key: key_path.to_string(),
+        name: name.to_string(),
+    })
 }
 
 fn display_name(v: &Value<'_>) -> String {

@@ -85,7 +85,13 @@ impl<'h> Value<'h> {
     pub fn new(hive: &'h Hive, cell: u32) -> Result<Value<'h>> {
         let data = hive.cell(cell)?;
         let (hdr, _) = RawValue::ref_from_prefix(data).map_err(|_| {
-            Error::record("value", cell, "cell size", format!("at least {VK_FIXED} bytes"), data.len())
+            Error::record(
+                "value",
+                cell,
+                "cell size",
+                format!("at least {VK_FIXED} bytes"),
+                data.len(),
+            )
         })?;
         if &hdr.signature != b"vk" {
             return Err(Error::record(
@@ -102,7 +108,10 @@ impl<'h> Value<'h> {
                 "value",
                 cell,
                 "name length",
-                format!("at most {} bytes (the rest of the cell)", data.len() - VK_FIXED),
+                format!(
+                    "at most {} bytes (the rest of the cell)",
+                    data.len() - VK_FIXED
+                ),
                 len,
             )
         })?;
@@ -213,7 +222,9 @@ impl<'h> Value<'h> {
         let list_off = data
             .get(4..8)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| Error::record("big data", off, "cell size", "at least 8 bytes", data.len()))?;
+            .ok_or_else(|| {
+                Error::record("big data", off, "cell size", "at least 8 bytes", data.len())
+            })?;
         let n = usize::from(n);
         let needed = len.div_ceil(BIG_DATA_SEGMENT);
         if n < needed {

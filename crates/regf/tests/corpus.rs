@@ -39,38 +39,74 @@ fn read_with_deadline(path: PathBuf) -> Result<(u64, u64), String> {
 /// Files the reader must refuse, each with a piece of the message that says why and where.
 const REFUSED: &[(&str, &str)] = &[
     ("Registry/NotAHive", "found \"MZ"),
-    ("Registry/SAMBadHBinHeader", "invalid hive bin at file offset 0x00002000: signature"),
-    ("Registry/system.LOG1", "base block needs 512 bytes but the file has 0"),
-    ("Registry/system.LOG2", "base block needs 512 bytes but the file has 0"),
+    (
+        "Registry/SAMBadHBinHeader",
+        "invalid hive bin at file offset 0x00002000: signature",
+    ),
+    (
+        "Registry/system.LOG1",
+        "base block needs 512 bytes but the file has 0",
+    ),
+    (
+        "Registry/system.LOG2",
+        "base block needs 512 bytes but the file has 0",
+    ),
     ("dfwinreg/SYSTEM.DAT", "Windows 9x/Me registry"),
     ("dfwinreg/USER.DAT", "Windows 9x/Me registry"),
     ("dfwinreg/NTUSER.DAT.LOG", "new-format transaction log"),
     ("plaso/ntuser.dat.LOG", "old-format transaction log"),
-    ("plaso/regf/corrupt_sub_key_list.hiv", "cell 0x00004480 (file offset 0x00005480): the cell is unallocated"),
-    ("regipy/corrupted_system_hive", "invalid hive bin at file offset 0x0001a000"),
+    (
+        "plaso/regf/corrupt_sub_key_list.hiv",
+        "cell 0x00004480 (file offset 0x00005480): the cell is unallocated",
+    ),
+    (
+        "regipy/corrupted_system_hive",
+        "invalid hive bin at file offset 0x0001a000",
+    ),
     ("yarp/BadListHive", "reached twice"),
     ("yarp/BadSubkeyHive", "reached twice"),
-    ("yarp/DeletedDataHiveTruncated", "offset lies outside the hive bins data"),
-    ("yarp/EffectiveSizeHive", "offset lies outside the hive bins data"),
+    (
+        "yarp/DeletedDataHiveTruncated",
+        "offset lies outside the hive bins data",
+    ),
+    (
+        "yarp/EffectiveSizeHive",
+        "offset lies outside the hive bins data",
+    ),
     ("yarp/InvalidParentFragment", "found \"hbin"),
     ("yarp/OldLogWithRemnantData", "old-format transaction log"),
     ("yarp/SqliteFragment", "found \"hbin"),
-    ("yarp/TruncatedHive", "needs 491520 bytes but the file has 12288"),
+    (
+        "yarp/TruncatedHive",
+        "needs 491520 bytes but the file has 12288",
+    ),
     ("yarp/TruncatedHiveBin", "found \"hbin"),
-    ("yarp/TruncatedNameHive", "name length: expected at most 16 bytes"),
+    (
+        "yarp/TruncatedNameHive",
+        "name length: expected at most 16 bytes",
+    ),
 ];
 
 #[test]
 fn every_corpus_file_is_read_or_refused_clearly() {
-    let Some(corpus) = common::corpus() else { return };
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
     let mut read = 0;
     let mut refused = 0;
     for path in common::files_under(&corpus) {
-        let rel = path.strip_prefix(&corpus).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = path
+            .strip_prefix(&corpus)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         if rel.ends_with(".md") || rel.ends_with(".txt") {
             // Text captures: not hives, and must be refused as such.
             let err = read_with_deadline(path.clone()).expect_err(&rel);
-            assert!(err.contains("not a registry hive") || err.contains("truncated"), "{rel}: {err}");
+            assert!(
+                err.contains("not a registry hive") || err.contains("truncated"),
+                "{rel}: {err}"
+            );
             continue;
         }
         let is_log = rel.to_ascii_lowercase().contains(".log");
@@ -109,15 +145,27 @@ fn new_format_logs_replay_to_what_windows_recovered() {
     let hive = Hive::open(dir.join("NewDirtyHive")).unwrap();
     let rec = hive.recovery();
     assert!(rec.was_dirty && rec.applied());
-    let applied: Vec<_> = rec.logs.iter().map(|l| (l.entries_applied, l.applied_seq)).collect();
+    let applied: Vec<_> = rec
+        .logs
+        .iter()
+        .map(|l| (l.entries_applied, l.applied_seq))
+        .collect();
     assert_eq!(applied, vec![(1, Some((2, 2))), (3, Some((3, 5)))]);
     assert!(hive.warnings().is_empty());
     let windows = Hive::open(dir.join("RecoveredHive_Windows10")).unwrap();
-    assert_eq!(dump(&hive), dump(&windows), "keys and values differ from Windows' recovery");
+    assert_eq!(
+        dump(&hive),
+        dump(&windows),
+        "keys and values differ from Windows' recovery"
+    );
     // Byte for byte, the recovered hive bins equal what Windows wrote.
     assert_eq!(hive.bytes()[4096..], windows.bytes()[4096..]);
     // Without logs the primary is older: Key1 exists there and not after recovery.
-    let plain = Hive::open_with(dir.join("NewDirtyHive"), &OpenOptions { replay_logs: false }).unwrap();
+    let plain = Hive::open_with(
+        dir.join("NewDirtyHive"),
+        &OpenOptions { replay_logs: false },
+    )
+    .unwrap();
     assert!(plain.find_key("Key1").unwrap().is_some());
     assert!(hive.find_key("Key1").unwrap().is_none());
     assert!(hive.find_key("key3\\KEY3_3").unwrap().is_some());
@@ -135,8 +183,16 @@ fn old_format_log_replays_to_what_windows_recovered() {
     assert!(rec.logs[1].note.as_deref().unwrap().contains("empty"));
     let windows = Hive::open(dir.join("RecoveredHive_Windows7")).unwrap();
     assert_eq!(dump(&hive), dump(&windows));
-    assert!(hive.find_key("key_with_many_subkeys\\5000\\find_me_in_log").unwrap().is_some());
-    let v = hive.key("key_with_many_subkeys\\4500").unwrap().value("V").unwrap().unwrap();
+    assert!(hive
+        .find_key("key_with_many_subkeys\\5000\\find_me_in_log")
+        .unwrap()
+        .is_some());
+    let v = hive
+        .key("key_with_many_subkeys\\4500")
+        .unwrap()
+        .value("V")
+        .unwrap()
+        .unwrap();
     assert_eq!(
         RegData::decode(v.data_type(), &v.data().unwrap()),
         RegData::MultiString(vec!["a".into(), "bb".into(), "ccc".into()])
@@ -149,17 +205,29 @@ fn windows10_lazy_flush_logs_are_applied_in_sequence() {
     // The primary's last complete write is 1621; the logs hold 2107..=2130 across both files.
     let hive = Hive::open(c.join("regipy/SYSTEM_B")).unwrap();
     let rec = hive.recovery();
-    let got: Vec<_> = rec.logs.iter().map(|l| (l.applied_seq, l.pages_applied)).collect();
-    assert_eq!(got, vec![(Some((2107, 2110)), 10), (Some((2111, 2130)), 305)]);
+    let got: Vec<_> = rec
+        .logs
+        .iter()
+        .map(|l| (l.applied_seq, l.pages_applied))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(Some((2107, 2110)), 10), (Some((2111, 2130)), 305)]
+    );
     assert_eq!(hive.base_block().primary_seq, 2130);
     assert!(hive.warnings().is_empty());
     let (keys, _) = hive.check_all().unwrap();
-    let plain = Hive::open_with(c.join("regipy/SYSTEM_B"), &OpenOptions { replay_logs: false }).unwrap();
+    let plain = Hive::open_with(
+        c.join("regipy/SYSTEM_B"),
+        &OpenOptions { replay_logs: false },
+    )
+    .unwrap();
     let (plain_keys, _) = plain.check_all().unwrap();
     assert_eq!((plain_keys, keys), (33123, 35595));
 
     // A stale entry (27) after 36..=39 is an older generation and is skipped.
-    let hive = Hive::open(c.join("DFIRArtifactMuseum/Amcache/Win10/APTSimulatorVM/Amcache.hve")).unwrap();
+    let hive =
+        Hive::open(c.join("DFIRArtifactMuseum/Amcache/Win10/APTSimulatorVM/Amcache.hve")).unwrap();
     let rec = hive.recovery();
     assert_eq!(rec.logs[1].applied_seq, Some((38, 39)));
     assert!(rec.logs[1].note.as_deref().unwrap().contains("stale"));
@@ -203,7 +271,10 @@ fn windows7_system_hive_facts() {
     };
     assert!(rdp.starts_with("v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Domain|Profile=Private|LPort=3389|"), "{rdp}");
     assert_eq!(
-        get("ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp", "PortNumber"),
+        get(
+            "ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp",
+            "PortNumber"
+        ),
         RegData::Dword(3389)
     );
 }
@@ -220,11 +291,21 @@ fn names_match_case_insensitively_like_windows() {
     let key = hive.key("ËIGENAARDIG").unwrap();
     assert!(key.name().is_compressed());
     let v = key.value("ëigenaardig").unwrap().unwrap();
-    assert_eq!(RegData::decode(v.data_type(), &v.data().unwrap()), RegData::String("ëigenaardig".into()));
+    assert_eq!(
+        RegData::decode(v.data_type(), &v.data().unwrap()),
+        RegData::String("ëigenaardig".into())
+    );
 
     // ß has no one-character uppercase, so Windows leaves it alone and sorts it after S.
     let hive = Hive::open(c.join("yarp/UpcaseHive")).unwrap();
-    let names: Vec<String> = hive.root().unwrap().subkeys().unwrap().iter().map(|k| k.name().to_string_lossy()).collect();
+    let names: Vec<String> = hive
+        .root()
+        .unwrap()
+        .subkeys()
+        .unwrap()
+        .iter()
+        .map(|k| k.name().to_string_lossy())
+        .collect();
     assert_eq!(names, ["ss1", "SS3", "ß2"]);
     assert!(hive.find_key("SS1").unwrap().is_some());
     assert!(hive.find_key("ss2").unwrap().is_none());
@@ -236,7 +317,10 @@ fn big_data_values_are_reassembled() {
     let hive = Hive::open(c.join("yarp/BigDataHive")).unwrap();
     let key = hive.key("key_with_bigdata").unwrap();
     let d = key.value("").unwrap().unwrap();
-    assert!(matches!(d.storage().unwrap(), guestwall_regf::DataStorage::BigData(_, 2)));
+    assert!(matches!(
+        d.storage().unwrap(),
+        guestwall_regf::DataStorage::BigData(_, 2)
+    ));
     let data = d.data().unwrap();
     assert_eq!(data.len(), 16345);
     assert!(data.iter().all(|&b| b == b'1'));
@@ -250,8 +334,17 @@ fn logs_are_found_case_insensitively() {
     let Some(c) = common::corpus() else { return };
     // transactions_NTUSER.DAT has transactions_ntuser.dat.log1 and .log2 beside it.
     let logs = guestwall_regf::find_logs(&c.join("regipy/transactions_NTUSER.DAT"));
-    let names: Vec<_> = logs.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    assert_eq!(names, ["transactions_ntuser.dat.log1", "transactions_ntuser.dat.log2"]);
+    let names: Vec<_> = logs
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "transactions_ntuser.dat.log1",
+            "transactions_ntuser.dat.log2"
+        ]
+    );
     let hive = Hive::open(c.join("regipy/transactions_NTUSER.DAT")).unwrap();
     assert_eq!(hive.recovery().logs[0].applied_seq, Some((566, 588)));
 }

@@ -39,14 +39,24 @@ fn hivex_dump(py: &Path, hive: &Path) -> Result<Vec<Value>, String> {
 
 #[test]
 fn every_hive_hivex_reads_dumps_identically() {
-    let Some(corpus) = common::corpus() else { return };
-    let Some(py) = common::hivex_python() else { return };
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let Some(py) = common::hivex_python() else {
+        return;
+    };
     let mut compared = 0;
     let mut clean_compared = 0;
     for path in common::files_under(&corpus) {
-        let rel = path.strip_prefix(&corpus).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = path
+            .strip_prefix(&corpus)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let bytes = std::fs::read(&path).unwrap();
-        let Ok(base) = BaseBlock::parse(&bytes) else { continue };
+        let Ok(base) = BaseBlock::parse(&bytes) else {
+            continue;
+        };
         if base.file_type != FileType::Primary {
             continue;
         }
@@ -79,22 +89,40 @@ fn every_hive_hivex_reads_dumps_identically() {
                 let Some((_, reason)) = known else {
                     panic!("{rel}: we read it but hivex refuses: {why}")
                 };
-                assert!(why.contains(reason), "{rel}: hivex failed differently: {why}");
+                assert!(
+                    why.contains(reason),
+                    "{rel}: hivex failed differently: {why}"
+                );
             }
         }
     }
     eprintln!("{compared} hives compared with hivex ({clean_compared} clean)");
-    assert!(clean_compared >= 60, "only {clean_compared} clean hives compared");
+    assert!(
+        clean_compared >= 60,
+        "only {clean_compared} clean hives compared"
+    );
 }
 
 #[test]
 fn hivex_refusals_are_windows_valid_and_read_by_us() {
-    let Some(corpus) = common::corpus() else { return };
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
     // System_Delta's Session Manager value has length 0: its data is empty whatever the offset.
     let h = Hive::open(corpus.join("yarp/System_Delta")).unwrap();
     assert_eq!(h.check_all().unwrap().0, 586);
     // The truncated surrogate pairs are shown as U+FFFD and still resolve by lookup.
     let h = Hive::open(corpus.join("yarp/TruncatedPairHive2")).unwrap();
-    let names: Vec<String> = h.root().unwrap().subkeys().unwrap().iter().map(|k| k.name().to_string_lossy()).collect();
-    assert_eq!(names, ["key1", "key2", "key3", "key\u{fffd}", "key\u{fffd}"]);
+    let names: Vec<String> = h
+        .root()
+        .unwrap()
+        .subkeys()
+        .unwrap()
+        .iter()
+        .map(|k| k.name().to_string_lossy())
+        .collect();
+    assert_eq!(
+        names,
+        ["key1", "key2", "key3", "key\u{fffd}", "key\u{fffd}"]
+    );
 }

@@ -14,9 +14,7 @@ pub fn in_ci() -> bool {
 pub fn corpus() -> Option<PathBuf> {
     let dir = std::env::var_os("GUESTWALL_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
     if dir.is_dir() {
         return Some(dir);
     }
