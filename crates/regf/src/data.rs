@@ -169,12 +169,23 @@ pub fn push_hex(s: &mut String, b: u8) {
     s.push(HEX[(b & 15) as usize] as char);
 }
 
+/// Two lowercase hex digits for every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    t
+};
+
 /// Appends lowercase hex of `data` to a byte buffer (fast path for dumps).
 pub fn extend_hex(out: &mut Vec<u8>, data: &[u8]) {
-    out.reserve(data.len() * 2);
-    for &b in data {
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 15) as usize]);
+    let start = out.len();
+    out.resize(start + data.len() * 2, 0);
+    for (pair, &b) in out[start..].chunks_exact_mut(2).zip(data) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
 }
 

@@ -17,6 +17,7 @@ use crate::data::{utf16_units, REG_BINARY, REG_DWORD, REG_SZ};
 use crate::error::{Error, Result};
 use crate::hive::Hive;
 use crate::key::Key;
+use crate::name::Name;
 use crate::value::Value;
 
 /// Text encoding of a `.reg` file.
@@ -222,28 +223,60 @@ pub fn dump_jsonl<W: Write>(hive: &Hive, key_path: &str, mut out: W) -> Result<(
         buf.extend_from_slice(b"{\"key\":");
         buf.extend_from_slice(&key_json);
         buf.extend_from_slice(b"}\n");
-        for v in key.values()? {
+        for cell in key.value_cells()? {
+            let v = Value::new(hive, cell)?;
             values += 1;
             let data = v.data()?;
             buf.extend_from_slice(b"{\"key\":");
             buf.extend_from_slice(&key_json);
             buf.extend_from_slice(b",\"value\":");
-            json_string(&mut buf, &v.name().to_string_lossy());
+            json_name(&mut buf, v.name());
             buf.extend_from_slice(b",\"type\":");
-            buf.extend_from_slice(v.data_type().to_string().as_bytes());
+            push_decimal(&mut buf, v.data_type());
             buf.extend_from_slice(b",\"data\":\"");
             crate::data::extend_hex(&mut buf, &data);
             buf.extend_from_slice(b"\"}\n");
-        }
-        if buf.len() >= 1 << 16 {
-            out.write_all(&buf).map_err(Error::Output)?;
-            buf.clear();
+            if buf.len() >= 1 << 16 {
+                out.write_all(&buf).map_err(Error::Output)?;
+                buf.clear();
+            }
         }
         Ok(())
     })?;
     out.write_all(&buf).map_err(Error::Output)?;
     out.flush().map_err(Error::Output)?;
     Ok((keys, values))
+}
+
+/// Appends a stored name as a JSON string, without an intermediate `String` when the name is
+/// plain ASCII.
+fn json_name(out: &mut Vec<u8>, name: Name<'_>) {
+    let raw = name.raw();
+    if name.is_compressed()
+        && raw
+            .iter()
+            .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(raw);
+        out.push(b'"');
+    } else {
+        json_string(out, &name.to_string_lossy());
+    }
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Appends `s` as a JSON string literal.

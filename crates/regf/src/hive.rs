@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use guestwall_mmap::{AnonBuf, FileBytes};
+
 use crate::base_block::{BaseBlock, BASE_BLOCK_LEN};
 use crate::bins::{BinMap, CellInfo};
 use crate::error::{CellPos, Error, Result};
@@ -27,7 +29,10 @@ impl Default for OpenOptions {
 /// An open hive: the file's bytes (after any log replay), its base block and bin map.
 #[derive(Debug)]
 pub struct Hive {
-    buf: Vec<u8>,
+    /// The file's bytes (mapped when read from a clean file) or the recovered copy.
+    buf: FileBytes,
+    /// How much of `buf` is the hive: base block plus the declared hive bins data.
+    len: usize,
     base: BaseBlock,
     primary: BaseBlock,
     bins: BinMap,
@@ -45,13 +50,13 @@ impl Hive {
     /// Opens a hive file with options.
     pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Hive> {
         let path = path.as_ref();
-        let buf = read_file(path)?;
+        let buf = map_file(path)?;
         let logs = if opts.replay_logs {
             // Only look for logs when the primary says it needs them.
             match BaseBlock::parse(&buf) {
                 Ok(b) if b.is_dirty() => find_logs(path)
                     .into_iter()
-                    .map(|p| read_file(&p).map(|bytes| LogInput { path: p, bytes }))
+                    .map(|p| map_file(&p).map(|bytes| LogInput { path: p, bytes }))
                     .collect::<Result<Vec<_>>>()?,
                 _ => Vec::new(),
             }
@@ -65,15 +70,15 @@ impl Hive {
 
     /// Reads a hive from bytes, without logs.
     pub fn from_bytes(buf: Vec<u8>) -> Result<Hive> {
-        Hive::from_parts(buf, &[], false)
+        Hive::from_parts(FileBytes::Owned(buf), &[], false)
     }
 
     /// Reads a hive from bytes, replaying the given logs if it is dirty.
     pub fn from_bytes_with_logs(buf: Vec<u8>, logs: &[LogInput]) -> Result<Hive> {
-        Hive::from_parts(buf, logs, true)
+        Hive::from_parts(FileBytes::Owned(buf), logs, true)
     }
 
-    fn from_parts(mut buf: Vec<u8>, logs: &[LogInput], replay: bool) -> Result<Hive> {
+    fn from_parts(mut buf: FileBytes, logs: &[LogInput], replay: bool) -> Result<Hive> {
         let primary = BaseBlock::parse(&buf)?;
         // Refuse logs and foreign files before doing anything else with them.
         if primary.checksum_ok() {
@@ -81,7 +86,15 @@ impl Hive {
         }
         let mut warnings = Vec::new();
         let recovery = if primary.is_dirty() && replay && !logs.is_empty() {
-            recover(&mut buf, logs)?
+            // Replay works on a private copy; the file itself is never touched. (The copy
+            // grows when a log grows the hive, which is rare.)
+            let mut copy = AnonBuf::copy_of(&buf, buf.len()).map_err(|source| Error::Io {
+                path: PathBuf::from("(memory for log replay)"),
+                source,
+            })?;
+            let rec = recover(&mut copy, logs)?;
+            buf = FileBytes::Anon(copy);
+            rec
         } else {
             Recovery {
                 was_dirty: primary.is_dirty(),
@@ -114,10 +127,11 @@ impl Hive {
         let base = BaseBlock::parse(&buf)?;
         base.validate_primary()?;
         let bins = BinMap::scan(&buf, base.hbins_size)?;
-        // Data past the declared hive bins is ignored; drop it so nothing can reach it.
-        buf.truncate(BASE_BLOCK_LEN + base.hbins_size as usize);
+        // Data past the declared hive bins is ignored; nothing can reach it.
+        let len = BASE_BLOCK_LEN + base.hbins_size as usize;
         let hive = Hive {
             buf,
+            len,
             base,
             primary,
             bins,
@@ -157,7 +171,7 @@ impl Hive {
 
     /// The hive file's bytes after replay (base block and hive bins data).
     pub fn bytes(&self) -> &[u8] {
-        &self.buf
+        self.buf.get(..self.len).unwrap_or(&self.buf)
     }
 
     /// The bin map.
@@ -167,13 +181,13 @@ impl Hive {
 
     /// The data of the allocated cell at `offset`.
     pub fn cell(&self, offset: u32) -> Result<&[u8]> {
-        self.bins.cell(&self.buf, offset)
+        self.bins.cell(self.bytes(), offset)
     }
 
     /// Counts allocated and free cells by a linear scan of every bin.
     pub fn cell_stats(&self) -> Result<CellStats> {
         let mut s = CellStats::default();
-        for c in self.bins.cells(&self.buf) {
+        for c in self.bins.cells(self.bytes()) {
             let CellInfo {
                 size, allocated, ..
             } = c?;
@@ -344,8 +358,8 @@ pub fn split_path(path: &str) -> impl Iterator<Item = &str> {
     path.split('\\').filter(|p| !p.is_empty())
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io {
+fn map_file(path: &Path) -> Result<FileBytes> {
+    guestwall_mmap::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })

@@ -55,11 +55,14 @@ pub use export::{
     default_root_prefix, dump_jsonl, export_reg, format_data, format_value, json_string,
     ExportOptions, RegEncoding,
 };
+pub use guestwall_mmap::{AnonBuf, FileBytes};
 pub use hive::{split_path, CellStats, Hive, OpenOptions, MAX_KEY_DEPTH};
 pub use key::{
     Key, ListKind, Security, KEY_COMP_NAME, KEY_HIVE_ENTRY, KEY_NO_DELETE, KEY_PREDEF_HANDLE,
     KEY_SYM_LINK,
 };
-pub use log::{find_logs, marvin32, LogFormat, LogInput, LogReport, Recovery, MARVIN_SEED};
+pub use log::{
+    find_logs, marvin32, recover, GrowBuf, LogFormat, LogInput, LogReport, Recovery, MARVIN_SEED,
+};
 pub use name::{cmp_units_ignore_case, lh_hash, lh_hash_str, upcase, Name};
 pub use value::{DataStorage, Value, BIG_DATA_SEGMENT, DATA_INLINE, VALUE_COMP_NAME};

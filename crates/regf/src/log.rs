@@ -19,6 +19,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use guestwall_mmap::{AnonBuf, FileBytes};
+
 use crate::base_block::{checksum, BaseBlock, FileType, BASE_BLOCK_LEN, HEADER_SECTOR};
 use crate::error::{Error, Result};
 
@@ -65,12 +67,44 @@ pub enum LogFormat {
 }
 
 /// A log file to consider, by name and contents.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LogInput {
     /// Where it came from (shown in reports and errors).
     pub path: PathBuf,
     /// Its bytes.
-    pub bytes: Vec<u8>,
+    pub bytes: FileBytes,
+}
+
+impl LogInput {
+    /// A log from bytes in memory.
+    pub fn new(path: impl Into<PathBuf>, bytes: Vec<u8>) -> LogInput {
+        LogInput {
+            path: path.into(),
+            bytes: FileBytes::Owned(bytes),
+        }
+    }
+}
+
+/// A buffer the replay can write into and grow: a `Vec` or an anonymous mapping.
+pub trait GrowBuf: std::ops::DerefMut<Target = [u8]> {
+    /// Sets the length, zero-filling new bytes.
+    fn set_len(&mut self, len: usize) -> Result<()>;
+}
+
+impl GrowBuf for Vec<u8> {
+    fn set_len(&mut self, len: usize) -> Result<()> {
+        self.resize(len, 0);
+        Ok(())
+    }
+}
+
+impl GrowBuf for AnonBuf {
+    fn set_len(&mut self, len: usize) -> Result<()> {
+        self.resize(len).map_err(|source| Error::Io {
+            path: PathBuf::from("(memory for log replay)"),
+            source,
+        })
+    }
 }
 
 /// What was found in one log file and what of it was applied.
@@ -162,8 +196,8 @@ struct Entry {
 /// Replays `logs` over the dirty hive file in `file`, in memory.
 ///
 /// Returns what was applied. The caller checks the result as it checks any hive.
-pub fn recover(file: &mut Vec<u8>, logs: &[LogInput]) -> Result<Recovery> {
-    let primary = BaseBlock::parse(file)?;
+pub fn recover<B: GrowBuf>(file: &mut B, logs: &[LogInput]) -> Result<Recovery> {
+    let primary = BaseBlock::parse(&file[..])?;
     let mut rec = Recovery {
         was_dirty: primary.is_dirty(),
         ..Recovery::default()
@@ -227,8 +261,8 @@ pub fn recover(file: &mut Vec<u8>, logs: &[LogInput]) -> Result<Recovery> {
     Ok(rec)
 }
 
-fn recover_new(
-    file: &mut Vec<u8>,
+fn recover_new<B: GrowBuf>(
+    file: &mut B,
     primary: &BaseBlock,
     logs: &[LogInput],
     bases: &[Option<BaseBlock>],
@@ -433,9 +467,9 @@ fn scan_entries(log: usize, bytes: &[u8]) -> (Vec<Entry>, Option<String>) {
     }
 }
 
-fn apply_entry(file: &mut Vec<u8>, log: &LogInput, e: &Entry) -> Result<()> {
+fn apply_entry<B: GrowBuf>(file: &mut B, log: &LogInput, e: &Entry) -> Result<()> {
     let entry = &log.bytes[e.offset..e.offset + e.size];
-    file.resize(BASE_BLOCK_LEN + e.hbins_size as usize, 0);
+    file.set_len(BASE_BLOCK_LEN + e.hbins_size as usize)?;
     let mut data = 40 + e.pages * 8;
     for i in 0..e.pages {
         let r = &entry[40 + i * 8..48 + i * 8];
@@ -461,8 +495,8 @@ fn apply_entry(file: &mut Vec<u8>, log: &LogInput, e: &Entry) -> Result<()> {
     Ok(())
 }
 
-fn recover_old(
-    file: &mut Vec<u8>,
+fn recover_old<B: GrowBuf>(
+    file: &mut B,
     primary: &BaseBlock,
     logs: &[LogInput],
     bases: &[Option<BaseBlock>],
@@ -546,7 +580,7 @@ fn recover_old(
             ),
         ));
     }
-    file.resize(BASE_BLOCK_LEN + size, 0);
+    file.set_len(BASE_BLOCK_LEN + size)?;
     let dirty_bits = (0..bits).filter(|&b| bitmap[b / 8] & (1 << (b % 8)) != 0);
     for (k, b) in dirty_bits.enumerate() {
         let at = pages_start + k * 512;
