@@ -136,7 +136,8 @@ impl BaseBlock {
     /// [`BaseBlock::validate_primary`] for the checks a primary file must pass.
     pub fn parse(bytes: &[u8]) -> Result<BaseBlock> {
         let Some(head) = bytes.get(..HEADER_SECTOR) else {
-            if bytes.len() >= 4 && &bytes[..4] != b"regf" {
+            let start = &bytes[..bytes.len().min(4)];
+            if start.is_empty() || !b"regf".starts_with(start) {
                 return Err(not_a_hive(bytes));
             }
             return Err(Error::Truncated {
@@ -367,6 +368,14 @@ mod tests {
         assert!(matches!(
             BaseBlock::parse(b"regf"),
             Err(Error::Truncated { .. })
+        ));
+        assert!(matches!(
+            BaseBlock::parse(b""),
+            Err(Error::NotAHive { hint, .. }) if hint.contains("empty")
+        ));
+        assert!(matches!(
+            BaseBlock::parse(b"ab"),
+            Err(Error::NotAHive { .. })
         ));
     }
 }

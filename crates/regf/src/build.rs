@@ -59,6 +59,21 @@ impl KeySpec {
         self
     }
 
+    /// Adds a value to a key in place.
+    pub fn push_value(
+        &mut self,
+        name: &str,
+        data_type: u32,
+        data: impl Into<Vec<u8>>,
+    ) -> &mut KeySpec {
+        self.values.push(ValueSpec {
+            name: name.to_string(),
+            data_type,
+            data: data.into(),
+        });
+        self
+    }
+
     /// Adds a subkey (builder style).
     pub fn subkey(mut self, key: KeySpec) -> KeySpec {
         self.subkeys.push(key);
@@ -189,7 +204,10 @@ pub fn build_hive(root: &KeySpec, opts: &BuildOptions) -> Result<Vec<u8>, BuildE
     put(&mut file, 36, root_cell);
     put(&mut file, 40, hbins_size);
     put(&mut file, 44, 1);
-    for (i, u) in opts.file_name.encode_utf16().take(31).enumerate() {
+    // Windows keeps the last 31 characters of the path.
+    let name: Vec<u16> = opts.file_name.encode_utf16().collect();
+    let tail = &name[name.len().saturating_sub(31)..];
+    for (i, u) in tail.iter().enumerate() {
         file[48 + 2 * i..50 + 2 * i].copy_from_slice(&u.to_le_bytes());
     }
     let c = checksum(&file[..508]);
