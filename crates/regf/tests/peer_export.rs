@@ -11,11 +11,17 @@ use guestwall_regf::data::{REG_BINARY, REG_DWORD, REG_EXPAND_SZ, REG_MULTI_SZ, R
 use guestwall_regf::{dump_jsonl, export_reg, ExportOptions, Hive, RegEncoding};
 
 fn hivexregedit() -> Option<()> {
-    let ok = Command::new("hivexregedit").arg("--help").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("hivexregedit")
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if ok {
         return Some(());
     }
-    assert!(!common::in_ci(), "CI=true but hivexregedit (libwin-hivex-perl) is missing");
+    assert!(
+        !common::in_ci(),
+        "CI=true but hivexregedit (libwin-hivex-perl) is missing"
+    );
     eprintln!("NOTICE: hivexregedit not installed; skipping");
     None
 }
@@ -23,7 +29,11 @@ fn hivexregedit() -> Option<()> {
 fn dump(h: &Hive, key: &str) -> Vec<String> {
     let mut out = Vec::new();
     dump_jsonl(h, key, &mut out).unwrap();
-    String::from_utf8(out).unwrap().lines().map(str::to_string).collect()
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Exports `key` of `src`, merges it with hivexregedit into an empty hive, and compares.
@@ -35,14 +45,22 @@ fn round_trip(src: &Hive, key: &str, work: &Path) {
     };
     export_reg(src, key, &opts, std::fs::File::create(&reg).unwrap()).unwrap();
     let target = work.join("target");
-    std::fs::write(&target, build_hive(&KeySpec::new(""), &BuildOptions::default()).unwrap()).unwrap();
+    std::fs::write(
+        &target,
+        build_hive(&KeySpec::new(""), &BuildOptions::default()).unwrap(),
+    )
+    .unwrap();
     let o = Command::new("hivexregedit")
         .args(["--merge", "--prefix", "HKEY_LOCAL_MACHINE\\T"])
         .arg(&target)
         .arg(&reg)
         .output()
         .unwrap();
-    assert!(o.status.success(), "hivexregedit: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "hivexregedit: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let merged = Hive::open(&target).unwrap();
     let ours = dump(src, key);
     let theirs = dump(&merged, key);
@@ -64,9 +82,21 @@ fn every_value_type_survives_an_independent_import() {
     let spec = KeySpec::new("").subkey(
         KeySpec::new("Types")
             .value("", REG_SZ, reg_sz("the default"))
-            .value("quotes \"and\" \\backslashes\\", REG_SZ, reg_sz("C:\\Program Files\\\"x\""))
-            .value("expand", REG_EXPAND_SZ, reg_sz("%SystemRoot%\\system32\\svchost.exe -k NetworkService"))
-            .value("multi", REG_MULTI_SZ, reg_multi_sz(&["one", "two", "three"]))
+            .value(
+                "quotes \"and\" \\backslashes\\",
+                REG_SZ,
+                reg_sz("C:\\Program Files\\\"x\""),
+            )
+            .value(
+                "expand",
+                REG_EXPAND_SZ,
+                reg_sz("%SystemRoot%\\system32\\svchost.exe -k NetworkService"),
+            )
+            .value(
+                "multi",
+                REG_MULTI_SZ,
+                reg_multi_sz(&["one", "two", "three"]),
+            )
             .value("dword", REG_DWORD, 3389u32.to_le_bytes())
             .value("qword", REG_QWORD, u64::MAX.to_le_bytes())
             .value("binary", REG_BINARY, (0..=255u8).collect::<Vec<u8>>())
@@ -88,6 +118,10 @@ fn a_real_firewall_policy_survives_an_independent_import() {
     let Some(c) = common::corpus() else { return };
     let hive = Hive::open(c.join("regipy/SYSTEM")).unwrap();
     let w = workdir("fw");
-    round_trip(&hive, "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy", &w);
+    round_trip(
+        &hive,
+        "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy",
+        &w,
+    );
     std::fs::remove_dir_all(&w).unwrap();
 }
