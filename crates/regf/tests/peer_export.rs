@@ -42,10 +42,16 @@ fn round_trip(src: &Hive, key: &str, work: &Path) {
         encoding: RegEncoding::Utf8,
     };
     export_reg(src, key, &opts, std::fs::File::create(&reg).unwrap()).unwrap();
+    // regedit creates missing parents on import; hivexregedit needs them to exist.
+    let mut empty = KeySpec::new("");
+    let (_, canonical) = src.resolve(key).unwrap();
+    if let Some((parent, _)) = canonical.rsplit_once('\\') {
+        empty.path_mut(parent);
+    }
     let target = work.join("target");
     std::fs::write(
         &target,
-        build_hive(&KeySpec::new(""), &BuildOptions::default()).unwrap(),
+        build_hive(&empty, &BuildOptions::default()).unwrap(),
     )
     .unwrap();
     let o = Command::new("hivexregedit")
