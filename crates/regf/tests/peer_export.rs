@@ -20,7 +20,7 @@ fn hivexregedit() -> Option<()> {
         !common::in_ci(),
         "CI=true but hivexregedit (libwin-hivex-perl) is missing"
     );
-    eprintln!("NOTICE: hivexregedit not installed; skipping");
+    common::notice("hivexregedit not installed; skipping");
     None
 }
 

@@ -23,10 +23,10 @@ pub fn corpus() -> Option<PathBuf> {
         "CI=true but the corpus is missing at {}",
         dir.display()
     );
-    eprintln!(
-        "NOTICE: corpus not found at {}; skipping this test",
+    notice(&format!(
+        "corpus not found at {}; skipping this test",
         dir.display()
-    );
+    ));
     None
 }
 
@@ -41,8 +41,15 @@ pub fn hivex_python() -> Option<PathBuf> {
         return Some(py);
     }
     assert!(!in_ci(), "CI=true but /usr/bin/python3 cannot import hivex");
-    eprintln!("NOTICE: python3-hivex not installed; skipping this peer test");
+    notice("python3-hivex not installed; skipping this peer test");
     None
+}
+
+/// Prints a skip notice on the real stderr, past the test harness's output capture (which
+/// only intercepts the `print!` family), so that a skipped test is visible in a normal run.
+pub fn notice(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "NOTICE: {msg}");
 }
 
 /// The repository root.
