@@ -308,6 +308,19 @@ pub fn filetime_to_string(ft: u64) -> String {
     )
 }
 
+/// A FILETIME as `YYYYMMDDTHHMMSSZ` (UTC), for file names.
+pub fn filetime_compact(ft: u64) -> String {
+    let unix = (ft / 10_000_000) as i64 - 11_644_473_600;
+    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
+    let sod = unix.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -353,6 +366,7 @@ mod tests {
         // 2016-02-29T12:34:56.1234567Z
         let t = (1_456_749_296u64 + 11_644_473_600) * 10_000_000 + 1_234_567;
         assert_eq!(filetime_to_string(t), "2016-02-29T12:34:56.1234567Z");
+        assert_eq!(filetime_compact(t), "20160229T123456Z");
     }
 
     #[test]

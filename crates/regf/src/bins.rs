@@ -109,6 +109,14 @@ impl BinMap {
         Ok(BinMap { bins, page_bin })
     }
 
+    /// Adds a bin at the end (used when a write appends one).
+    pub(crate) fn push_bin(&mut self, bin: Bin) {
+        let idx = self.bins.len() as u32;
+        self.bins.push(bin);
+        self.page_bin
+            .extend(std::iter::repeat_n(idx, (bin.size / PAGE) as usize));
+    }
+
     /// All bins, in file order.
     pub fn bins(&self) -> &[Bin] {
         &self.bins

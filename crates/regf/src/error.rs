@@ -145,6 +145,22 @@ pub enum Error {
     /// Writing output failed.
     #[error("writing output")]
     Output(#[source] std::io::Error),
+    /// A write was refused before anything was written.
+    #[error("refusing to write {}: {reason}", path.display())]
+    Refused {
+        /// The hive file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The written hive does not read back as intended; the target was left alone.
+    #[error("verification failed at key {path:?}: {detail}")]
+    Verify {
+        /// Key path.
+        path: String,
+        /// What differs.
+        detail: String,
+    },
     /// No key has this path.
     #[error("key not found: {path}")]
     KeyNotFound {
@@ -175,7 +191,10 @@ impl Error {
     pub fn at_key(self, path: &str) -> Error {
         match self {
             e @ Error::AtKey { .. } => e,
-            e @ (Error::KeyNotFound { .. } | Error::ValueNotFound { .. } | Error::Output(_)) => e,
+            e @ (Error::KeyNotFound { .. }
+            | Error::ValueNotFound { .. }
+            | Error::Output(_)
+            | Error::Verify { .. }) => e,
             e => Error::AtKey {
                 path: if path.is_empty() {
                     "(root)".to_string()

@@ -129,6 +129,9 @@ impl Hive {
         let bins = BinMap::scan(&buf, base.hbins_size)?;
         // Data past the declared hive bins is ignored; nothing can reach it.
         let len = BASE_BLOCK_LEN + base.hbins_size as usize;
+        if let FileBytes::Owned(v) = &mut buf {
+            v.truncate(len);
+        }
         let hive = Hive {
             buf,
             len,
@@ -177,6 +180,22 @@ impl Hive {
     /// The bin map.
     pub fn bins(&self) -> &BinMap {
         &self.bins
+    }
+
+    /// The hive's buffer, when it is owned (hives made with [`Hive::from_bytes`]); the writer
+    /// edits it in place. The buffer is exactly base block + hive bins.
+    pub(crate) fn vec_mut(&mut self) -> Option<&mut Vec<u8>> {
+        match &mut self.buf {
+            FileBytes::Owned(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Records a bin the writer appended to the buffer.
+    pub(crate) fn push_bin(&mut self, bin: crate::bins::Bin) {
+        self.bins.push_bin(bin);
+        self.len = BASE_BLOCK_LEN + self.bins.data_size() as usize;
+        self.base.hbins_size = self.bins.data_size();
     }
 
     /// The data of the allocated cell at `offset`.

@@ -45,9 +45,13 @@ mod key;
 mod log;
 mod name;
 pub mod report;
+pub mod save;
 mod value;
+pub mod write;
 
-pub use base_block::{checksum, filetime_to_string, BaseBlock, FileType, BASE_BLOCK_LEN};
+pub use base_block::{
+    checksum, filetime_compact, filetime_to_string, BaseBlock, FileType, BASE_BLOCK_LEN,
+};
 pub use bins::{Bin, BinMap, CellInfo, CellIter, HBIN_HEADER_LEN, PAGE};
 pub use data::{type_label, type_name, RegData};
 pub use error::{error_chain, CellPos, Error, Result};

@@ -182,6 +182,26 @@ pub fn find_logs(primary: &Path) -> Vec<PathBuf> {
     found.into_iter().map(|(_, p)| p).collect()
 }
 
+/// The highest sequence number in a log file: its base block's and its entries' (valid or
+/// not: any number Windows might read counts).
+pub fn max_sequence(bytes: &[u8]) -> Option<u32> {
+    let base = BaseBlock::parse(bytes).ok()?;
+    let mut max = base.primary_seq.max(base.secondary_seq);
+    let mut pos = HEADER_SECTOR;
+    while let Some(h) = bytes.get(pos..pos + 40) {
+        if &h[..4] != b"HvLE" {
+            break;
+        }
+        let size = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        max = max.max(u32::from_le_bytes([h[12], h[13], h[14], h[15]]));
+        if size < 512 || size % 512 != 0 {
+            break;
+        }
+        pos += size;
+    }
+    Some(max)
+}
+
 /// A valid new-format log entry.
 struct Entry {
     log: usize,
