@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod hive_cmd;
+mod reg_cmd;
 
 /// Finds out why a Windows guest refuses inbound Remote Desktop, from its offline disk.
 #[derive(Parser)]
@@ -23,6 +24,9 @@ enum Command {
     /// Read registry hive files.
     #[command(subcommand)]
     Hive(hive_cmd::HiveCommand),
+    /// reg.exe on offline hives: add, delete, query, import, export (backup first, atomic
+    /// write, verification).
+    Reg(reg_cmd::RegArgs),
     /// Build a sample SYSTEM hive and run guestwall on it (no Windows disk needed).
     Demo(demo::DemoArgs),
 }
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
     let mut out = stdout.lock();
     let result = match cli.command {
         Command::Hive(cmd) => hive_cmd::run(cmd, &mut out),
+        Command::Reg(args) => reg_cmd::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
     };
     let result = result.and_then(|code| {

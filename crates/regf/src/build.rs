@@ -182,12 +182,15 @@ pub fn build_hive(root: &KeySpec, opts: &BuildOptions) -> Result<Vec<u8>, BuildE
         pos: 0,
         opts,
         keys: 0,
+        sk: u32::MAX,
     };
     b.new_bin(0);
-    let sk = b.write_security();
-    let root_cell = b.write_key(root, &opts.root_name, u32::MAX, sk, true)?;
+    // The root key node is the first cell, as in every hive Windows creates (some readers,
+    // regipy among them, take the first cell for the root whatever the base block says).
+    let root_cell = b.write_key(root, &opts.root_name, u32::MAX, None)?;
     // Reference count of the shared security cell = number of keys.
     let keys = b.keys;
+    let sk = b.sk;
     b.put_u32(sk + 4 + 12, keys);
     b.close_bin();
     let hbins_size = u32::try_from(b.data.len()).map_err(|_| BuildError::TooLarge)?;
@@ -240,6 +243,8 @@ struct Builder<'o> {
     pos: u32,
     opts: &'o BuildOptions,
     keys: u32,
+    /// The shared security cell (written right after the root key node).
+    sk: u32,
 }
 
 impl Builder<'_> {
@@ -325,9 +330,9 @@ impl Builder<'_> {
         spec: &KeySpec,
         name: &str,
         parent: u32,
-        sk: u32,
-        root: bool,
+        sk: Option<u32>,
     ) -> Result<u32, BuildError> {
+        let root = sk.is_none();
         if name.is_empty() || name.contains('\\') {
             return Err(BuildError::InvalidKeyName(name.to_string()));
         }
@@ -337,6 +342,13 @@ impl Builder<'_> {
         self.keys += 1;
         let (name_bytes, compressed) = encode_name(name);
         let nk = self.alloc(76 + name_bytes.len());
+        let sk = match sk {
+            Some(sk) => sk,
+            None => {
+                self.sk = self.write_security();
+                self.sk
+            }
+        };
 
         // Values.
         let mut value_cells = Vec::with_capacity(spec.values.len());
@@ -382,7 +394,7 @@ impl Builder<'_> {
         let mut max_sub = 0u32;
         let mut max_class = 0u32;
         for sub in &order {
-            let cell = self.write_key(sub, &sub.name, nk, sk, false)?;
+            let cell = self.write_key(sub, &sub.name, nk, Some(sk))?;
             max_sub = max_sub.max(2 * sub.name.encode_utf16().count() as u32);
             max_class = max_class.max(
                 2 * sub

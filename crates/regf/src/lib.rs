@@ -44,6 +44,7 @@ mod hive;
 mod key;
 mod log;
 mod name;
+pub mod regfile;
 pub mod report;
 pub mod save;
 mod value;

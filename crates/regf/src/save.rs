@@ -364,6 +364,19 @@ impl Snapshot {
         self.keys.is_empty()
     }
 
+    /// True when the key exists.
+    pub fn has_key(&self, path: &str) -> bool {
+        self.keys.contains_key(&upper_path(path))
+    }
+
+    /// True when the key exists and has this value.
+    pub fn has_value(&self, path: &str, name: &str) -> bool {
+        let n = upper(name);
+        self.keys
+            .get(&upper_path(path))
+            .is_some_and(|k| k.values.iter().any(|v| upper(&v.name) == n))
+    }
+
     /// Applies an edit the way [`HiveMut::apply`] does, at the logical level.
     pub fn apply(&mut self, edit: &Edit) -> Result<()> {
         match edit {

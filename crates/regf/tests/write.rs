@@ -460,3 +460,38 @@ fn clean_hive_logs_stay_and_the_sequence_number_passes_them() {
     assert_eq!(r.sequence, 41);
     assert!(t.files().contains(&"SYSTEM.LOG1".to_string()));
 }
+
+#[test]
+fn edited_hives_read_the_same_in_hivex_and_regipy() {
+    let t = Tmp::new("peers");
+    let path = t.0.join("SYSTEM");
+    std::fs::write(&path, base().bytes()).unwrap();
+    let mut edits = vec![
+        create("Services\\Ünïcödé Ключ"),
+        set(
+            "Services\\Ünïcödé Ключ",
+            "Значение",
+            REG_SZ,
+            reg_sz("данные"),
+        ),
+        set("A", "dword", REG_DWORD, 7u32.to_le_bytes()),
+        set("A", "big", REG_BINARY, vec![0x5A; 50_000]),
+        set(
+            "A",
+            "multi",
+            guestwall_regf::data::REG_MULTI_SZ,
+            guestwall_regf::build::reg_multi_sz(&["x", "yz"]),
+        ),
+        set("A\\B", "", REG_SZ, reg_sz("default")),
+        del_value("A", "v"),
+    ];
+    edits.extend((0..1200).map(|i| create(&format!("Z\\sub{i}"))));
+    edit_file(&path, &edits, &SaveOptions::default()).unwrap();
+    common::assert_peers_agree(&path);
+    let edits: Vec<Edit> = (0..1150)
+        .map(|i| del_key(&format!("Z\\sub{i}")))
+        .chain([set("A", "big", REG_BINARY, vec![1; 10])])
+        .collect();
+    edit_file(&path, &edits, &SaveOptions::default()).unwrap();
+    common::assert_peers_agree(&path);
+}

@@ -74,3 +74,137 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The Python of the venv that has regipy (`target/peer-venv`, made by `.ci/run`), or
+/// `$GUESTWALL_REGIPY_PYTHON`. Under CI it must exist.
+pub fn regipy_python() -> Option<PathBuf> {
+    let py = std::env::var_os("GUESTWALL_REGIPY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/peer-venv/bin/python"));
+    let ok = Command::new(&py)
+        .args(["-c", "import regipy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    assert!(
+        !in_ci(),
+        "CI=true but regipy is not installed for {}",
+        py.display()
+    );
+    notice("regipy not installed (python3 -m venv target/peer-venv && target/peer-venv/bin/pip install regipy); skipping");
+    None
+}
+
+fn run_json_lines(py: &Path, script: &str, hive: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(py)
+        .arg(repo_root().join("tests/peer").join(script))
+        .arg(hive)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed on {}: {}",
+        hive.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Our dump of a hive file read primary-only, as JSON values.
+pub fn our_records(hive: &Path) -> Vec<serde_json::Value> {
+    let h =
+        guestwall_regf::Hive::open_with(hive, &guestwall_regf::OpenOptions { replay_logs: false })
+            .unwrap();
+    let mut out = Vec::new();
+    guestwall_regf::dump_jsonl(&h, "", &mut out).unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Our dump, decoded the way `tests/peer/regipy_dump.py` normalises regipy's values.
+fn our_regipy_records(hive: &Path) -> Vec<serde_json::Value> {
+    use guestwall_regf::data::*;
+    use serde_json::{json, Value};
+    our_records(hive)
+        .into_iter()
+        .map(|r| {
+            let Some(name) = r.get("value") else { return r };
+            let t = r["type"].as_u64().unwrap() as u32;
+            let hex = r["data"].as_str().unwrap();
+            let data: Vec<u8> = (0..hex.len() / 2)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            let units: Vec<u16> = data
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            let norm = match t {
+                REG_DWORD if data.len() == 4 => {
+                    json!(u32::from_le_bytes(data[..4].try_into().unwrap()))
+                }
+                REG_QWORD if data.len() == 8 => {
+                    json!(u64::from_le_bytes(data[..8].try_into().unwrap()))
+                }
+                REG_SZ | REG_EXPAND_SZ if data.len() % 2 == 0 => match String::from_utf16(&units) {
+                    Ok(s) => json!(s.trim_end_matches('\0')),
+                    Err(_) => Value::Null,
+                },
+                REG_MULTI_SZ => json!(units
+                    .split(|&u| u == 0)
+                    .filter(|p| !p.is_empty())
+                    .map(String::from_utf16_lossy)
+                    .collect::<Vec<_>>()),
+                REG_BINARY | REG_NONE => json!(hex),
+                _ => Value::Null,
+            };
+            let type_name =
+                guestwall_regf::type_name(t).map_or_else(|| format!("{t}"), str::to_string);
+            json!({"key": r["key"], "value": name, "type": type_name, "norm": norm})
+        })
+        .collect()
+}
+
+/// Checks that hivex (exactly) and regipy (as far as it decodes) read `hive` as we do.
+pub fn assert_peers_agree(hive: &Path) {
+    let ours = our_records(hive);
+    if let Some(py) = hivex_python() {
+        let theirs = run_json_lines(&py, "hivex_dump.py", hive);
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "hivex: record count for {}",
+            hive.display()
+        );
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert_eq!(a, b, "hivex disagrees on {}", hive.display());
+        }
+    }
+    if let Some(py) = regipy_python() {
+        let ours = our_regipy_records(hive);
+        let theirs = run_json_lines(&py, "regipy_dump.py", hive);
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "regipy: record count for {}",
+            hive.display()
+        );
+        for (a, b) in ours.iter().zip(&theirs) {
+            if a.get("norm").is_some_and(serde_json::Value::is_null) {
+                // Types regipy does not decode: compare everything but the data.
+                assert_eq!(a["key"], b["key"]);
+                assert_eq!(a["value"], b["value"]);
+                continue;
+            }
+            assert_eq!(a, b, "regipy disagrees on {}", hive.display());
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! `reg.exe` on offline hive files: `add`, `delete`, `query`, `import` and `export`.
+//!
+//! # Getting started
+//!
+//! 1. Say which hive files the registry paths refer to with [`Mounts`]: `--hive FILE` (paths
+//!    relative to the hive's root) or `reg load`-style `HKLM\NAME=FILE` mounts.
+//! 2. Pass the `reg.exe` arguments, as typed, to [`run`]. Its syntax is reg.exe's:
+//!    `add KEY [/v NAME | /ve] [/t TYPE] [/s SEP] [/d DATA] [/f]`,
+//!    `delete KEY [/v NAME | /ve | /va] [/f]`, `query KEY [/v NAME | /ve] [/s]`,
+//!    `import FILE`, `export KEY FILE [/y]`. Switches may start with `/` or `-`.
+//! 3. Every change is saved with [`guestwall_regf::save::edit_file`]: backup first, atomic
+//!    write, verification, logs of a recovered hive moved aside.
+//!
+//! So the `REG DELETE` lines of Microsoft's offline mitigation run as they are:
+//!
+//! ```text
+//! guestwall reg --load HKLM\BROKENSYSTEM=SYSTEM delete "HKLM\BROKENSYSTEM\ControlSet001\services\SharedAccess\Parameters\FirewallPolicy\DomainProfile" /v DoNotAllowExceptions /f
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod args;
+mod mounts;
+mod query;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use guestwall_regf::data::{self as types};
+use guestwall_regf::regfile::{parse_reg, RegOp};
+use guestwall_regf::save::{edit_file, SaveOptions, SaveReport, Snapshot};
+use guestwall_regf::write::Edit;
+use guestwall_regf::{export_reg, ExportOptions, Hive, RegEncoding};
+
+pub use args::{parse_data, Operation};
+pub use mounts::{Mount, Mounts};
+
+/// Errors of `guestwall reg`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegError {
+    /// The arguments are not valid reg.exe syntax.
+    #[error("invalid syntax: {0}")]
+    Usage(String),
+    /// A path that no mounted hive holds.
+    #[error("{0} is not under a loaded hive (use --hive FILE or --load HKLM\\NAME=FILE)")]
+    NotMounted(String),
+    /// The key or value does not exist (reg.exe: "unable to find the specified registry key
+    /// or value").
+    #[error("the system was unable to find the specified registry key or value: {0}")]
+    NotFound(String),
+    /// A change that needs `/f` (or a "yes" at the prompt).
+    #[error("{0} No answer was given: add /f to answer yes")]
+    NotConfirmed(String),
+    /// The user answered no.
+    #[error("the operation was cancelled")]
+    Cancelled,
+    /// A `.reg` file could not be parsed.
+    #[error("{file}: {source}")]
+    RegFile {
+        /// The file.
+        file: PathBuf,
+        /// The error, with its line.
+        source: guestwall_regf::regfile::RegFileError,
+    },
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The hive engine refused or failed.
+    #[error(transparent)]
+    Hive(#[from] guestwall_regf::Error),
+}
+
+/// Result alias.
+pub type Result<T, E = RegError> = std::result::Result<T, E>;
+
+/// How to run.
+pub struct RunOptions<'a> {
+    /// Edit dirty hives whose logs cannot be applied.
+    pub allow_dirty: bool,
+    /// Show what would change, write nothing.
+    pub dry_run: bool,
+    /// Asks the user to confirm a change made without `/f`: `Some(true)` yes, `Some(false)`
+    /// no, `None` no answer (such changes are then refused). Without it they are refused.
+    pub confirm: Option<&'a mut dyn FnMut(&str) -> Option<bool>>,
+}
+
+impl Default for RunOptions<'_> {
+    fn default() -> Self {
+        RunOptions {
+            allow_dirty: false,
+            dry_run: false,
+            confirm: None,
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> RegError {
+    RegError::Io {
+        path: PathBuf::from("(output)"),
+        source: e,
+    }
+}
+
+fn confirm(opts: &mut RunOptions<'_>, forced: bool, question: &str) -> Result<()> {
+    if forced {
+        return Ok(());
+    }
+    match opts.confirm.as_mut().and_then(|ask| ask(question)) {
+        Some(true) => Ok(()),
+        Some(false) => Err(RegError::Cancelled),
+        None => Err(RegError::NotConfirmed(question.to_string())),
+    }
+}
+
+/// Runs one reg.exe command line (`args` without the leading `reg`). Writes reg.exe's output
+/// and the save reports to `out`.
+pub fn run(
+    args: &[String],
+    mounts: &Mounts,
+    mut opts: RunOptions<'_>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let op = Operation::parse(args)?;
+    match op {
+        Operation::Query {
+            key,
+            value,
+            recurse,
+        } => {
+            let (m, rel) = mounts.resolve(&key)?;
+            let hive = open(&m.file)?;
+            query::query(
+                &hive,
+                &rel,
+                &m.display,
+                value.as_ref().map(|v| v.as_deref().unwrap_or("")),
+                recurse,
+                out,
+            )
+        }
+        Operation::Export {
+            key,
+            file,
+            overwrite,
+        } => {
+            let (m, rel) = mounts.resolve(&key)?;
+            let hive = open(&m.file)?;
+            if file.exists() {
+                confirm(
+                    &mut opts,
+                    overwrite,
+                    &format!("File {} already exists. Overwrite?", file.display()),
+                )?;
+            }
+            let f = std::fs::File::create(&file).map_err(|source| RegError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            let opts = ExportOptions {
+                root_prefix: m.display.clone(),
+                encoding: RegEncoding::Utf16,
+            };
+            export_reg(&hive, &rel, &opts, f).map_err(|e| match e {
+                guestwall_regf::Error::KeyNotFound { .. } => RegError::NotFound(key.clone()),
+                e => e.into(),
+            })?;
+            writeln!(out, "The operation completed successfully.").map_err(io)
+        }
+        Operation::Add {
+            key,
+            value,
+            data_type,
+            separator,
+            data,
+            force,
+        } => {
+            let (m, rel) = mounts.resolve(&key)?;
+            let mut edits = vec![Edit::CreateKey { key: rel.clone() }];
+            if let Some(name) = value {
+                let bytes = parse_data(
+                    data_type,
+                    data.as_deref().unwrap_or(""),
+                    separator.as_deref(),
+                )?;
+                let hive = open(&m.file)?;
+                let exists = hive
+                    .find_key(&rel)?
+                    .map(|k| k.value(&name))
+                    .transpose()?
+                    .flatten()
+                    .is_some();
+                if exists {
+                    let shown = if name.is_empty() { "(Default)" } else { &name };
+                    confirm(
+                        &mut opts,
+                        force,
+                        &format!("Value {shown} exists, overwrite?"),
+                    )?;
+                }
+                edits.push(Edit::SetValue {
+                    key: rel,
+                    name,
+                    data_type,
+                    data: bytes,
+                });
+            }
+            save(&m.file, &edits, &opts, out)
+        }
+        Operation::Delete { key, target, force } => {
+            let (m, rel) = mounts.resolve(&key)?;
+            let hive = open(&m.file)?;
+            let Some(k) = hive.find_key(&rel)? else {
+                return Err(RegError::NotFound(key));
+            };
+            let edits = match &target {
+                args::DeleteTarget::Key => {
+                    if args::is_root(&rel) {
+                        return Err(RegError::Usage(
+                            "the root key of a hive cannot be deleted".into(),
+                        ));
+                    }
+                    confirm(
+                        &mut opts,
+                        force,
+                        &format!("Permanently delete the registry key {key}?"),
+                    )?;
+                    vec![Edit::DeleteKey { key: rel }]
+                }
+                args::DeleteTarget::Value(name) => {
+                    if k.value(name)?.is_none() {
+                        return Err(RegError::NotFound(format!("{key} /v {name}")));
+                    }
+                    let shown = if name.is_empty() { "(Default)" } else { name };
+                    confirm(
+                        &mut opts,
+                        force,
+                        &format!("Delete the registry value {shown}?"),
+                    )?;
+                    vec![Edit::DeleteValue {
+                        key: rel,
+                        name: name.clone(),
+                    }]
+                }
+                args::DeleteTarget::AllValues => {
+                    confirm(
+                        &mut opts,
+                        force,
+                        &format!("Delete all values under the registry key {key}?"),
+                    )?;
+                    k.values()?
+                        .iter()
+                        .map(|v| Edit::DeleteValue {
+                            key: rel.clone(),
+                            name: v.name().to_string_lossy(),
+                        })
+                        .collect()
+                }
+            };
+            drop(hive);
+            save(&m.file, &edits, &opts, out)
+        }
+        Operation::Import { file } => {
+            let bytes = std::fs::read(&file).map_err(|source| RegError::Io {
+                path: file.clone(),
+                source,
+            })?;
+            let ops = parse_reg(&bytes).map_err(|source| RegError::RegFile {
+                file: file.clone(),
+                source,
+            })?;
+            import(&ops, mounts, &opts, out)
+        }
+    }
+}
+
+fn open(file: &Path) -> Result<Hive> {
+    let hive = Hive::open(file)?;
+    Ok(hive)
+}
+
+fn save(file: &Path, edits: &[Edit], opts: &RunOptions<'_>, out: &mut dyn Write) -> Result<()> {
+    let report = edit_file(
+        file,
+        edits,
+        &SaveOptions {
+            allow_dirty: opts.allow_dirty,
+            dry_run: opts.dry_run,
+        },
+    )?;
+    writeln!(out, "The operation completed successfully.").map_err(io)?;
+    write_report(file, &report, opts.dry_run, out)
+}
+
+/// Describes a save: backup, logs moved, verification.
+pub fn write_report(file: &Path, r: &SaveReport, dry_run: bool, out: &mut dyn Write) -> Result<()> {
+    if r.unchanged {
+        return writeln!(
+            out,
+            "{}: already as requested; nothing written.",
+            file.display()
+        )
+        .map_err(io);
+    }
+    if dry_run {
+        return writeln!(
+            out,
+            "{}: dry run; the result was built and verified ({} keys, {} values) but nothing was written.",
+            file.display(),
+            r.verified_keys,
+            r.verified_values
+        )
+        .map_err(io);
+    }
+    if r.recovered_from_logs {
+        writeln!(
+            out,
+            "{}: the hive was dirty and was first recovered from its logs.",
+            file.display()
+        )
+        .map_err(io)?;
+    }
+    if let Some(b) = &r.backup {
+        writeln!(
+            out,
+            "{}: backup of the original: {}",
+            file.display(),
+            b.display()
+        )
+        .map_err(io)?;
+    }
+    for (from, to) in &r.logs_moved {
+        writeln!(
+            out,
+            "{}: log moved aside: {} -> {}",
+            file.display(),
+            from.display(),
+            to.display()
+        )
+        .map_err(io)?;
+    }
+    writeln!(
+        out,
+        "{}: written atomically (sequence {}), re-read and verified: {} keys, {} values.",
+        file.display(),
+        r.sequence,
+        r.verified_keys,
+        r.verified_values
+    )
+    .map_err(io)
+}
+
+/// Applies a parsed `.reg` file: each key and value to the hive mounted under its path. As in
+/// regedit, deleting a key or value that does not exist is not an error.
+pub fn import(
+    ops: &[RegOp],
+    mounts: &Mounts,
+    opts: &RunOptions<'_>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    // Group the edits per hive file, in order, deciding deletes against the evolving content.
+    let mut per_file: Vec<(PathBuf, Snapshot, Vec<Edit>)> = Vec::new();
+    for op in ops {
+        let path = match op {
+            RegOp::CreateKey(k) | RegOp::DeleteKey(k) => k,
+            RegOp::SetValue { key, .. } | RegOp::DeleteValue { key, .. } => key,
+        };
+        let (m, rel) = mounts.resolve(path)?;
+        let idx = match per_file.iter().position(|(f, _, _)| *f == m.file) {
+            Some(i) => i,
+            None => {
+                let hive = open(&m.file)?;
+                per_file.push((m.file.clone(), Snapshot::of(&hive)?, Vec::new()));
+                per_file.len() - 1
+            }
+        };
+        let (_, snap, edits) = &mut per_file[idx];
+        let edit = match op {
+            RegOp::CreateKey(_) => Some(Edit::CreateKey { key: rel }),
+            RegOp::DeleteKey(_) => {
+                (snap.has_key(&rel) && !args::is_root(&rel)).then_some(Edit::DeleteKey { key: rel })
+            }
+            RegOp::SetValue {
+                name,
+                data_type,
+                data,
+                ..
+            } => Some(Edit::SetValue {
+                key: rel,
+                name: name.clone(),
+                data_type: *data_type,
+                data: data.clone(),
+            }),
+            RegOp::DeleteValue { name, .. } => {
+                snap.has_value(&rel, name).then(|| Edit::DeleteValue {
+                    key: rel,
+                    name: name.clone(),
+                })
+            }
+        };
+        if let Some(e) = edit {
+            snap.apply(&e)?;
+            edits.push(e);
+        }
+    }
+    for (file, _, edits) in &per_file {
+        let report = edit_file(
+            file,
+            edits,
+            &SaveOptions {
+                allow_dirty: opts.allow_dirty,
+                dry_run: opts.dry_run,
+            },
+        )?;
+        write_report(file, &report, opts.dry_run, out)?;
+    }
+    writeln!(out, "The operation completed successfully.").map_err(io)
+}
+
+/// The REG_* name reg.exe prints for a type.
+pub fn reg_type_name(t: u32) -> String {
+    types::type_name(t).map_or_else(|| format!("REG_UNKNOWN_{t:#x}"), str::to_string)
+}
