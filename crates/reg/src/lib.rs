@@ -80,7 +80,11 @@ pub enum RegError {
 /// Result alias.
 pub type Result<T, E = RegError> = std::result::Result<T, E>;
 
+/// Asks the user to confirm a change: `Some(true)` yes, `Some(false)` no, `None` no answer.
+pub type Confirm<'a> = &'a mut dyn FnMut(&str) -> Option<bool>;
+
 /// How to run.
+#[derive(Default)]
 pub struct RunOptions<'a> {
     /// Edit dirty hives whose logs cannot be applied.
     pub allow_dirty: bool,
@@ -88,17 +92,7 @@ pub struct RunOptions<'a> {
     pub dry_run: bool,
     /// Asks the user to confirm a change made without `/f`: `Some(true)` yes, `Some(false)`
     /// no, `None` no answer (such changes are then refused). Without it they are refused.
-    pub confirm: Option<&'a mut dyn FnMut(&str) -> Option<bool>>,
-}
-
-impl Default for RunOptions<'_> {
-    fn default() -> Self {
-        RunOptions {
-            allow_dirty: false,
-            dry_run: false,
-            confirm: None,
-        }
-    }
+    pub confirm: Option<Confirm<'a>>,
 }
 
 fn io(e: std::io::Error) -> RegError {
