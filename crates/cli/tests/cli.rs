@@ -1,43 +1,9 @@
 //! The command line as a process: exit codes, messages, output formats.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn gw(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_guestwall"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("guestwall-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn sample(dir: &Path) -> String {
-    let p = dir.join("SYSTEM");
-    std::fs::write(&p, guestwall_samples::broken_rdp_system().unwrap()).unwrap();
-    p.to_string_lossy().into_owned()
-}
+use common::*;
+use std::process::Command;
 
 const POLICY: &str = "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy";
 

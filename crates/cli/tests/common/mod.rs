@@ -1,0 +1,102 @@
+//! Helpers shared by the command-line tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn gw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_guestwall"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Runs guestwall with `input` on standard input.
+pub fn gw_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_guestwall"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    c.wait_with_output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("guestwall-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+    pub fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes the sample broken SYSTEM hive into `dir`; returns its path.
+pub fn sample(dir: &Path) -> String {
+    let p = dir.join("SYSTEM");
+    std::fs::write(&p, guestwall_samples::broken_rdp_system().unwrap()).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The shared corpus, or a notice and `None` (a failure under CI).
+pub fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("GUESTWALL_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        !in_ci(),
+        "CI=true but the corpus is missing at {}",
+        dir.display()
+    );
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "NOTICE: corpus not found at {}; skipping this test",
+        dir.display()
+    );
+    None
+}
+
+/// Copies a file into `dir` (writable).
+pub fn copy_into(dir: &Path, src: &Path, name: &str) -> String {
+    let to = dir.join(name);
+    std::fs::copy(src, &to).unwrap();
+    let mut p = std::fs::metadata(&to).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    p.set_readonly(false);
+    std::fs::set_permissions(&to, p).unwrap();
+    to.to_string_lossy().into_owned()
+}
