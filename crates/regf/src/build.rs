@@ -492,9 +492,14 @@ impl Builder<'_> {
     }
 
     fn write_big_data(&mut self, data: &[u8]) -> u32 {
+        // Every segment cell is full size, the last one too, as Windows writes them.
         let segments: Vec<u32> = data
             .chunks(BIG_DATA_SEGMENT)
-            .map(|seg| self.write_cell(seg))
+            .map(|seg| {
+                let off = self.alloc(BIG_DATA_SEGMENT);
+                self.cell_mut(off, seg.len()).copy_from_slice(seg);
+                off
+            })
             .collect();
         let list: Vec<u8> = segments.iter().flat_map(|s| s.to_le_bytes()).collect();
         let list_cell = self.write_cell(&list);

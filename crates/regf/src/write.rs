@@ -323,9 +323,14 @@ impl HiveMut {
             return Ok((len | DATA_INLINE, u32::from_le_bytes(inline)));
         }
         if data.len() > BIG_DATA_SEGMENT && self.hive.base_block().minor >= 4 {
+            // Every segment cell is full size (16,352 bytes), the last one too, as Windows
+            // writes them (hivex, for one, reads each segment's whole cell).
             let mut segments = Vec::new();
             for seg in data.chunks(BIG_DATA_SEGMENT) {
-                segments.push(self.write_cell(seg)?);
+                let cell = self.alloc(BIG_DATA_SEGMENT)?;
+                let at = file_off(cell) + 4;
+                self.buf()?[at..at + seg.len()].copy_from_slice(seg);
+                segments.push(cell);
             }
             let list: Vec<u8> = segments.iter().flat_map(|s| s.to_le_bytes()).collect();
             let list_cell = self.write_cell(&list)?;
