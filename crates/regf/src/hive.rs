@@ -182,12 +182,33 @@ impl Hive {
         &self.bins
     }
 
-    /// The hive's buffer, when it is owned (hives made with [`Hive::from_bytes`]); the writer
-    /// edits it in place. The buffer is exactly base block + hive bins.
-    pub(crate) fn vec_mut(&mut self) -> Option<&mut Vec<u8>> {
+    /// A hive over bytes already in memory or mapped.
+    pub(crate) fn from_file_bytes(buf: FileBytes) -> Result<Hive> {
+        Hive::from_parts(buf, &[], false)
+    }
+
+    /// A hive over a private, growable copy of a hive file, for the writer.
+    pub(crate) fn from_anon(buf: AnonBuf) -> Result<Hive> {
+        Hive::from_parts(FileBytes::Anon(buf), &[], false)
+    }
+
+    /// The writer's buffer (hives made with [`Hive::from_anon`]).
+    pub(crate) fn anon_mut(&mut self) -> Option<&mut AnonBuf> {
         match &mut self.buf {
-            FileBytes::Owned(v) => Some(v),
+            FileBytes::Anon(a) => Some(a),
             _ => None,
+        }
+    }
+
+    /// The hive's bytes, given up (base block and hive bins, nothing after).
+    pub(crate) fn into_file_bytes(self) -> FileBytes {
+        let len = self.len;
+        match self.buf {
+            FileBytes::Anon(mut a) if a.len() > len => {
+                let _ = a.resize(len);
+                FileBytes::Anon(a)
+            }
+            other => other,
         }
     }
 
@@ -279,11 +300,40 @@ impl Hive {
     where
         F: FnMut(&str, &Key<'h>) -> Result<()>,
     {
-        struct Frame {
-            subkeys: Vec<u32>,
-            next: usize,
-            path_len: usize,
-        }
+        self.walk_with(
+            start,
+            start_path.to_string(),
+            |parent: &String, key| {
+                let name = key.name().to_string_lossy();
+                if parent.is_empty() {
+                    name
+                } else {
+                    let mut p = String::with_capacity(parent.len() + 1 + name.len());
+                    p.push_str(parent);
+                    p.push('\\');
+                    p.push_str(&name);
+                    p
+                }
+            },
+            |path, key| visit(path, key).map_err(|e| e.at_key(path)),
+        )
+    }
+
+    /// The walk behind [`Hive::walk`], with a state of the caller's choosing carried down the
+    /// tree: `descend` makes a child's state from its parent's, `visit` sees each key with its
+    /// state. Same order, depth limit and cycle detection as `walk`; errors the walk itself
+    /// finds name the key's path.
+    pub fn walk_with<'h, S, D, F>(
+        &'h self,
+        start: Key<'h>,
+        init: S,
+        descend: D,
+        visit: F,
+    ) -> Result<()>
+    where
+        D: Fn(&S, &Key<'h>) -> S,
+        F: FnMut(&S, &Key<'h>) -> Result<()>,
+    {
         let mut seen = vec![0u64; (self.base.hbins_size as usize / 8).div_ceil(64)];
         let mut mark = |cell: u32| -> bool {
             let i = (cell / 8) as usize;
@@ -296,49 +346,108 @@ impl Hive {
                 None => false,
             }
         };
-        let mut path = String::from(start_path);
-        mark(start.cell());
-        visit(&path, &start).map_err(|e| e.at_key(&path))?;
+        self.walk_marked(start, init, &mut mark, descend, visit)
+    }
+
+    /// [`Hive::walk_with`] with the visited set supplied by the caller: `mark(cell)` records a
+    /// key node and says whether it was new. Walks of several subtrees that share one set (for
+    /// example on several threads) then still find a key reached twice.
+    pub fn walk_marked<'h, S, D, F>(
+        &'h self,
+        start: Key<'h>,
+        init: S,
+        mark: &mut dyn FnMut(u32) -> bool,
+        descend: D,
+        mut visit: F,
+    ) -> Result<()>
+    where
+        D: Fn(&S, &Key<'h>) -> S,
+        F: FnMut(&S, &Key<'h>) -> Result<()>,
+    {
+        struct Frame<S> {
+            /// The key whose subkeys these are.
+            cell: u32,
+            subkeys: Vec<u32>,
+            next: usize,
+            state: S,
+        }
+        // Paths for error messages are found only when an error happens.
+        let at = |cell: u32, e: Error| e.at_key(&self.path_of(cell));
+        if !mark(start.cell()) {
+            return Err(at(
+                start.cell(),
+                Error::Cycle {
+                    cell: CellPos(start.cell()),
+                },
+            ));
+        }
+        visit(&init, &start)?;
         let mut stack = vec![Frame {
-            subkeys: start.subkey_cells().map_err(|e| e.at_key(&path))?,
+            cell: start.cell(),
+            subkeys: start.subkey_cells().map_err(|e| at(start.cell(), e))?,
             next: 0,
-            path_len: path.len(),
+            state: init,
         }];
-        while let Some(top) = stack.last_mut() {
+        loop {
+            let depth = stack.len();
+            let Some(top) = stack.last_mut() else { break };
             let Some(&cell) = top.subkeys.get(top.next) else {
                 stack.pop();
                 continue;
             };
             top.next += 1;
-            path.truncate(top.path_len);
-            let parent_path_len = path.len();
-            let key = Key::new(self, cell).map_err(|e| e.at_key(&path))?;
+            let parent = top.cell;
+            let key = Key::new(self, cell).map_err(|e| at(parent, e))?;
             if !mark(cell) {
-                return Err(Error::Cycle {
-                    cell: CellPos(cell),
-                }
-                .at_key(&path));
+                return Err(at(
+                    parent,
+                    Error::Cycle {
+                        cell: CellPos(cell),
+                    },
+                ));
             }
-            if stack.len() >= MAX_KEY_DEPTH {
-                return Err(Error::TooDeep {
-                    max: MAX_KEY_DEPTH,
-                    cell: CellPos(cell),
-                }
-                .at_key(&path));
+            if depth >= MAX_KEY_DEPTH {
+                return Err(at(
+                    parent,
+                    Error::TooDeep {
+                        max: MAX_KEY_DEPTH,
+                        cell: CellPos(cell),
+                    },
+                ));
             }
-            if parent_path_len > 0 {
-                path.push('\\');
-            }
-            path.push_str(&key.name().to_string_lossy());
-            visit(&path, &key).map_err(|e| e.at_key(&path))?;
-            let subkeys = key.subkey_cells().map_err(|e| e.at_key(&path))?;
+            let state = descend(&top.state, &key);
+            visit(&state, &key)?;
+            let subkeys = key.subkey_cells().map_err(|e| at(cell, e))?;
             stack.push(Frame {
+                cell,
                 subkeys,
                 next: 0,
-                path_len: path.len(),
+                state,
             });
         }
         Ok(())
+    }
+
+    /// The path of the key node at `cell`, found by following parent links up to the root
+    /// (at most [`MAX_KEY_DEPTH`] steps; for error messages).
+    pub fn path_of(&self, cell: u32) -> String {
+        let root = self.base.root_cell;
+        let mut names = Vec::new();
+        let mut c = cell;
+        for _ in 0..MAX_KEY_DEPTH {
+            if c == root {
+                names.reverse();
+                return names.join("\\");
+            }
+            match Key::new(self, c) {
+                Ok(k) => {
+                    names.push(k.name().to_string_lossy());
+                    c = k.parent_cell();
+                }
+                Err(_) => break,
+            }
+        }
+        format!("(key at {})", CellPos(cell))
     }
 
     /// Reads every key, value and data cell of the hive, as a check that it is fully readable.

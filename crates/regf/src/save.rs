@@ -71,6 +71,12 @@ pub struct SaveReport {
 
 /// Applies `edits` to the hive at `path` and saves it safely (see the module documentation).
 pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<SaveReport> {
+    let t0 = std::time::Instant::now();
+    let tp = |s: &str| {
+        if std::env::var("GW_TIMING").is_ok() {
+            eprintln!("{s}: {:?}", t0.elapsed())
+        }
+    };
     let hive = Hive::open_with(path, &OpenOptions { replay_logs: true })?;
     let recovered = hive.recovery().applied();
     if hive.primary_base_block().is_dirty() && !recovered && !opts.allow_dirty {
@@ -89,101 +95,125 @@ pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<Save
             crate::error::error_chain(&e)
         ),
     };
-    hive.check_all().map_err(refuse)?;
-    hive.cell_stats().map_err(refuse)?;
 
-    let before = Snapshot::of(&hive)?;
-    let mut expected = before.clone();
-    let mut m = HiveMut::new(&hive)?;
-    for e in edits {
-        m.apply(e)?;
-        expected.apply(e)?;
-    }
-    if expected == before {
-        return Ok(SaveReport {
-            unchanged: true,
-            sequence: hive.base_block().secondary_seq,
-            ..SaveReport::default()
+    tp("open");
+    std::thread::scope(|scope| {
+        // The baseline (a digest of every key, which also proves the hive reads completely)
+        // is computed on a second core while the edits are made on the first.
+        let baseline_job = scope.spawn(|| Baseline::of(&hive));
+        let edited = HiveMut::new(&hive).map_err(&refuse).and_then(|mut m| {
+            for e in edits {
+                m.apply(e)?;
+            }
+            Ok(m)
         });
-    }
-
-    // Above the primary's numbers and above every number in the logs beside it.
-    let logs = find_logs(path);
-    let mut seq = hive
-        .primary_base_block()
-        .primary_seq
-        .max(hive.primary_base_block().secondary_seq);
-    seq = seq.max(hive.base_block().primary_seq);
-    for log in &logs {
-        if let Ok(bytes) = fs::read(log) {
-            seq = seq.max(max_sequence(&bytes).unwrap_or(0));
-        }
-    }
-    let seq = seq.checked_add(1).ok_or_else(|| Error::Refused {
-        path: path.to_path_buf(),
-        reason: "its sequence number cannot be raised any further".into(),
-    })?;
-    let image = m.finish(seq)?;
-    drop(hive);
-
-    // Verify in memory first, so that a bad result never reaches the disk.
-    let (keys, values) = expected.verify(&Hive::from_bytes(image.clone())?)?;
-    let mut report = SaveReport {
-        sequence: seq,
-        bytes: image.len() as u64,
-        verified_keys: keys,
-        verified_values: values,
-        recovered_from_logs: recovered,
-        ..SaveReport::default()
-    };
-    if opts.dry_run {
-        return Ok(report);
-    }
-
-    let dir = parent_dir(path);
-    let name = file_name(path)?;
-    remove_stale_temps(&dir, &name);
-    let stamp = utc_stamp();
-    let original = fs::read(path).map_err(|source| io_err(path, source))?;
-    report.backup = Some(write_backup(&dir, &name, &stamp, &original)?);
-    fault_point("after-backup");
-
-    let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
-    write_synced(&tmp, &image)?;
-    fault_point("after-temp-write");
-
-    // Re-open what is on disk and check it again against the snapshot.
-    let check = Hive::open_with(&tmp, &OpenOptions { replay_logs: false }).and_then(|h| {
-        if h.bytes() != image.as_slice() {
-            return Err(Error::Verify {
-                path: String::new(),
-                detail: "the file read back differs from what was written".into(),
+        tp("edited");
+        let baseline = join(baseline_job)?.map_err(&refuse)?;
+        tp("baseline");
+        let m = edited?;
+        let expected = baseline.expect(&hive, edits)?;
+        if expected.unchanged {
+            return Ok(SaveReport {
+                unchanged: true,
+                sequence: hive.base_block().secondary_seq,
+                ..SaveReport::default()
             });
         }
-        expected.verify(&h)
-    });
-    if let Err(e) = check {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    fault_point("before-rename");
 
-    fs::rename(&tmp, path).map_err(|source| io_err(path, source))?;
-    sync_dir(&dir)?;
-    fault_point("after-rename");
-
-    if recovered {
-        for log in logs {
-            let Some(log_name) = log.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-                continue;
-            };
-            let to = dir.join(format!("{log_name}.guestwall-backup-{stamp}"));
-            fs::rename(&log, &to).map_err(|source| io_err(&log, source))?;
-            report.logs_moved.push((log, to));
+        // Above the primary's numbers and above every number in the logs beside it.
+        let logs = find_logs(path);
+        let p = hive.primary_base_block();
+        let mut seq = p
+            .primary_seq
+            .max(p.secondary_seq)
+            .max(hive.base_block().primary_seq);
+        for log in &logs {
+            if let Ok(bytes) = guestwall_mmap::read(log) {
+                seq = seq.max(max_sequence(&bytes).unwrap_or(0));
+            }
         }
+        let seq = seq.checked_add(1).ok_or_else(|| Error::Refused {
+            path: path.to_path_buf(),
+            reason: "its sequence number cannot be raised any further".into(),
+        })?;
+        tp("expect");
+        let image = m.finish(seq)?;
+        tp("finish");
+        let mut report = SaveReport {
+            sequence: seq,
+            bytes: image.len() as u64,
+            recovered_from_logs: recovered,
+            ..SaveReport::default()
+        };
+        if opts.dry_run {
+            let (keys, values) = expected.verify(&Hive::from_file_bytes(image)?)?;
+            report.verified_keys = keys;
+            report.verified_values = values;
+            return Ok(report);
+        }
+
+        let dir = parent_dir(path);
+        let name = file_name(path)?;
+        remove_stale_temps(&dir, &name);
+        let stamp = utc_stamp();
+        report.backup = Some(write_backup(path, &dir, &name, &stamp)?);
+        fault_point("after-backup");
+        tp("backup");
+
+        let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
+        let file = write_new(&tmp, &image)?;
+        // fsync on the second core while the written file is read back and verified.
+        let sync_job = scope.spawn(move || file.sync_all());
+        fault_point("after-temp-write");
+        tp("write");
+        let check = Hive::open_with(&tmp, &OpenOptions { replay_logs: false }).and_then(|h| {
+            if h.bytes() != &image[..] {
+                return Err(Error::Verify {
+                    path: String::new(),
+                    detail: "the file read back differs from what was written".into(),
+                });
+            }
+            expected.verify(&h)
+        });
+        let synced = join(sync_job)?.map_err(|source| io_err(&tmp, source));
+        let (keys, values) = match check.and_then(|c| synced.map(|()| c)) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        report.verified_keys = keys;
+        report.verified_values = values;
+        fault_point("before-rename");
+        tp("verify");
+
+        fs::rename(&tmp, path).map_err(|source| io_err(path, source))?;
         sync_dir(&dir)?;
-    }
-    Ok(report)
+        fault_point("after-rename");
+        tp("rename");
+
+        if recovered {
+            for log in logs {
+                let Some(log_name) = log.file_name().map(|n| n.to_string_lossy().into_owned())
+                else {
+                    continue;
+                };
+                let to = dir.join(format!("{log_name}.guestwall-backup-{stamp}"));
+                fs::rename(&log, &to).map_err(|source| io_err(&log, source))?;
+                report.logs_moved.push((log, to));
+            }
+            sync_dir(&dir)?;
+        }
+        Ok(report)
+    })
+}
+
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> Result<T> {
+    h.join().map_err(|_| Error::Verify {
+        path: String::new(),
+        detail: "internal: a worker thread panicked".into(),
+    })
 }
 
 /// Test-only fault injection: when `GUESTWALL_FAULT_AT` names this point, the process aborts
@@ -225,51 +255,62 @@ fn utc_stamp() -> String {
     crate::base_block::filetime_compact(crate::write::now_filetime())
 }
 
-/// Writes the backup under a temporary name, fsyncs it, then gives it its final name without
-/// ever replacing an existing file (a hard link fails if the name exists).
-fn write_backup(dir: &Path, name: &str, stamp: &str, bytes: &[u8]) -> Result<PathBuf> {
-    let tmp = dir.join(format!(
-        ".{name}.guestwall-backup-tmp-{}",
-        std::process::id()
-    ));
-    write_synced(&tmp, bytes)?;
-    let mut n = 1;
-    loop {
+/// Keeps the original file under `<name>.guestwall-backup-<stamp>` (never replacing an
+/// existing name). Since the original is never changed in place (the new hive is a new file
+/// renamed over it), a hard link to it is a byte-exact, zero-copy backup. Where the file
+/// system has no hard links, the file is copied to a temporary name, fsynced, and renamed.
+fn write_backup(path: &Path, dir: &Path, name: &str, stamp: &str) -> Result<PathBuf> {
+    // Make sure what the backup holds is on disk, whoever wrote it last.
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| io_err(path, source))?;
+    for n in 1..1000 {
         let candidate = if n == 1 {
             dir.join(format!("{name}.guestwall-backup-{stamp}"))
         } else {
             dir.join(format!("{name}.guestwall-backup-{stamp}-{n}"))
         };
-        match fs::hard_link(&tmp, &candidate) {
+        match fs::hard_link(path, &candidate) {
             Ok(()) => {
-                fs::remove_file(&tmp).map_err(|source| io_err(&tmp, source))?;
                 sync_dir(dir)?;
                 return Ok(candidate);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(io_err(&candidate, e));
-            }
-            Err(_) if !candidate.exists() => {
-                // No hard links on this file system: rename, having checked the name is free.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) if candidate.exists() => continue,
+            Err(_) => {
+                let tmp = dir.join(format!(
+                    ".{name}.guestwall-backup-tmp-{}",
+                    std::process::id()
+                ));
+                let _ = fs::remove_file(&tmp);
+                fs::copy(path, &tmp).map_err(|source| io_err(&tmp, source))?;
+                File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|source| io_err(&tmp, source))?;
+                if candidate.exists() {
+                    continue;
+                }
                 fs::rename(&tmp, &candidate).map_err(|source| io_err(&candidate, source))?;
                 sync_dir(dir)?;
                 return Ok(candidate);
             }
-            Err(_) => n += 1,
         }
     }
+    Err(Error::Refused {
+        path: path.to_path_buf(),
+        reason: "no free backup name".into(),
+    })
 }
 
-/// Creates `path` (which must not exist), writes `bytes` and fsyncs it.
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Creates `path` (which must not exist) and writes `bytes`; the caller fsyncs.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<File> {
     let mut f = FsOpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
         .map_err(|source| io_err(path, source))?;
     f.write_all(bytes).map_err(|source| io_err(path, source))?;
-    f.sync_all().map_err(|source| io_err(path, source))
+    Ok(f)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -298,6 +339,496 @@ fn remove_stale_temps(dir: &Path, name: &str) {
                 let _ = fs::remove_file(e.path());
             }
         }
+    }
+}
+
+/// A 128-bit digest of a key's content: its name as stored and, in order, each value's name,
+/// type and data. Two independent 64-bit lanes; not cryptographic, but a change that keeps
+/// both lanes equal by accident has odds of about 2^-128.
+#[derive(Clone, Copy)]
+struct Digest {
+    a: u64,
+    b: u64,
+}
+
+impl Digest {
+    fn new() -> Digest {
+        Digest {
+            a: 0x243F_6A88_85A3_08D3,
+            b: 0x1319_8A2E_0370_7344,
+        }
+    }
+
+    fn word(&mut self, w: u64) {
+        self.a = (self.a ^ w)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(31);
+        self.b = (self.b ^ w.rotate_left(23))
+            .wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+            .rotate_left(29);
+    }
+
+    fn bytes(&mut self, data: &[u8]) {
+        self.word(data.len() as u64);
+        let mut chunks = data.chunks_exact(8);
+        for c in &mut chunks {
+            self.word(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let mut last = [0u8; 8];
+        last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.word(u64::from_le_bytes(last));
+    }
+
+    /// UTF-16 units, four to a word, then their count.
+    fn units(&mut self, units: impl Iterator<Item = u16>) {
+        let mut n = 0u64;
+        let mut w = 0u64;
+        for u in units {
+            w = (w << 16) | u64::from(u);
+            n += 1;
+            if n % 4 == 0 {
+                self.word(w);
+                w = 0;
+            }
+        }
+        if n % 4 != 0 {
+            self.word(w);
+        }
+        self.word(n);
+    }
+
+    fn finish(self) -> u128 {
+        let mut a = self.a ^ (self.b >> 17);
+        a = a.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+        let mut b = self.b ^ (self.a >> 13);
+        b = b.wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+        (u128::from(a) << 64) | u128::from(b)
+    }
+}
+
+fn key_digest(key: &crate::key::Key<'_>) -> Result<(u128, u64)> {
+    let mut d = Digest::new();
+    d.units(key.name().units());
+    let mut n = 0;
+    for v in key.values()? {
+        d.units(v.name().units());
+        d.word(u64::from(v.data_type()));
+        d.bytes(&v.data()?);
+        n += 1;
+    }
+    Ok((d.finish(), n))
+}
+
+fn full_digest(path: &str, values: &[SnapValue]) -> u128 {
+    let mut d = Digest::new();
+    let name = path.rsplit('\\').next().unwrap_or("");
+    d.units(name.encode_utf16());
+    for v in values {
+        d.units(v.name.encode_utf16());
+        d.word(u64::from(v.data_type));
+        d.bytes(&v.data);
+    }
+    d.finish()
+}
+
+/// The 128-bit hash of an upper-cased key path, built one component at a time as a walk goes
+/// down, so that no path string is made for the keys a save does not touch.
+#[derive(Clone, Copy)]
+struct PathHash {
+    d: Digest,
+    empty: bool,
+}
+
+impl PathHash {
+    fn root() -> PathHash {
+        PathHash {
+            d: Digest::new(),
+            empty: true,
+        }
+    }
+
+    fn child(&self, name: impl Iterator<Item = u16>) -> PathHash {
+        let mut d = self.d;
+        if !self.empty {
+            d.word(u64::from(b'\\'));
+        }
+        d.units(name.map(upcase));
+        PathHash { d, empty: false }
+    }
+
+    fn value(&self) -> u128 {
+        self.d.finish()
+    }
+}
+
+/// The path hash of a `\`-separated path (empty parts ignored).
+fn path_hash(path: &str) -> u128 {
+    crate::hive::split_path(path)
+        .fold(PathHash::root(), |h, part| h.child(part.encode_utf16()))
+        .value()
+}
+
+/// Walks every key of the hive with its path hash, on two threads: the root and its children
+/// here, then the subtrees below them shared out as they come. One atomic visited set covers
+/// all of it, so a key reached twice is still an error. `visit` gets a per-thread state.
+fn hashed_walk<T: Send + Default>(
+    hive: &Hive,
+    visit: impl Fn(&mut T, u128, &crate::key::Key<'_>) -> Result<()> + Sync,
+) -> Result<Vec<T>> {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let seen: Vec<AtomicU64> = (0..(hive.base_block().hbins_size as usize / 8).div_ceil(64))
+        .map(|_| AtomicU64::new(0))
+        .collect();
+    let mark = |cell: u32| -> bool {
+        let i = (cell / 8) as usize;
+        seen.get(i / 64)
+            .is_some_and(|w| w.fetch_or(1 << (i % 64), Ordering::Relaxed) & (1 << (i % 64)) == 0)
+    };
+    let descend = |parent: &PathHash, key: &crate::key::Key<'_>| parent.child(key.name().units());
+    let mut here = T::default();
+    let root = hive.root()?;
+    let mut tasks = Vec::new();
+    let top = PathHash::root();
+    mark(root.cell());
+    visit(&mut here, top.value(), &root)?;
+    for c in root.subkey_cells()? {
+        let key = crate::key::Key::new(hive, c)?;
+        if !mark(c) {
+            return Err(Error::Cycle {
+                cell: crate::error::CellPos(c),
+            });
+        }
+        let h = top.child(key.name().units());
+        visit(&mut here, h.value(), &key).map_err(|e| e.at_key(&hive.path_of(c)))?;
+        for g in key.subkey_cells().map_err(|e| e.at_key(&hive.path_of(c)))? {
+            tasks.push((g, h));
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let work = || -> Result<T> {
+        let mut state = T::default();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(cell, parent)) = tasks.get(i) else {
+                return Ok(state);
+            };
+            let key = crate::key::Key::new(hive, cell)?;
+            let init = parent.child(key.name().units());
+            hive.walk_marked(key, init, &mut |c| mark(c), descend, |h, k| {
+                visit(&mut state, h.value(), k)
+            })?;
+        }
+    };
+    let mut out = vec![here];
+    std::thread::scope(|s| -> Result<()> {
+        let other = s.spawn(work);
+        let mine = work();
+        let theirs = other.join().map_err(|_| Error::Verify {
+            path: String::new(),
+            detail: "internal: a worker thread panicked".into(),
+        })?;
+        out.push(mine?);
+        out.push(theirs?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A hasher for keys that are already good hashes.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+type HashMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<PreHashed>>;
+
+/// Every key of the original hive: path hash -> digest of its content.
+struct Baseline {
+    keys: HashMap<u128, u128>,
+}
+
+/// What the saved hive must hold: the original digests of untouched keys, and the full
+/// expected content of the keys the edits touch (`None`: deleted).
+struct Expected {
+    same: HashMap<u128, u128>,
+    touched: HashMap<u128, Option<SnapKey>>,
+    count: usize,
+    unchanged: bool,
+}
+
+impl Baseline {
+    /// Walks the whole hive, reading every value's data: it also proves the hive reads
+    /// completely before anything is written.
+    fn of(hive: &Hive) -> Result<Baseline> {
+        let mut keys = HashMap::default();
+        let t = std::time::Instant::now();
+        hive.cell_stats()?;
+        if std::env::var("GW_TIMING").is_ok() {
+            eprintln!("  cellstats {:?}", t.elapsed());
+        }
+        hive.walk(hive.root()?, "", |path, key| {
+            keys.insert(path_hash(path), key_digest(key)?.0);
+            Ok(())
+        })?;
+        Ok(Baseline { keys })
+    }
+
+    /// Applies the edits: the keys they touch get their full expected content.
+    fn expect(self, hive: &Hive, edits: &[Edit]) -> Result<Expected> {
+        let mut same = self.keys;
+        let mut touched: HashMap<u128, Option<SnapKey>> = HashMap::default();
+        // Deleted subtrees of the original, to take out of `same` at the end.
+        let mut deleted_original: Vec<u128> = Vec::new();
+        let exists =
+            |touched: &HashMap<u128, Option<SnapKey>>, same: &HashMap<u128, u128>, h: u128| {
+                match touched.get(&h) {
+                    Some(t) => t.is_some(),
+                    None => same.contains_key(&h),
+                }
+            };
+        for e in edits {
+            match e {
+                Edit::CreateKey { key } => {
+                    let mut path = String::new();
+                    for part in crate::hive::split_path(key) {
+                        let child = if path.is_empty() {
+                            part.to_string()
+                        } else {
+                            format!("{path}\\{part}")
+                        };
+                        let h = path_hash(&child);
+                        path = match touched.get(&h) {
+                            Some(Some(t)) => t.path.clone(),
+                            _ if !touched.contains_key(&h) && same.contains_key(&h) => {
+                                hive.resolve(&child)?.1
+                            }
+                            _ => {
+                                touched.insert(
+                                    h,
+                                    Some(SnapKey {
+                                        path: child.clone(),
+                                        values: Vec::new(),
+                                    }),
+                                );
+                                child
+                            }
+                        };
+                    }
+                }
+                Edit::DeleteKey { key } => {
+                    let h = path_hash(key);
+                    if !exists(&touched, &same, h) {
+                        return Err(Error::KeyNotFound { path: key.clone() });
+                    }
+                    // Every key now under it: touched ones by path, original ones by walking
+                    // the original subtree (minus what was already deleted).
+                    let prefix: Vec<u16> = upper_path(key)
+                        .into_iter()
+                        .chain([u16::from(b'\\')])
+                        .collect();
+                    let k = upper_path(key);
+                    let gone: Vec<u128> = touched
+                        .iter()
+                        .filter(|(_, t)| {
+                            t.as_ref().is_some_and(|t| {
+                                let u = upper(&t.path);
+                                u == k || u.starts_with(&prefix)
+                            })
+                        })
+                        .map(|(h, _)| *h)
+                        .collect();
+                    for g in gone {
+                        touched.insert(g, None);
+                    }
+                    if let Some(start) = hive.find_key(key)? {
+                        let init = crate::hive::split_path(key)
+                            .fold(PathHash::root(), |h, part| h.child(part.encode_utf16()));
+                        hive.walk_with(
+                            start,
+                            init,
+                            |p, k| p.child(k.name().units()),
+                            |ph, _| {
+                                deleted_original.push(ph.value());
+                                touched.insert(ph.value(), None);
+                                Ok(())
+                            },
+                        )?;
+                    }
+                }
+                Edit::SetValue {
+                    key,
+                    name,
+                    data_type,
+                    data,
+                } => {
+                    let f = Self::full(&mut touched, &same, hive, key)?;
+                    let n = upper(name);
+                    match f.values.iter_mut().find(|v| upper(&v.name) == n) {
+                        Some(v) => {
+                            v.data_type = *data_type;
+                            v.data = data.clone();
+                        }
+                        None => f.values.push(SnapValue {
+                            name: name.clone(),
+                            data_type: *data_type,
+                            data: data.clone(),
+                        }),
+                    }
+                }
+                Edit::DeleteValue { key, name } => {
+                    let f = Self::full(&mut touched, &same, hive, key)?;
+                    let n = upper(name);
+                    let before = f.values.len();
+                    f.values.retain(|v| upper(&v.name) != n);
+                    if f.values.len() == before {
+                        return Err(Error::ValueNotFound {
+                            key: key.clone(),
+                            name: name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        let mut unchanged = true;
+        for (h, t) in &touched {
+            let orig = same.get(h);
+            match (t, orig) {
+                (Some(t), Some(d)) if full_digest(&t.path, &t.values) == *d => {}
+                (None, None) => {}
+                _ => unchanged = false,
+            }
+        }
+        for h in deleted_original {
+            same.remove(&h);
+        }
+        for h in touched.keys() {
+            same.remove(h);
+        }
+        let count = same.len() + touched.values().filter(|t| t.is_some()).count();
+        Ok(Expected {
+            same,
+            touched,
+            count,
+            unchanged,
+        })
+    }
+
+    /// The touched entry for `path`, made from the original key when first touched.
+    fn full<'a>(
+        touched: &'a mut HashMap<u128, Option<SnapKey>>,
+        same: &HashMap<u128, u128>,
+        hive: &Hive,
+        path: &str,
+    ) -> Result<&'a mut SnapKey> {
+        let h = path_hash(path);
+        let entry = match touched.entry(h) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                if !same.contains_key(&h) {
+                    return Err(Error::KeyNotFound {
+                        path: path.to_string(),
+                    });
+                }
+                let (key, canonical) = hive.resolve(path)?;
+                let mut values = Vec::new();
+                for val in key.values()? {
+                    values.push(SnapValue {
+                        name: val.name().to_string_lossy(),
+                        data_type: val.data_type(),
+                        data: val.data()?.into_owned(),
+                    });
+                }
+                v.insert(Some(SnapKey {
+                    path: canonical,
+                    values,
+                }))
+            }
+        };
+        entry.as_mut().ok_or_else(|| Error::KeyNotFound {
+            path: path.to_string(),
+        })
+    }
+}
+
+impl Expected {
+    /// Checks the written hive: every untouched key reads exactly as before (same digest),
+    /// every touched key holds exactly its expected content, and no key is missing or extra.
+    fn verify(&self, hive: &Hive) -> Result<(u64, u64)> {
+        let mismatch = |path: &str, detail: String| Error::Verify {
+            path: path.to_string(),
+            detail,
+        };
+        let parts = hashed_walk(hive, |(keys, values): &mut (u64, u64), h, key| {
+            *keys += 1;
+            let here = || hive.path_of(key.cell());
+            match (self.touched.get(&h), self.same.get(&h)) {
+                (Some(Some(f)), _) => {
+                    let expected_name = f.path.rsplit('\\').next().unwrap_or("");
+                    let name = key.name().to_string_lossy();
+                    if name != expected_name && key.cell() != hive.base_block().root_cell {
+                        return Err(mismatch(
+                            &here(),
+                            format!("key is named {name:?}, expected {expected_name:?}"),
+                        ));
+                    }
+                    let got = key.values()?;
+                    if got.len() != f.values.len() {
+                        return Err(mismatch(
+                            &here(),
+                            format!("{} values, expected {}", got.len(), f.values.len()),
+                        ));
+                    }
+                    for (v, e) in got.iter().zip(&f.values) {
+                        *values += 1;
+                        let name = v.name().to_string_lossy();
+                        if name != e.name || v.data_type() != e.data_type || *v.data()? != *e.data {
+                            return Err(mismatch(
+                                &here(),
+                                format!("value {:?} is not as intended", e.name),
+                            ));
+                        }
+                    }
+                    Ok(())
+                }
+                (Some(None), _) | (None, None) => {
+                    Err(mismatch(&here(), "a key that should not be there".into()))
+                }
+                (None, Some(d)) => {
+                    let (got, n) = key_digest(key)?;
+                    *values += n;
+                    if got != *d {
+                        return Err(mismatch(
+                            &here(),
+                            "an untouched key reads differently after the save".into(),
+                        ));
+                    }
+                    Ok(())
+                }
+            }
+        })?;
+        let keys: u64 = parts.iter().map(|p| p.0).sum();
+        let values: u64 = parts.iter().map(|p| p.1).sum();
+        if keys != self.count as u64 {
+            return Err(mismatch(
+                "",
+                format!("{keys} keys found, expected {}", self.count),
+            ));
+        }
+        Ok((keys, values))
     }
 }
 
@@ -496,5 +1027,67 @@ impl Snapshot {
             ));
         }
         Ok((keys, values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::{build_hive, reg_sz, BuildOptions, KeySpec};
+
+    fn hive(spec: &KeySpec) -> Hive {
+        Hive::from_bytes(build_hive(spec, &BuildOptions::default()).unwrap()).unwrap()
+    }
+
+    fn spec() -> KeySpec {
+        KeySpec::new("")
+            .subkey(KeySpec::new("A").value("x", 1, reg_sz("one")).subkey(KeySpec::new("B")))
+            .subkey(KeySpec::new("C").value("y", 4, 7u32.to_le_bytes()))
+    }
+
+    fn expected(edits: &[Edit]) -> Expected {
+        let h = hive(&spec());
+        Baseline::of(&h).unwrap().expect(&h, edits).unwrap()
+    }
+
+    #[test]
+    fn verification_accepts_exactly_the_intended_result() {
+        let edits = [
+            Edit::SetValue { key: "A".into(), name: "x".into(), data_type: 1, data: reg_sz("two") },
+            Edit::CreateKey { key: "C\\New".into() },
+            Edit::DeleteKey { key: "A\\B".into() },
+        ];
+        let e = expected(&edits);
+        assert!(!e.unchanged);
+        let mut ok = spec();
+        ok.subkeys[0].values[0].data = reg_sz("two");
+        ok.subkeys[0].subkeys.clear();
+        ok.subkeys[1].subkeys.push(KeySpec::new("New"));
+        assert_eq!(e.verify(&hive(&ok)).unwrap(), (4, 2));
+
+        // Anything else is caught: an untouched value changed, a key missing, a key too many,
+        // the edited value wrong, a new key with another name case.
+        let mut bad = ok.clone();
+        bad.subkeys[1].values[0].data = 8u32.to_le_bytes().to_vec();
+        assert!(e.verify(&hive(&bad)).unwrap_err().to_string().contains("untouched key"));
+        let mut bad = ok.clone();
+        bad.subkeys[1].subkeys.clear();
+        assert!(e.verify(&hive(&bad)).is_err());
+        let mut bad = ok.clone();
+        bad.subkeys[0].subkeys.push(KeySpec::new("B"));
+        assert!(e.verify(&hive(&bad)).unwrap_err().to_string().contains("should not be there"));
+        let mut bad = ok.clone();
+        bad.subkeys[0].values[0].data = reg_sz("three");
+        assert!(e.verify(&hive(&bad)).unwrap_err().to_string().contains("not as intended"));
+        let mut bad = ok;
+        bad.subkeys[1].subkeys[0].name = "NEW".into();
+        assert!(e.verify(&hive(&bad)).unwrap_err().to_string().contains("named"));
+    }
+
+    #[test]
+    fn edits_that_change_nothing_are_recognised() {
+        assert!(expected(&[Edit::CreateKey { key: "a\\b".into() }]).unchanged);
+        assert!(expected(&[Edit::SetValue { key: "C".into(), name: "Y".into(), data_type: 4, data: 7u32.to_le_bytes().to_vec() }]).unchanged);
+        assert!(!expected(&[Edit::SetValue { key: "C".into(), name: "y".into(), data_type: 3, data: 7u32.to_le_bytes().to_vec() }]).unchanged);
     }
 }

@@ -23,6 +23,8 @@
 
 use std::collections::BTreeMap;
 
+use guestwall_mmap::{AnonBuf, FileBytes};
+
 use crate::base_block::{checksum, BASE_BLOCK_LEN};
 use crate::bins::{Bin, CellInfo, HBIN_HEADER_LEN, PAGE};
 use crate::build::LEAF_MAX;
@@ -102,7 +104,13 @@ fn name_len_utf16(s: &str) -> u32 {
 impl HiveMut {
     /// Starts editing a copy of `hive` (after its log replay). The hive must be fully readable.
     pub fn new(hive: &Hive) -> Result<HiveMut> {
-        let copy = Hive::from_bytes(hive.bytes().to_vec())?;
+        // A pre-faulted private copy with room to grow by a megabyte before it must move.
+        let bytes = hive.bytes();
+        let buf = AnonBuf::copy_of(bytes, bytes.len() + (1 << 20)).map_err(|source| Error::Io {
+            path: "(memory for the edited hive)".into(),
+            source,
+        })?;
+        let copy = Hive::from_anon(buf)?;
         let mut free = BTreeMap::new();
         for c in copy.bins().cells(copy.bytes()) {
             let CellInfo {
@@ -153,7 +161,7 @@ impl HiveMut {
 
     /// Sets both sequence numbers to `sequence`, the timestamp, the hive bins size and the
     /// checksum, and returns the complete file.
-    pub fn finish(mut self, sequence: u32) -> Result<Vec<u8>> {
+    pub fn finish(mut self, sequence: u32) -> Result<FileBytes> {
         let now = self.now;
         let size = self.hive.bins().data_size();
         let buf = self.buf()?;
@@ -166,13 +174,13 @@ impl HiveMut {
         put_u32(buf, 508, c);
         // The first bin's timestamp backs up the base block's.
         put_u64(buf, BASE_BLOCK_LEN + 20, now);
-        Ok(std::mem::take(buf))
+        Ok(self.hive.into_file_bytes())
     }
 
-    fn buf(&mut self) -> Result<&mut Vec<u8>> {
+    fn buf(&mut self) -> Result<&mut AnonBuf> {
         self.hive
-            .vec_mut()
-            .ok_or_else(|| Error::cell(0, "internal: the hive copy is not an owned buffer"))
+            .anon_mut()
+            .ok_or_else(|| Error::cell(0, "internal: the hive copy is not a private buffer"))
     }
 
     // ----- allocator -----
@@ -216,7 +224,11 @@ impl HiveMut {
             .checked_add(size)
             .ok_or_else(|| Error::cell(start, "the hive would exceed 4 GB"))?;
         let buf = self.buf()?;
-        buf.resize(BASE_BLOCK_LEN + end as usize, 0);
+        buf.resize(BASE_BLOCK_LEN + end as usize)
+            .map_err(|source| Error::Io {
+                path: "(memory for the edited hive)".into(),
+                source,
+            })?;
         let h = file_off(start);
         buf[h..h + 4].copy_from_slice(b"hbin");
         put_u32(buf, h + 4, start);

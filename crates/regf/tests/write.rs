@@ -50,7 +50,7 @@ fn edited(hive: &Hive, edits: &[Edit]) -> Hive {
         m.apply(e).unwrap();
         model.apply(e).unwrap();
     }
-    let out = Hive::from_bytes(m.finish(7).unwrap()).unwrap();
+    let out = Hive::from_bytes(m.finish(7).unwrap().to_vec()).unwrap();
     out.check_all().unwrap();
     out.cell_stats().unwrap();
     model.verify(&out).unwrap();
