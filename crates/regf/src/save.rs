@@ -1041,7 +1041,11 @@ mod tests {
 
     fn spec() -> KeySpec {
         KeySpec::new("")
-            .subkey(KeySpec::new("A").value("x", 1, reg_sz("one")).subkey(KeySpec::new("B")))
+            .subkey(
+                KeySpec::new("A")
+                    .value("x", 1, reg_sz("one"))
+                    .subkey(KeySpec::new("B")),
+            )
             .subkey(KeySpec::new("C").value("y", 4, 7u32.to_le_bytes()))
     }
 
@@ -1053,8 +1057,15 @@ mod tests {
     #[test]
     fn verification_accepts_exactly_the_intended_result() {
         let edits = [
-            Edit::SetValue { key: "A".into(), name: "x".into(), data_type: 1, data: reg_sz("two") },
-            Edit::CreateKey { key: "C\\New".into() },
+            Edit::SetValue {
+                key: "A".into(),
+                name: "x".into(),
+                data_type: 1,
+                data: reg_sz("two"),
+            },
+            Edit::CreateKey {
+                key: "C\\New".into(),
+            },
             Edit::DeleteKey { key: "A\\B".into() },
         ];
         let e = expected(&edits);
@@ -1069,25 +1080,57 @@ mod tests {
         // the edited value wrong, a new key with another name case.
         let mut bad = ok.clone();
         bad.subkeys[1].values[0].data = 8u32.to_le_bytes().to_vec();
-        assert!(e.verify(&hive(&bad)).unwrap_err().to_string().contains("untouched key"));
+        assert!(e
+            .verify(&hive(&bad))
+            .unwrap_err()
+            .to_string()
+            .contains("untouched key"));
         let mut bad = ok.clone();
         bad.subkeys[1].subkeys.clear();
         assert!(e.verify(&hive(&bad)).is_err());
         let mut bad = ok.clone();
         bad.subkeys[0].subkeys.push(KeySpec::new("B"));
-        assert!(e.verify(&hive(&bad)).unwrap_err().to_string().contains("should not be there"));
+        assert!(e
+            .verify(&hive(&bad))
+            .unwrap_err()
+            .to_string()
+            .contains("should not be there"));
         let mut bad = ok.clone();
         bad.subkeys[0].values[0].data = reg_sz("three");
-        assert!(e.verify(&hive(&bad)).unwrap_err().to_string().contains("not as intended"));
+        assert!(e
+            .verify(&hive(&bad))
+            .unwrap_err()
+            .to_string()
+            .contains("not as intended"));
         let mut bad = ok;
         bad.subkeys[1].subkeys[0].name = "NEW".into();
-        assert!(e.verify(&hive(&bad)).unwrap_err().to_string().contains("named"));
+        assert!(e
+            .verify(&hive(&bad))
+            .unwrap_err()
+            .to_string()
+            .contains("named"));
     }
 
     #[test]
     fn edits_that_change_nothing_are_recognised() {
         assert!(expected(&[Edit::CreateKey { key: "a\\b".into() }]).unchanged);
-        assert!(expected(&[Edit::SetValue { key: "C".into(), name: "Y".into(), data_type: 4, data: 7u32.to_le_bytes().to_vec() }]).unchanged);
-        assert!(!expected(&[Edit::SetValue { key: "C".into(), name: "y".into(), data_type: 3, data: 7u32.to_le_bytes().to_vec() }]).unchanged);
+        assert!(
+            expected(&[Edit::SetValue {
+                key: "C".into(),
+                name: "Y".into(),
+                data_type: 4,
+                data: 7u32.to_le_bytes().to_vec()
+            }])
+            .unchanged
+        );
+        assert!(
+            !expected(&[Edit::SetValue {
+                key: "C".into(),
+                name: "y".into(),
+                data_type: 3,
+                data: 7u32.to_le_bytes().to_vec()
+            }])
+            .unchanged
+        );
     }
 }
