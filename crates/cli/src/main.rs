@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod diagnose_cmd;
 mod hive_cmd;
 mod reg_cmd;
 
@@ -21,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Per profile, does inbound RDP get through, and if not, why (exit 0 reachable, 1 not).
+    Diagnose(diagnose_cmd::DiagnoseArgs),
     /// Read registry hive files.
     #[command(subcommand)]
     Hive(hive_cmd::HiveCommand),
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
+        Command::Diagnose(args) => diagnose_cmd::run(args, &mut out),
         Command::Hive(cmd) => hive_cmd::run(cmd, &mut out),
         Command::Reg(args) => reg_cmd::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
