@@ -336,16 +336,13 @@ fn read_software(hive: &Hive) -> SoftwareFacts {
     f
 }
 
-/// A 16-byte SYSTEMTIME as sortable bytes (year, month, day, hour, minute, second).
-fn systemtime_key(b: &[u8]) -> Vec<u8> {
+/// A 16-byte SYSTEMTIME as a sortable key (year, month, day, hour, minute, second).
+fn systemtime_key(b: &[u8]) -> Vec<u16> {
     let w = |i: usize| {
         b.get(2 * i..2 * i + 2)
             .map_or(0, |x| u16::from_le_bytes([x[0], x[1]]))
     };
-    [0, 1, 3, 4, 5, 6]
-        .iter()
-        .flat_map(|&i| w(i).to_be_bytes())
-        .collect()
+    [0, 1, 3, 4, 5, 6].iter().map(|&i| w(i)).collect()
 }
 
 fn systemtime_text(b: &[u8]) -> Option<String> {
