@@ -20,7 +20,7 @@ use std::io::{self, Write};
 
 use guestwall_firewall::names::display;
 use guestwall_firewall::{
-    Action, Decider, Exclusion, FlowMatch, Listener, Mismatch, Os, Policy, Profile,
+    match_flow, Action, Decider, Exclusion, FlowMatch, Listener, Mismatch, Os, Policy, Profile,
     ProfileDecision, Setting, Store, StoredRule, Verdict,
 };
 
@@ -457,15 +457,15 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
                 _ => {}
             }
         }
-        // Rules pinned to another port (the default 3389) when RDP listens elsewhere.
+        // Rules pinned to the default port 3389 when RDP listens elsewhere.
+        let default_listener = Listener::rdp(&cfg.os, 3389);
         let pinned: Vec<&StoredRule> = d
             .relevant
             .iter()
             .filter(allows)
-            .filter(|o| {
-                o.flow == FlowMatch::No(Mismatch::Port) && o.flow_any_port == FlowMatch::Yes
-            })
+            .filter(|o| o.flow == FlowMatch::No(Mismatch::Port))
             .map(|o| rule(o.index))
+            .filter(|sr| match_flow(&sr.rule, &default_listener, &cfg.os, false) == FlowMatch::Yes)
             .collect();
         if port != 3389 && !pinned.is_empty() {
             let names: Vec<String> = pinned

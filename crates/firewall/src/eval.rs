@@ -383,22 +383,27 @@ impl Policy {
         let mut relevant = Vec::new();
         for (i, sr) in self.rules.iter().enumerate() {
             let r = &sr.rule;
+            // Outbound rules have no part in an inbound decision.
+            if r.direction == Some(Direction::Out) {
+                continue;
+            }
             let flow_any_port = match_flow(r, l, os, true);
             if matches!(flow_any_port, FlowMatch::No(_)) {
                 continue;
             }
             let flow = match_flow(r, l, os, false);
             let hardening = sr.store == Store::ServiceHardening;
+            // Local rules do not count at all where Group Policy turns local merge off.
             let excluded = if !r.is_well_formed() {
                 Some(Exclusion::Malformed)
             } else if r.direction != Some(Direction::In) {
                 Some(Exclusion::NotInbound)
+            } else if sr.store == Store::Local && !settings.allow_local_policy_merge.value {
+                Some(Exclusion::LocalRulesOff)
             } else if !(r.active || hardening && r.raw.get("Active").is_none()) {
                 Some(Exclusion::Inactive)
             } else if !r.profiles.contains(p) && !hardening {
                 Some(Exclusion::OtherProfile)
-            } else if sr.store == Store::Local && !settings.allow_local_policy_merge.value {
-                Some(Exclusion::LocalRulesOff)
             } else {
                 None
             };
