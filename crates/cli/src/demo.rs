@@ -6,8 +6,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use guestwall_regf::{report, Hive};
-use guestwall_samples::FIREWALL_POLICY;
 
 /// Arguments of `guestwall demo`.
 #[derive(Args)]
@@ -18,7 +16,7 @@ pub struct DemoArgs {
     dir: Option<PathBuf>,
 }
 
-/// Builds the sample SYSTEM hive and runs guestwall on it.
+/// Builds the sample SYSTEM hive and diagnoses it.
 pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
     let dir = match args.dir {
         Some(d) => d,
@@ -30,27 +28,21 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
     std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     writeln!(
         out,
-        "Built a sample SYSTEM hive of a Windows Server 2019 VM whose RDP times out:\n  {}\n",
+        "Built a sample SYSTEM hive of a Windows Server 2019 VM that boots to the logon screen\n\
+         while RDP times out:\n  {}\n",
         path.display()
     )?;
-
-    writeln!(out, "$ guestwall hive info {}", path.display())?;
-    let hive = Hive::open(&path)?;
-    report::write_info(&hive, &mut *out)?;
-
-    let policy = format!("ControlSet001\\{FIREWALL_POLICY}");
-    for key in ["PublicProfile", "FirewallRules"] {
-        writeln!(
-            out,
-            "\n$ guestwall hive get {} '{policy}\\{key}'",
-            path.display()
-        )?;
-        report::write_get(&hive, &format!("{policy}\\{key}"), None, &mut *out)?;
-    }
+    writeln!(out, "$ guestwall diagnose {}", path.display())?;
+    let target = guestwall_ingest::locate(&path, None)?;
+    let diags: Vec<_> = guestwall_ingest::load(&target)?
+        .iter()
+        .map(|c| guestwall_diagnose::diagnose(c, None))
+        .collect();
+    guestwall_diagnose::write_text(&diags, out)?;
     writeln!(
         out,
-        "\nThe Public profile has DoNotAllowExceptions=1 (netsh: BlockInboundAlways) and the \
-         RemoteDesktop rules are Active=FALSE: the two causes of Microsoft's article."
+        "\nBoth causes of Microsoft's article: the Remote Desktop rules are disabled (cause 1) and\n\
+         the Public profile blocks all inbound connections (cause 2, netsh: BlockInboundAlways)."
     )?;
     Ok(0)
 }

@@ -78,6 +78,15 @@ fn profile(name: &str, block_all: bool) -> KeySpec {
 
 /// The SYSTEM hive tree of the broken sample VM (see the crate documentation).
 pub fn broken_rdp_system_spec() -> KeySpec {
+    system_spec(true)
+}
+
+/// The same VM in good order: Remote Desktop rules enabled, no profile blocking all inbound.
+pub fn healthy_rdp_system_spec() -> KeySpec {
+    system_spec(false)
+}
+
+fn system_spec(broken: bool) -> KeySpec {
     let mut root = KeySpec::new("");
     root.subkeys.push(
         KeySpec::new("Select")
@@ -119,10 +128,10 @@ pub fn broken_rdp_system_spec() -> KeySpec {
     policy.subkeys.extend([
         profile("DomainProfile", false),
         profile("StandardProfile", false),
-        profile("PublicProfile", true),
+        profile("PublicProfile", broken),
     ]);
     let rules = policy.path_mut("FirewallRules");
-    for (id, rule) in remote_desktop_rules(false) {
+    for (id, rule) in remote_desktop_rules(!broken) {
         rules.push_value(id, REG_SZ, reg_sz(&rule));
     }
     for (id, rule) in other_rules() {
@@ -133,8 +142,17 @@ pub fn broken_rdp_system_spec() -> KeySpec {
 
 /// The broken sample SYSTEM hive as file bytes.
 pub fn broken_rdp_system() -> Result<Vec<u8>, BuildError> {
+    system_bytes(&broken_rdp_system_spec())
+}
+
+/// The healthy sample SYSTEM hive as file bytes.
+pub fn healthy_rdp_system() -> Result<Vec<u8>, BuildError> {
+    system_bytes(&healthy_rdp_system_spec())
+}
+
+fn system_bytes(spec: &KeySpec) -> Result<Vec<u8>, BuildError> {
     build_hive(
-        &broken_rdp_system_spec(),
+        spec,
         &BuildOptions {
             root_name: "ROOT".into(),
             file_name: "\\??\\C:\\Windows\\System32\\config\\SYSTEM".into(),
