@@ -13,9 +13,9 @@ fn demo_runs_on_a_fresh_clone() {
     let o = gw(&["demo", "--dir", t.0.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
-    assert!(s.contains("state:             clean"), "{s}");
+    assert!(s.contains("Public   BLOCKED"), "{s}");
     assert!(
-        s.contains("DoNotAllowExceptions    REG_DWORD    0x00000001 (1)"),
+        s.contains("[block-all-inbound]") && s.contains("[rdp-rule-disabled]"),
         "{s}"
     );
     assert!(t.0.join("SYSTEM").is_file());
