@@ -58,6 +58,8 @@ pub mod codes {
     pub const CONTROL_SET_MISMATCH: &str = "control-set-mismatch";
     /// Informational: default inbound action is allow (insecure, not a blocker).
     pub const DEFAULT_INBOUND_ALLOW: &str = "default-inbound-allow";
+    /// Informational: the profile's firewall is off on some interfaces (DisabledInterfaces).
+    pub const DISABLED_INTERFACES: &str = "disabled-interfaces";
     /// Informational: something about the input (dirty hive, missing SOFTWARE, …).
     pub const INPUT_NOTE: &str = "input-note";
 }
@@ -315,6 +317,21 @@ pub fn diagnose(cfg: &MachineConfig, port: Option<u16>) -> Diagnosis {
                     "the {} profile allows all inbound traffic by default (DefaultInboundAction = 0{}): not a blocker, but insecure",
                     d.profile,
                     d.settings.default_inbound_block.origin.as_deref().map(|o| format!(", {o}")).unwrap_or_default()
+                ),
+                None,
+            ));
+        }
+    }
+    for d in &decisions {
+        let di = &d.settings.disabled_interfaces;
+        if !di.value.is_empty() {
+            findings.push(cause(
+                codes::DISABLED_INTERFACES,
+                format!(
+                    "the {} profile's firewall is off on the interfaces {} ({}); if the VM's NIC is one of them, the profile's rules do not apply there",
+                    d.profile,
+                    di.value.join(","),
+                    di.origin.as_deref().unwrap_or("")
                 ),
                 None,
             ));
