@@ -11,6 +11,7 @@ mod demo;
 mod diagnose_cmd;
 mod hive_cmd;
 mod reg_cmd;
+mod repair_cmd;
 
 /// Finds out why a Windows guest refuses inbound Remote Desktop, from its offline disk.
 #[derive(Parser)]
@@ -24,6 +25,14 @@ struct Cli {
 enum Command {
     /// Per profile, does inbound RDP get through, and if not, why (exit 0 reachable, 1 not).
     Diagnose(diagnose_cmd::DiagnoseArgs),
+    /// Make inbound RDP reachable: the smallest change, backup first, atomic write, verified,
+    /// diagnosed again (exit 0 reachable afterwards, 1 not).
+    Fix(repair_cmd::FixArgs),
+    /// Restore the hives from guestwall's latest backup.
+    Undo(repair_cmd::UndoArgs),
+    /// Print the fix as commands: netsh for the serial console (default), PowerShell, or a
+    /// reg.exe batch file for a Windows rescue VM.
+    Script(repair_cmd::ScriptArgs),
     /// Read registry hive files.
     #[command(subcommand)]
     Hive(hive_cmd::HiveCommand),
@@ -43,6 +52,9 @@ fn main() -> ExitCode {
     let mut out = stdout.lock();
     let result = match cli.command {
         Command::Diagnose(args) => diagnose_cmd::run(args, &mut out),
+        Command::Fix(args) => repair_cmd::fix(args, &mut out),
+        Command::Undo(args) => repair_cmd::undo(args, &mut out),
+        Command::Script(args) => repair_cmd::script(args, &mut out),
         Command::Hive(cmd) => hive_cmd::run(cmd, &mut out),
         Command::Reg(args) => reg_cmd::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),

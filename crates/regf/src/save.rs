@@ -302,6 +302,204 @@ fn write_backup(path: &Path, dir: &Path, name: &str, stamp: &str) -> Result<Path
     })
 }
 
+/// What [`restore_backup`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// The backup restored (renamed to `<hive>.guestwall-restored-<stamp>` afterwards, so that
+    /// the next restore goes one step further back). `None`: no backup was found.
+    pub backup: Option<PathBuf>,
+    /// Where the backup is kept now.
+    pub backup_kept_as: Option<PathBuf>,
+    /// Where the file that was replaced is kept (`<hive>.guestwall-undone-<now>`).
+    pub replaced_kept_as: Option<PathBuf>,
+    /// Logs moved back from beside the backup: (from, to).
+    pub logs_restored: Vec<(PathBuf, PathBuf)>,
+    /// The file already held the backup's bytes, so nothing was written.
+    pub unchanged: bool,
+}
+
+/// The backups of `path`, oldest first: `<name>.guestwall-backup-<stamp>[-n]`.
+pub fn list_backups(path: &Path) -> Result<Vec<PathBuf>> {
+    let dir = parent_dir(path);
+    let name = file_name(path)?;
+    let prefix = format!("{name}.guestwall-backup-");
+    let mut found: Vec<(String, u32, PathBuf)> = Vec::new();
+    let entries = fs::read_dir(&dir).map_err(|source| io_err(&dir, source))?;
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = n.strip_prefix(&prefix) else {
+            continue;
+        };
+        // `<stamp>` is `YYYYMMDDTHHMMSSZ`; a second backup in the same second gets `-n`.
+        let (stamp, k) = match rest.split_once('-') {
+            Some((s, k)) => match k.parse::<u32>() {
+                Ok(k) => (s, k),
+                Err(_) => continue,
+            },
+            None => (rest, 1),
+        };
+        let well_formed = stamp.len() == 16
+            && stamp.as_bytes()[8] == b'T'
+            && stamp.ends_with('Z')
+            && stamp[..8]
+                .bytes()
+                .chain(stamp[9..15].bytes())
+                .all(|b| b.is_ascii_digit());
+        if well_formed && e.file_type().is_ok_and(|t| t.is_file()) {
+            found.push((stamp.to_string(), k, e.path()));
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, _, p)| p).collect())
+}
+
+/// Puts the latest backup of `path` back (the undo of [`edit_file`]), as safely as a save:
+///
+/// 1. The backup must read as a hive (base block and bins); otherwise nothing is done.
+/// 2. The current file is kept under `<hive>.guestwall-undone-<now>` (a hard link, or a
+///    copy), so the undo can itself be undone.
+/// 3. The backup's bytes are copied to a temporary file, fsynced, compared with the backup,
+///    and renamed over the target.
+/// 4. Logs that the save moved aside (`<log>.guestwall-backup-<same stamp>`) are moved back,
+///    so that a hive which was dirty is dirty again with its own logs, as before the save.
+/// 5. The backup is renamed to `<hive>.guestwall-restored-<stamp>`: it is kept, and the next
+///    restore goes one step further back.
+///
+/// With `dry_run`, only step 1 runs. When the target already holds the backup's bytes, no
+/// file is written.
+pub fn restore_backup(path: &Path, dry_run: bool) -> Result<RestoreReport> {
+    let mut report = RestoreReport::default();
+    let Some(backup) = list_backups(path)?.pop() else {
+        return Ok(report);
+    };
+    report.backup = Some(backup.clone());
+    let bytes = guestwall_mmap::read(&backup).map_err(|source| io_err(&backup, source))?;
+    // The backup is the original byte for byte, which may be a dirty hive whose logs now
+    // sit beside it under other names; so check its structure (base block, bins), not its
+    // content.
+    let check = Hive::from_file_bytes(guestwall_mmap::FileBytes::Owned(bytes.to_vec()));
+    if let Err(e) = check {
+        return Err(Error::Refused {
+            path: backup.clone(),
+            reason: format!(
+                "the backup does not read as a hive, so it is not restored: {}",
+                crate::error::error_chain(&e)
+            ),
+        });
+    }
+    let current = fs::read(path).ok();
+    let dir = parent_dir(path);
+    let name = file_name(path)?;
+    let backup_name = file_name(&backup)?;
+    let stamp = backup_name
+        .strip_prefix(&format!("{name}.guestwall-backup-"))
+        .unwrap_or_default()
+        .to_string();
+    // Logs the save moved aside: `<log name>.guestwall-backup-<stamp>` → `<log name>`.
+    let suffix = format!(".guestwall-backup-{stamp}");
+    let lower = name.to_lowercase();
+    let mut logs: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for e in fs::read_dir(&dir)
+        .map_err(|source| io_err(&dir, source))?
+        .flatten()
+    {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(base) = n.strip_suffix(&suffix) else {
+            continue;
+        };
+        let is_log = base
+            .to_lowercase()
+            .strip_prefix(&lower)
+            .is_some_and(|ext| matches!(ext, ".log" | ".log1" | ".log2"));
+        if is_log {
+            let live = find_case_insensitive(&dir, base).unwrap_or_else(|| dir.join(base));
+            logs.push((e.path(), live));
+        }
+    }
+    logs.sort();
+    if current.as_deref() == Some(&bytes[..]) && logs.is_empty() {
+        report.unchanged = true;
+        return Ok(report);
+    }
+    if dry_run {
+        report.logs_restored = logs;
+        return Ok(report);
+    }
+    remove_stale_temps(&dir, &name);
+    let now = utc_stamp();
+    if current.is_some() {
+        let kept = write_kept(path, &dir, &format!("{name}.guestwall-undone-{now}"))?;
+        report.replaced_kept_as = Some(kept);
+    }
+    let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
+    let file = write_new(&tmp, &bytes)?;
+    file.sync_all().map_err(|source| io_err(&tmp, source))?;
+    drop(file);
+    if fs::read(&tmp).map_err(|source| io_err(&tmp, source))? != bytes[..] {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::Verify {
+            path: path.display().to_string(),
+            detail: "the restored copy read back differs from the backup".into(),
+        });
+    }
+    fs::rename(&tmp, path).map_err(|source| io_err(path, source))?;
+    sync_dir(&dir)?;
+    for (moved, live) in logs {
+        if live.exists() {
+            let live_name = file_name(&live)?;
+            write_kept(&live, &dir, &format!("{live_name}.guestwall-undone-{now}"))?;
+            fs::remove_file(&live).map_err(|source| io_err(&live, source))?;
+        }
+        fs::rename(&moved, &live).map_err(|source| io_err(&moved, source))?;
+        report.logs_restored.push((moved, live));
+    }
+    let kept = dir.join(format!("{name}.guestwall-restored-{stamp}"));
+    if !kept.exists() {
+        fs::rename(&backup, &kept).map_err(|source| io_err(&backup, source))?;
+        report.backup_kept_as = Some(kept);
+    }
+    sync_dir(&dir)?;
+    Ok(report)
+}
+
+/// The entry of `dir` named `name`, compared case-insensitively.
+fn find_case_insensitive(dir: &Path, name: &str) -> Option<PathBuf> {
+    fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            .then(|| e.path())
+    })
+}
+
+/// Keeps `path` under `name` in `dir` (`-n` added when taken): a hard link, else a synced copy.
+fn write_kept(path: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
+    for n in 1..1000 {
+        let candidate = if n == 1 {
+            dir.join(name)
+        } else {
+            dir.join(format!("{name}-{n}"))
+        };
+        if candidate.exists() {
+            continue;
+        }
+        if fs::hard_link(path, &candidate).is_err() {
+            let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+            fs::copy(path, &tmp).map_err(|source| io_err(&tmp, source))?;
+            File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| io_err(&tmp, source))?;
+            fs::rename(&tmp, &candidate).map_err(|source| io_err(&candidate, source))?;
+        }
+        sync_dir(dir)?;
+        return Ok(candidate);
+    }
+    Err(Error::Refused {
+        path: path.to_path_buf(),
+        reason: "no free name to keep it under".into(),
+    })
+}
+
 /// Creates `path` (which must not exist) and writes `bytes`; the caller fsyncs.
 fn write_new(path: &Path, bytes: &[u8]) -> Result<File> {
     let mut f = FsOpenOptions::new()

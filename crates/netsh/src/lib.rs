@@ -1,0 +1,2 @@
+//! netsh advfirewall.
+#![forbid(unsafe_code)]

@@ -1,0 +1,336 @@
+//! Applying a [`Plan`] to the hive files of a machine, and undoing it.
+//!
+//! Every write goes through [`guestwall_regf::save::edit_file`]: backup first, write to a
+//! temporary file, fsync, verify, rename. Afterwards the hives are read again from disk and
+//! diagnosed, and that diagnosis (not the prediction) is what is reported.
+
+use std::path::PathBuf;
+
+use guestwall_diagnose::{diagnose, Diagnosis};
+use guestwall_ingest::{load, IngestError, Target};
+use guestwall_regf::data::{REG_DWORD, REG_SZ};
+use guestwall_regf::save::{edit_file, restore_backup, RestoreReport, SaveOptions, SaveReport};
+use guestwall_regf::write::Edit;
+
+use crate::{plan, FixOptions, HiveKind, Op, Plan};
+
+/// Errors while applying or undoing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepairError {
+    /// The hives could not be found or read.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// A hive could not be written (nothing was written to it).
+    #[error("{}", path.display())]
+    Write {
+        /// The hive file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: guestwall_regf::Error,
+    },
+    /// The plan changes a hive that was not found.
+    #[error("the plan changes {hive}, but no {hive} hive was found; pass it with --software")]
+    MissingHive {
+        /// Which.
+        hive: HiveKind,
+    },
+}
+
+/// Result alias.
+pub type Result<T, E = RepairError> = std::result::Result<T, E>;
+
+/// One hive written.
+#[derive(Debug, Clone)]
+pub struct HiveWrite {
+    /// Which hive.
+    pub hive: HiveKind,
+    /// Its file.
+    pub path: PathBuf,
+    /// How many changes of the plan.
+    pub changes: usize,
+    /// What the save did (backup, logs moved, verification).
+    pub report: SaveReport,
+}
+
+/// What a fix did.
+#[derive(Debug, Clone)]
+pub struct Fixed {
+    /// The plan.
+    pub plan: Plan,
+    /// The hives written (or, in a dry run, checked).
+    pub writes: Vec<HiveWrite>,
+    /// The diagnosis read back from the written hives (the predicted one in a dry run).
+    pub after: Vec<Diagnosis>,
+    /// Nothing was written.
+    pub dry_run: bool,
+}
+
+impl Fixed {
+    /// RDP is reachable in every control set afterwards.
+    pub fn reachable(&self) -> bool {
+        !self.after.is_empty() && self.after.iter().all(|d| d.reachable)
+    }
+}
+
+fn reg_sz(s: &str) -> Vec<u8> {
+    s.encode_utf16()
+        .chain(std::iter::once(0))
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
+/// The registry edits for one hive's changes, in plan order. A key that a value is set in is
+/// created first when missing (creating an existing key changes nothing).
+pub fn edits_for(plan: &Plan, hive: HiveKind) -> Vec<Edit> {
+    let mut edits = Vec::new();
+    for c in plan.changes.iter().filter(|c| c.hive == hive) {
+        match &c.op {
+            Op::SetDword(d) => {
+                edits.push(Edit::CreateKey { key: c.key.clone() });
+                edits.push(Edit::SetValue {
+                    key: c.key.clone(),
+                    name: c.value.clone(),
+                    data_type: REG_DWORD,
+                    data: d.to_le_bytes().to_vec(),
+                });
+            }
+            Op::SetString(s) => {
+                edits.push(Edit::CreateKey { key: c.key.clone() });
+                edits.push(Edit::SetValue {
+                    key: c.key.clone(),
+                    name: c.value.clone(),
+                    data_type: REG_SZ,
+                    data: reg_sz(s),
+                });
+            }
+            Op::DeleteValue => edits.push(Edit::DeleteValue {
+                key: c.key.clone(),
+                name: c.value.clone(),
+            }),
+        }
+    }
+    edits
+}
+
+/// Writes `plan` to the target's hives (SYSTEM, then SOFTWARE), then reads them back and
+/// diagnoses them. With `save.dry_run`, every edit is still made and verified in memory, but
+/// nothing is written.
+pub fn apply(target: &Target, plan: Plan, save: &SaveOptions, port: Option<u16>) -> Result<Fixed> {
+    let mut writes = Vec::new();
+    for hive in [HiveKind::System, HiveKind::Software] {
+        let edits = edits_for(&plan, hive);
+        if edits.is_empty() {
+            continue;
+        }
+        let path = match hive {
+            HiveKind::System => target.system.clone(),
+            HiveKind::Software => target
+                .software
+                .clone()
+                .ok_or(RepairError::MissingHive { hive })?,
+        };
+        let report = edit_file(&path, &edits, save).map_err(|source| RepairError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        writes.push(HiveWrite {
+            hive,
+            path,
+            changes: plan.changes.iter().filter(|c| c.hive == hive).count(),
+            report,
+        });
+    }
+    let after = if save.dry_run {
+        plan.after.clone()
+    } else {
+        load(target)?.iter().map(|c| diagnose(c, port)).collect()
+    };
+    Ok(Fixed {
+        plan,
+        writes,
+        after,
+        dry_run: save.dry_run,
+    })
+}
+
+/// Reads the target, plans the fix and applies it.
+pub fn fix(target: &Target, opts: &FixOptions, save: &SaveOptions) -> Result<Fixed> {
+    let configs = load(target)?;
+    apply(target, plan(&configs, opts), save, opts.port)
+}
+
+/// One hive's undo.
+#[derive(Debug, Clone)]
+pub struct Undone {
+    /// Which hive.
+    pub hive: HiveKind,
+    /// Its file.
+    pub path: PathBuf,
+    /// What was restored.
+    pub report: RestoreReport,
+}
+
+/// Restores the latest guestwall backup of each hive of the target that has one.
+pub fn undo(target: &Target, dry_run: bool) -> Result<Vec<Undone>> {
+    let mut out = Vec::new();
+    let hives = [
+        (HiveKind::System, Some(target.system.clone())),
+        (HiveKind::Software, target.software.clone()),
+    ];
+    for (hive, path) in hives {
+        let Some(path) = path else { continue };
+        let report = restore_backup(&path, dry_run).map_err(|source| RepairError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        out.push(Undone { hive, path, report });
+    }
+    Ok(out)
+}
+
+/// Writes what a fix did, for people: the plan, the hives written (backup, logs moved,
+/// verification), and the diagnosis read back afterwards.
+pub fn write_fixed(f: &Fixed, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    for d in &f.plan.before {
+        writeln!(out, "Before: {}: {}", d.label, summary(d))?;
+    }
+    crate::write_plan(&f.plan, out)?;
+    if f.dry_run {
+        if !f.plan.changes.is_empty() {
+            writeln!(
+                out,
+                "Dry run: nothing was written (every edit was made and verified in memory)."
+            )?;
+        }
+    } else {
+        for w in &f.writes {
+            if w.report.unchanged {
+                writeln!(
+                    out,
+                    "{}: {} already holds these values; not written",
+                    w.hive,
+                    w.path.display()
+                )?;
+                continue;
+            }
+            writeln!(
+                out,
+                "Wrote {} ({}): {} changes, re-read and verified ({} keys, {} values)",
+                w.hive,
+                w.path.display(),
+                w.changes,
+                w.report.verified_keys,
+                w.report.verified_values
+            )?;
+            if let Some(b) = &w.report.backup {
+                writeln!(out, "  backup: {}", b.display())?;
+            }
+            if w.report.recovered_from_logs {
+                writeln!(out, "  the hive was dirty: its logs were replayed first")?;
+            }
+            for (from, to) in &w.report.logs_moved {
+                writeln!(
+                    out,
+                    "  log moved aside: {} -> {}",
+                    from.display(),
+                    to.display()
+                )?;
+            }
+        }
+    }
+    let label = if f.dry_run { "Predicted" } else { "After" };
+    for d in &f.after {
+        writeln!(out, "{label}: {}: {}", d.label, summary(d))?;
+    }
+    if !f.dry_run && !f.plan.changes.is_empty() {
+        writeln!(out, "Undo with: guestwall undo <same target>")?;
+    }
+    Ok(())
+}
+
+/// `Domain allowed, Private allowed, Public blocked; RDP NOT reachable`.
+fn summary(d: &Diagnosis) -> String {
+    let v: Vec<String> = d
+        .profiles
+        .iter()
+        .map(|p| format!("{} {}", p.profile, p.verdict.key()))
+        .collect();
+    format!(
+        "{}; RDP {}",
+        v.join(", "),
+        if d.reachable {
+            "reachable"
+        } else {
+            "NOT reachable"
+        }
+    )
+}
+
+/// Writes what an undo did.
+pub fn write_undone(
+    undone: &[Undone],
+    dry_run: bool,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    for u in undone {
+        let r = &u.report;
+        match &r.backup {
+            None => writeln!(
+                out,
+                "{}: no guestwall backup of {}",
+                u.hive,
+                u.path.display()
+            )?,
+            Some(b) if r.unchanged => writeln!(
+                out,
+                "{}: {} already equals its latest backup {}; nothing to undo",
+                u.hive,
+                u.path.display(),
+                b.display()
+            )?,
+            Some(b) if dry_run => {
+                writeln!(
+                    out,
+                    "{}: would restore {} from {}",
+                    u.hive,
+                    u.path.display(),
+                    b.display()
+                )?;
+                for (from, to) in &r.logs_restored {
+                    writeln!(
+                        out,
+                        "  would move log back: {} -> {}",
+                        from.display(),
+                        to.display()
+                    )?;
+                }
+            }
+            Some(b) => {
+                writeln!(
+                    out,
+                    "{}: restored {} from {}",
+                    u.hive,
+                    u.path.display(),
+                    b.display()
+                )?;
+                if let Some(k) = &r.replaced_kept_as {
+                    writeln!(out, "  the replaced file is kept as {}", k.display())?;
+                }
+                if let Some(k) = &r.backup_kept_as {
+                    writeln!(out, "  the backup is kept as {}", k.display())?;
+                }
+                for (from, to) in &r.logs_restored {
+                    writeln!(
+                        out,
+                        "  log moved back: {} -> {}",
+                        from.display(),
+                        to.display()
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,955 @@
+//! The smallest set of registry changes that makes inbound RDP reachable on every profile, and
+//! the scripts that make the same changes on a running VM or from a Windows rescue VM.
+//!
+//! # Getting started
+//!
+//! 1. [`plan`] takes the machine (one [`MachineConfig`] per control set that boots) and the
+//!    [`FixOptions`], and returns a [`Plan`]: the [`Change`]s, what it cannot fix (causes owned
+//!    by Group Policy, conditional scopes), warnings, and the diagnosis predicted afterwards.
+//! 2. Apply the changes with the ingest layer (backup, atomic write, verification), or print
+//!    them as commands with [`script`].
+//!
+//! The plan works on the model: it diagnoses, fixes the causes it finds, and diagnoses again,
+//! until RDP is reachable or nothing more can be fixed. Fixes, smallest first: enable a
+//! disabled RDP rule (only its `Active=` changes), else add the missing profile to it; add an
+//! allow rule for a custom RDP port; disable (never delete) a local block rule that matches;
+//! delete `DoNotAllowExceptions`; `fDenyTSConnections=0`; `Start=2` for MpsSvc/BFE and 3 for
+//! TermService when disabled; disable a connection security rule that demands IPsec. It never
+//! switches a profile off or sets the default inbound action to allow unless asked
+//! ([`FixOptions::firewall_off`], [`FixOptions::allow_inbound`]), and says what that exposes.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod apply;
+mod script;
+
+use std::fmt;
+
+use guestwall_diagnose::{codes, diagnose, Diagnosis, MachineConfig};
+use guestwall_firewall::names::{display, REMOTE_DESKTOP_GROUP};
+use guestwall_firewall::{
+    match_flow, Action, ConSecRule, FlowMatch, Listener, Profile, Rule, Setting, Store,
+    StoreProfile, StoredRule,
+};
+
+pub use apply::{
+    apply, edits_for, fix, undo, write_fixed, write_undone, Fixed, HiveWrite, RepairError, Undone,
+};
+pub use script::{script, ScriptKind};
+
+/// Which hive a change is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HiveKind {
+    /// SYSTEM.
+    System,
+    /// SOFTWARE.
+    Software,
+}
+
+impl fmt::Display for HiveKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            HiveKind::System => "SYSTEM",
+            HiveKind::Software => "SOFTWARE",
+        })
+    }
+}
+
+/// What a change does to a registry value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Set a REG_DWORD.
+    SetDword(u32),
+    /// Set a REG_SZ.
+    SetString(String),
+    /// Delete the value.
+    DeleteValue,
+}
+
+/// What a change means, for scripts and reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FixKind {
+    /// Enable a firewall rule.
+    EnableRule {
+        /// Rule ID.
+        id: String,
+        /// Display name.
+        name: String,
+    },
+    /// Disable a firewall rule.
+    DisableRule {
+        /// Rule ID.
+        id: String,
+        /// Display name.
+        name: String,
+    },
+    /// Add profiles to a firewall rule.
+    AddProfile {
+        /// Rule ID.
+        id: String,
+        /// Display name.
+        name: String,
+        /// The profile added.
+        profile: Profile,
+    },
+    /// Add an inbound allow rule for the RDP port.
+    AddPortRule {
+        /// Rule ID.
+        id: String,
+        /// Display name.
+        name: String,
+        /// The port.
+        port: u16,
+        /// The listener is the kernel (Windows 7 and older).
+        kernel: bool,
+    },
+    /// Remove "block all incoming connections" from a profile.
+    RemoveShield {
+        /// The profile.
+        profile: Profile,
+    },
+    /// Turn a profile back on.
+    EnableProfile {
+        /// The profile.
+        profile: Profile,
+    },
+    /// Default inbound action allow (explicitly asked for).
+    AllowInbound {
+        /// The profile.
+        profile: Profile,
+    },
+    /// Profile off (explicitly asked for).
+    FirewallOff {
+        /// The profile.
+        profile: Profile,
+    },
+    /// Let Group Policy merge local rules again (policy cache).
+    AllowLocalRules {
+        /// The profile.
+        profile: Profile,
+    },
+    /// fDenyTSConnections = 0.
+    EnableRdp,
+    /// A service's start type.
+    ServiceStart {
+        /// Short name.
+        service: String,
+        /// Start value.
+        start: u32,
+    },
+    /// Disable a connection security rule.
+    DisableConSec {
+        /// Rule ID.
+        id: String,
+        /// Display name.
+        name: String,
+    },
+}
+
+/// One registry change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The hive.
+    pub hive: HiveKind,
+    /// Key path relative to the hive's root.
+    pub key: String,
+    /// Value name.
+    pub value: String,
+    /// The value before, for display (`None`: absent).
+    pub before: Option<String>,
+    /// What is done.
+    pub op: Op,
+    /// The cause code it fixes.
+    pub code: &'static str,
+    /// What it means.
+    pub kind: FixKind,
+    /// Group Policy will put it back at its next refresh (a policy-cache edit).
+    pub policy_cache: bool,
+}
+
+impl Change {
+    /// The value after, for display (`None`: deleted).
+    pub fn after(&self) -> Option<String> {
+        match &self.op {
+            Op::SetDword(d) => Some(d.to_string()),
+            Op::SetString(s) => Some(s.clone()),
+            Op::DeleteValue => None,
+        }
+    }
+}
+
+/// A cause the plan leaves alone, and what someone must do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    /// The control set it concerns.
+    pub control_set: String,
+    /// The cause code.
+    pub code: &'static str,
+    /// The cause.
+    pub detail: String,
+    /// What to do.
+    pub action: String,
+}
+
+/// How to fix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FixOptions {
+    /// Examine this port instead of the configured RDP port.
+    pub port: Option<u16>,
+    /// Set the default inbound action to allow on every profile (the article's temporary
+    /// troubleshooting step). Exposes every listening port.
+    pub allow_inbound: bool,
+    /// Switch every profile off (the article's temporary troubleshooting step). Exposes every
+    /// listening port and disables the firewall's protection.
+    pub firewall_off: bool,
+    /// Also edit the Group Policy cache in SOFTWARE (undone by the next policy refresh).
+    pub include_policy_cache: bool,
+    /// Do what Azure's VMAccess "Reset configuration only" does, and nothing else: RDP
+    /// enabled, every profile on, the RDP rule enabled (or a 3389 rule added).
+    pub reset_rdp_config: bool,
+}
+
+/// The changes to make, what stays unresolved, and the predicted diagnosis.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// The control sets planned for, the current one first.
+    pub control_sets: Vec<String>,
+    /// The changes, in order.
+    pub changes: Vec<Change>,
+    /// Causes left alone.
+    pub unresolved: Vec<Unresolved>,
+    /// Warnings (exposure, policy refresh).
+    pub warnings: Vec<String>,
+    /// The diagnosis before.
+    pub before: Vec<Diagnosis>,
+    /// The diagnosis predicted after the changes.
+    pub after: Vec<Diagnosis>,
+}
+
+/// `SYSTEM\ControlSet001\...` → (hive, `ControlSet001\...`).
+fn split_origin(origin: &str) -> Option<(HiveKind, &str)> {
+    let (h, rest) = origin.split_once('\\')?;
+    let hive = if h.eq_ignore_ascii_case("SYSTEM") {
+        HiveKind::System
+    } else if h.eq_ignore_ascii_case("SOFTWARE") {
+        HiveKind::Software
+    } else {
+        return None;
+    };
+    Some((hive, rest))
+}
+
+/// A value's origin → (hive, key, value name).
+fn split_value_origin(origin: &str) -> Option<(HiveKind, String, String)> {
+    let (hive, rest) = split_origin(origin)?;
+    let (key, value) = rest.rsplit_once('\\')?;
+    Some((hive, key.to_string(), value.to_string()))
+}
+
+/// The state being fixed: a control set's model, changed as fixes are chosen.
+struct Work<'a> {
+    cfg: MachineConfig,
+    opts: &'a FixOptions,
+    changes: Vec<Change>,
+    warnings: Vec<String>,
+}
+
+impl Work<'_> {
+    fn listener(&self, port: u16) -> Listener {
+        Listener::rdp(&self.cfg.os, port)
+    }
+
+    fn rule_index(&self, id: &str, store: Option<Store>) -> Option<usize> {
+        self.cfg
+            .policy
+            .rules
+            .iter()
+            .position(|r| r.rule.id == id && store.is_none_or(|s| s == r.store))
+    }
+
+    /// Changes a rule's string through `edit`, records the change, and re-parses the rule.
+    fn edit_rule(
+        &mut self,
+        i: usize,
+        code: &'static str,
+        kind: FixKind,
+        edit: impl FnOnce(&mut Rule) -> bool,
+    ) -> bool {
+        let sr = &mut self.cfg.policy.rules[i];
+        let before = sr.rule.to_rule_string();
+        if !edit(&mut sr.rule) {
+            return false;
+        }
+        let after = sr.rule.to_rule_string();
+        sr.rule = Rule::parse(&sr.rule.id, &after);
+        let Some((hive, key)) = split_origin(&sr.origin) else {
+            return false;
+        };
+        let policy_cache = sr.store == Store::GroupPolicy;
+        self.changes.push(Change {
+            hive,
+            key: key.to_string(),
+            value: sr.rule.id.clone(),
+            before: Some(before),
+            op: Op::SetString(after),
+            code,
+            kind,
+            policy_cache,
+        });
+        true
+    }
+
+    fn set_active(&mut self, i: usize, active: bool, code: &'static str) -> bool {
+        let id = self.cfg.policy.rules[i].rule.id.clone();
+        let name = rule_name(&self.cfg.policy.rules[i]);
+        let kind = if active {
+            FixKind::EnableRule { id, name }
+        } else {
+            FixKind::DisableRule { id, name }
+        };
+        let v = if active { "TRUE" } else { "FALSE" };
+        self.edit_rule(i, code, kind, |r| r.raw.set("Active", v))
+    }
+
+    fn add_profile(&mut self, i: usize, p: Profile) -> bool {
+        let id = self.cfg.policy.rules[i].rule.id.clone();
+        let name = rule_name(&self.cfg.policy.rules[i]);
+        let kind = FixKind::AddProfile {
+            id,
+            name,
+            profile: p,
+        };
+        self.edit_rule(i, codes::RDP_RULE_WRONG_PROFILE, kind, |r| {
+            if r.profiles.contains(p) {
+                return false;
+            }
+            r.raw.insert_after("Profile", "Profile", &p.to_string());
+            true
+        })
+    }
+
+    /// Adds an inbound allow rule for TCP `port` to the RDP listener, in the OS's native rule
+    /// version and in the Remote Desktop group.
+    fn add_port_rule(&mut self, port: u16, code: &'static str) -> bool {
+        let id = format!("guestwall-RemoteDesktop-In-TCP-{port}");
+        if self.rule_index(&id, Some(Store::Local)).is_some() {
+            return false;
+        }
+        let version = self
+            .cfg
+            .policy
+            .rules
+            .iter()
+            .filter(|r| r.store == Store::Local)
+            .filter_map(|r| r.rule.version)
+            .max()
+            .or_else(|| self.cfg.os.schema())
+            .unwrap_or((2, 10));
+        let kernel = matches!(
+            self.listener(port).process,
+            guestwall_firewall::ListenerProcess::System
+        );
+        let program = if kernel {
+            "App=System".to_string()
+        } else {
+            "App=%SystemRoot%\\system32\\svchost.exe|Svc=termservice".to_string()
+        };
+        let name = format!("Remote Desktop (TCP-In, port {port})");
+        let s = format!(
+            "v{}.{}|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort={port}|{program}|Name={name}|Desc=Inbound RDP on TCP {port}, added by guestwall|EmbedCtxt={REMOTE_DESKTOP_GROUP}|",
+            version.0, version.1
+        );
+        let key = format!(
+            "{}\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules",
+            self.cfg.control_set
+        );
+        self.cfg.policy.rules.push(StoredRule {
+            store: Store::Local,
+            origin: format!("SYSTEM\\{key}"),
+            rule: Rule::parse(&id, &s),
+        });
+        self.changes.push(Change {
+            hive: HiveKind::System,
+            key,
+            value: id.clone(),
+            before: None,
+            op: Op::SetString(s),
+            code,
+            kind: FixKind::AddPortRule {
+                id,
+                name,
+                port,
+                kernel,
+            },
+            policy_cache: false,
+        });
+        true
+    }
+
+    /// Sets a DWORD named by `origin` (a value path) and records it.
+    fn set_dword(
+        &mut self,
+        origin: &str,
+        before: Option<u32>,
+        value: u32,
+        code: &'static str,
+        kind: FixKind,
+    ) -> bool {
+        let Some((hive, key, name)) = split_value_origin(origin) else {
+            return false;
+        };
+        if before == Some(value) {
+            return false;
+        }
+        self.changes.push(Change {
+            hive,
+            key,
+            value: name,
+            before: before.map(|b| b.to_string()),
+            op: Op::SetDword(value),
+            code,
+            kind,
+            policy_cache: hive == HiveKind::Software,
+        });
+        true
+    }
+
+    fn delete_value(
+        &mut self,
+        origin: &str,
+        before: String,
+        code: &'static str,
+        kind: FixKind,
+    ) -> bool {
+        let Some((hive, key, name)) = split_value_origin(origin) else {
+            return false;
+        };
+        self.changes.push(Change {
+            hive,
+            key,
+            value: name,
+            before: Some(before),
+            op: Op::DeleteValue,
+            code,
+            kind,
+            policy_cache: hive == HiveKind::Software,
+        });
+        true
+    }
+
+    /// The local (or GP) store profile whose setting has this origin.
+    fn store_profile_mut(&mut self, origin: &str) -> Option<&mut StoreProfile> {
+        let p = &mut self.cfg.policy;
+        let stores = [Some(&mut p.local), p.group_policy.as_mut()];
+        for s in stores.into_iter().flatten() {
+            for sp in [
+                &mut s.domain,
+                &mut s.private,
+                &mut s.public,
+                &mut s.standard,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let hit = [
+                    &sp.shielded,
+                    &sp.enable_firewall,
+                    &sp.default_inbound_block,
+                    &sp.allow_local_policy_merge,
+                ]
+                .iter()
+                .any(|x| x.as_ref().is_some_and(|x| x.origin == origin));
+                if hit {
+                    return Some(sp);
+                }
+            }
+        }
+        None
+    }
+
+    /// The local store's key for a profile (created in the model if missing).
+    fn local_profile(&mut self, p: Profile) -> (String, &mut StoreProfile) {
+        let cs = self.cfg.control_set.clone();
+        let name = match p {
+            Profile::Domain => "DomainProfile",
+            Profile::Private => "StandardProfile",
+            Profile::Public => "PublicProfile",
+        };
+        let origin =
+            format!("SYSTEM\\{cs}\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\{name}");
+        let slot = match p {
+            Profile::Domain => &mut self.cfg.policy.local.domain,
+            Profile::Private => &mut self.cfg.policy.local.private,
+            Profile::Public => &mut self.cfg.policy.local.public,
+        };
+        let sp = slot.get_or_insert_with(|| StoreProfile {
+            origin: origin.clone(),
+            ..StoreProfile::default()
+        });
+        (origin, sp)
+    }
+}
+
+fn rule_name(sr: &StoredRule) -> String {
+    sr.rule
+        .name
+        .as_deref()
+        .map_or_else(|| sr.rule.id.clone(), display)
+}
+
+/// Plans the fix for every control set given (see the crate documentation).
+pub fn plan(configs: &[MachineConfig], opts: &FixOptions) -> Plan {
+    let mut out = Plan::default();
+    for cfg in configs {
+        out.before.push(diagnose(cfg, opts.port));
+        out.control_sets.push(cfg.control_set.clone());
+        let mut w = Work {
+            cfg: cfg.clone(),
+            opts,
+            changes: Vec::new(),
+            warnings: Vec::new(),
+        };
+        if opts.reset_rdp_config {
+            reset_rdp_config(&mut w);
+        } else {
+            explicit_steps(&mut w);
+            for _ in 0..16 {
+                let d = diagnose(&w.cfg, opts.port);
+                if d.reachable || !fix_round(&mut w, &d) {
+                    break;
+                }
+            }
+        }
+        let after = diagnose(&w.cfg, opts.port);
+        collect_unresolved(&w, &after, &mut out.unresolved);
+        for c in w.changes {
+            if !out.changes.iter().any(|x| {
+                x.hive == c.hive
+                    && x.key.eq_ignore_ascii_case(&c.key)
+                    && x.value.eq_ignore_ascii_case(&c.value)
+            }) {
+                out.changes.push(c);
+            }
+        }
+        for warning in w.warnings {
+            if !out.warnings.contains(&warning) {
+                out.warnings.push(warning);
+            }
+        }
+        out.after.push(after);
+    }
+    if out.changes.iter().any(|c| c.policy_cache) {
+        out.warnings.push(
+            "some changes edit the Group Policy cache in SOFTWARE: the next policy refresh (at boot, then every ~90 minutes) puts the policy back unless the GPO itself is changed".into(),
+        );
+    }
+    out
+}
+
+/// `--allow-inbound` and `--firewall-off`: the article's temporary troubleshooting steps.
+fn explicit_steps(w: &mut Work<'_>) {
+    if w.opts.allow_inbound {
+        for p in Profile::ALL {
+            let (origin, sp) = w.local_profile(p);
+            let before = sp
+                .default_inbound_block
+                .as_ref()
+                .map(|s| u32::from(s.value));
+            let vo = format!("{origin}\\DefaultInboundAction");
+            sp.default_inbound_block = Some(Setting::new(false, vo.clone()));
+            w.set_dword(
+                &vo,
+                before,
+                0,
+                codes::DEFAULT_INBOUND_ALLOW,
+                FixKind::AllowInbound { profile: p },
+            );
+        }
+        w.warnings.push("--allow-inbound: every profile now lets in ALL inbound traffic to every listening port (SMB, WinRM, databases…); only the cloud's network rules (NSG) still filter. Undo it as soon as RDP works: set DefaultInboundAction back to 1".into());
+    }
+    if w.opts.firewall_off {
+        for p in Profile::ALL {
+            let (origin, sp) = w.local_profile(p);
+            let before = sp.enable_firewall.as_ref().map(|s| u32::from(s.value));
+            let vo = format!("{origin}\\EnableFirewall");
+            sp.enable_firewall = Some(Setting::new(false, vo.clone()));
+            w.set_dword(
+                &vo,
+                before,
+                0,
+                codes::FIREWALL_OFF,
+                FixKind::FirewallOff { profile: p },
+            );
+        }
+        w.warnings.push("--firewall-off: the Windows Firewall is OFF on every profile: nothing on the VM filters inbound traffic any more; only the cloud's network rules (NSG) do. Turn it back on (EnableFirewall = 1) once RDP is fixed".into());
+    }
+}
+
+/// What VMAccess "Reset configuration only" does: RDP on, every profile on, the RDP rule on.
+fn reset_rdp_config(w: &mut Work<'_>) {
+    if let Some(s) = w.cfg.deny_ts.clone() {
+        if s.value {
+            w.set_dword(
+                &s.origin,
+                Some(1),
+                0,
+                codes::RDP_DISABLED,
+                FixKind::EnableRdp,
+            );
+            w.cfg.deny_ts = Some(Setting::new(false, s.origin));
+        }
+    }
+    for p in Profile::ALL {
+        let (origin, sp) = w.local_profile(p);
+        if sp.enable_firewall.as_ref().is_some_and(|s| !s.value) {
+            let vo = format!("{origin}\\EnableFirewall");
+            sp.enable_firewall = Some(Setting::new(true, vo.clone()));
+            w.set_dword(
+                &vo,
+                Some(0),
+                1,
+                codes::FIREWALL_OFF,
+                FixKind::EnableProfile { profile: p },
+            );
+        }
+    }
+    let l = w.listener(3389);
+    let os = w.cfg.os;
+    let rdp: Vec<usize> = w
+        .cfg
+        .policy
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.store == Store::Local && r.rule.action == Some(Action::Allow))
+        .filter(|(_, r)| match_flow(&r.rule, &l, &os, false) == FlowMatch::Yes)
+        .map(|(i, _)| i)
+        .collect();
+    let mut enabled = false;
+    for &i in &rdp {
+        if !w.cfg.policy.rules[i].rule.active {
+            enabled |= w.set_active(i, true, codes::RDP_RULE_DISABLED);
+        } else {
+            enabled = true;
+        }
+    }
+    if !enabled {
+        w.add_port_rule(3389, codes::RDP_RULE_MISSING);
+    }
+}
+
+/// One round: fixes for the causes of the current diagnosis. Returns true when something
+/// changed.
+fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
+    let mut changed = false;
+    let port = d.port;
+    // Outside the firewall.
+    for f in &d.findings {
+        match f.code {
+            codes::RDP_DISABLED => {
+                let policy = f.store == Some(Store::GroupPolicy);
+                let s = if policy {
+                    w.cfg.deny_ts_policy.clone()
+                } else {
+                    w.cfg.deny_ts.clone()
+                };
+                if let Some(s) = s.filter(|s| s.value) {
+                    if !policy || w.opts.include_policy_cache {
+                        changed |= w.set_dword(
+                            &s.origin,
+                            Some(1),
+                            0,
+                            codes::RDP_DISABLED,
+                            FixKind::EnableRdp,
+                        );
+                        let off = Some(Setting::new(false, s.origin));
+                        if policy {
+                            w.cfg.deny_ts_policy = off
+                        } else {
+                            w.cfg.deny_ts = off
+                        }
+                    }
+                }
+            }
+            codes::FIREWALL_SERVICE_DISABLED | codes::TERMSERVICE_DISABLED => {
+                let want = if f.code == codes::TERMSERVICE_DISABLED {
+                    3
+                } else {
+                    2
+                };
+                let names: &[&str] = if want == 3 {
+                    &["TermService"]
+                } else {
+                    &["MpsSvc", "BFE"]
+                };
+                for svc in w
+                    .cfg
+                    .services
+                    .iter_mut()
+                    .filter(|s| names.iter().any(|n| n.eq_ignore_ascii_case(&s.name)))
+                {
+                    if svc.start == Some(4) {
+                        let origin = format!("{}\\Start", svc.origin);
+                        svc.start = Some(want);
+                        let kind = FixKind::ServiceStart {
+                            service: svc.name.clone(),
+                            start: want,
+                        };
+                        let Some((hive, key, name)) = split_value_origin(&origin) else {
+                            continue;
+                        };
+                        w.changes.push(Change {
+                            hive,
+                            key,
+                            value: name,
+                            before: Some("4".into()),
+                            op: Op::SetDword(want),
+                            code: f.code,
+                            kind,
+                            policy_cache: false,
+                        });
+                        changed = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for p in &d.profiles {
+        let has_disabled_fix = p
+            .causes
+            .iter()
+            .any(|c| c.code == codes::RDP_RULE_DISABLED && c.store != Some(Store::GroupPolicy));
+        for c in &p.causes {
+            match c.code {
+                codes::BLOCK_ALL_INBOUND => {
+                    let origin = w
+                        .cfg
+                        .policy
+                        .evaluate_profile(p.profile, &w.listener(port), &w.cfg.os)
+                        .settings
+                        .shielded
+                        .origin
+                        .clone();
+                    if let Some(o) = origin {
+                        if let Some(sp) = w.store_profile_mut(&o) {
+                            sp.shielded = None;
+                            changed |= w.delete_value(
+                                &o,
+                                "1".into(),
+                                c.code,
+                                FixKind::RemoveShield { profile: p.profile },
+                            );
+                        }
+                    }
+                }
+                codes::BLOCK_RULE => {
+                    if let Some(i) = c.rule.as_deref().and_then(|id| w.rule_index(id, c.store)) {
+                        if w.cfg.policy.rules[i].rule.active {
+                            changed |= w.set_active(i, false, c.code);
+                        }
+                    }
+                }
+                codes::RDP_RULE_DISABLED if c.store != Some(Store::GroupPolicy) => {
+                    if let Some(i) = c.rule.as_deref().and_then(|id| w.rule_index(id, c.store)) {
+                        let r = &w.cfg.policy.rules[i].rule;
+                        if !r.active && r.is_well_formed() {
+                            changed |= w.set_active(i, true, c.code);
+                        }
+                    }
+                }
+                codes::RDP_RULE_WRONG_PROFILE
+                    if !has_disabled_fix && c.store != Some(Store::GroupPolicy) =>
+                {
+                    if let Some(i) = c.rule.as_deref().and_then(|id| w.rule_index(id, c.store)) {
+                        changed |= w.add_profile(i, p.profile);
+                    }
+                }
+                codes::RDP_PORT_NOT_ALLOWED | codes::RDP_RULE_MISSING => {
+                    changed |= w.add_port_rule(port, c.code);
+                }
+                codes::IPSEC_REQUIRED => {
+                    let idx = c.rule.as_deref().and_then(|id| {
+                        w.cfg
+                            .policy
+                            .consec_rules
+                            .iter()
+                            .position(|r| r.rule.id == id && Some(r.store) == c.store)
+                    });
+                    if let Some(i) = idx {
+                        let cs = &mut w.cfg.policy.consec_rules[i];
+                        if cs.store == Store::Local || w.opts.include_policy_cache {
+                            let before = cs.rule.raw.to_string();
+                            let mut raw = cs.rule.raw.clone();
+                            if raw.set("Active", "FALSE") {
+                                let after = raw.to_string();
+                                cs.rule = ConSecRule::parse(&cs.rule.id, &after);
+                                if let Some((hive, key)) = split_origin(&cs.origin) {
+                                    let kind = FixKind::DisableConSec {
+                                        id: cs.rule.id.clone(),
+                                        name: cs
+                                            .rule
+                                            .name
+                                            .clone()
+                                            .unwrap_or_else(|| cs.rule.id.clone()),
+                                    };
+                                    w.changes.push(Change {
+                                        hive,
+                                        key: key.to_string(),
+                                        value: cs.rule.id.clone(),
+                                        before: Some(before),
+                                        op: Op::SetString(after),
+                                        code: c.code,
+                                        kind,
+                                        policy_cache: hive == HiveKind::Software,
+                                    });
+                                    changed = true;
+                                }
+                            }
+                        }
+                    }
+                }
+                codes::POLICY_OVERRIDE if w.opts.include_policy_cache => {
+                    changed |= fix_policy(w, p.profile, c, port);
+                }
+                _ => {}
+            }
+        }
+    }
+    changed
+}
+
+/// The Group Policy cache edits `--include-policy-cache` allows.
+fn fix_policy(w: &mut Work<'_>, p: Profile, c: &guestwall_diagnose::Cause, port: u16) -> bool {
+    if let Some(i) = c
+        .rule
+        .as_deref()
+        .and_then(|id| w.rule_index(id, Some(Store::GroupPolicy)))
+    {
+        let r = &w.cfg.policy.rules[i].rule;
+        if r.action == Some(Action::Block) && r.active {
+            return w.set_active(i, false, c.code);
+        }
+    }
+    let s = w
+        .cfg
+        .policy
+        .evaluate_profile(p, &w.listener(port), &w.cfg.os)
+        .settings;
+    if s.shielded.value && s.shielded.store == Some(Store::GroupPolicy) {
+        if let Some(o) = s.shielded.origin {
+            if let Some(sp) = w.store_profile_mut(&o) {
+                sp.shielded = None;
+                return w.delete_value(
+                    &o,
+                    "1".into(),
+                    c.code,
+                    FixKind::RemoveShield { profile: p },
+                );
+            }
+        }
+    }
+    if !s.allow_local_policy_merge.value {
+        if let Some(o) = s.allow_local_policy_merge.origin {
+            if let Some(sp) = w.store_profile_mut(&o) {
+                sp.allow_local_policy_merge = Some(Setting::new(true, o.clone()));
+                return w.set_dword(
+                    &o,
+                    Some(0),
+                    1,
+                    c.code,
+                    FixKind::AllowLocalRules { profile: p },
+                );
+            }
+        }
+    }
+    false
+}
+
+fn collect_unresolved(w: &Work<'_>, after: &Diagnosis, out: &mut Vec<Unresolved>) {
+    let cs = w.cfg.control_set.clone();
+    let mut add = |code: &'static str, detail: &str, action: &str| {
+        if !out
+            .iter()
+            .any(|u| u.control_set == cs && u.detail == detail)
+        {
+            out.push(Unresolved {
+                control_set: cs.clone(),
+                code,
+                detail: detail.to_string(),
+                action: action.to_string(),
+            });
+        }
+    };
+    for p in &after.profiles {
+        if p.verdict == guestwall_firewall::Verdict::Allowed {
+            continue;
+        }
+        for c in &p.causes {
+            let action = match c.code {
+                codes::POLICY_OVERRIDE => {
+                    c.fix.clone().unwrap_or_default()
+                        + " (or run again with --include-policy-cache for a temporary fix)"
+                }
+                _ => c.fix.clone().unwrap_or_else(|| "see the cause".into()),
+            };
+            add(c.code, &format!("{}: {}", p.profile, c.detail), &action);
+        }
+        if p.verdict == guestwall_firewall::Verdict::Conditional {
+            add(
+                "conditional",
+                &format!("{}: RDP passes only for some clients (a rule is scoped by address or port)", p.profile),
+                "check the scope of the rules named above; guestwall does not widen a deliberate scope",
+            );
+        }
+    }
+    for f in &after.findings {
+        if matches!(
+            f.code,
+            codes::RDP_DISABLED
+                | codes::FIREWALL_SERVICE_DISABLED
+                | codes::TERMSERVICE_DISABLED
+                | codes::IPSEC_REQUIRED
+        ) {
+            add(f.code, &f.detail, f.fix.as_deref().unwrap_or(""));
+        }
+    }
+}
+
+/// Writes the plan for people: each change (hive, key, value, before → after), then what
+/// stays unresolved and the warnings.
+pub fn write_plan(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    if plan.changes.is_empty() {
+        writeln!(out, "No change needed.")?;
+    } else {
+        writeln!(out, "Changes ({}):", plan.changes.len())?;
+        for c in &plan.changes {
+            let before = c.before.as_deref().unwrap_or("(absent)");
+            let after = c.after().unwrap_or_else(|| "(deleted)".into());
+            writeln!(out, "  [{}] {}\\{}\\{}", c.code, c.hive, c.key, c.value)?;
+            if before.len() + after.len() > 60 {
+                writeln!(out, "      before: {before}\n      after:  {after}")?;
+            } else {
+                writeln!(out, "      {before} -> {after}")?;
+            }
+            if c.policy_cache {
+                writeln!(
+                    out,
+                    "      (Group Policy cache: the next policy refresh restores it)"
+                )?;
+            }
+        }
+    }
+    for u in &plan.unresolved {
+        writeln!(
+            out,
+            "Not fixed ({}, {}): {}\n  to do: {}",
+            u.control_set, u.code, u.detail, u.action
+        )?;
+    }
+    for wng in &plan.warnings {
+        writeln!(out, "WARNING: {wng}")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,431 @@
+//! A [`Plan`] as commands: netsh for the serial console of the running VM, the same with
+//! PowerShell's NetSecurity cmdlets, or a reg.exe batch file for a Windows rescue VM that has
+//! the OS disk attached.
+//!
+//! The online scripts act on the running system, so they only carry the changes of the
+//! current control set (the first in [`Plan::control_sets`]) and of SOFTWARE; `ControlSetNNN`
+//! becomes `CurrentControlSet`. They name firewall rules the way each tool does: netsh by
+//! display name (`name=`, which is localized on a non-English Windows), PowerShell by rule ID
+//! (`-Name`, the same in every language). The offline script carries every change, with the
+//! keys under the hives it loads.
+
+use std::fmt::Write as _;
+
+use guestwall_firewall::{names::display, Profile, Rule};
+
+use crate::{Change, FixKind, HiveKind, Op, Plan};
+
+/// Which script to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptKind {
+    /// `netsh advfirewall` (and `reg`/`sc` where netsh has no command), for the serial
+    /// console's cmd channel.
+    Netsh,
+    /// PowerShell with the NetSecurity module.
+    PowerShell,
+    /// A reg.exe batch file for a Windows rescue VM with the OS disk attached at `drive`
+    /// (for example `F:`).
+    OfflineCmd {
+        /// The drive letter of the attached OS disk, with its colon.
+        drive: String,
+    },
+}
+
+/// Writes the plan as a script of the given kind.
+pub fn script(plan: &Plan, kind: &ScriptKind) -> String {
+    match kind {
+        ScriptKind::Netsh => online(plan, false),
+        ScriptKind::PowerShell => online(plan, true),
+        ScriptKind::OfflineCmd { drive } => offline_cmd(plan, drive),
+    }
+}
+
+/// The changes a running system needs: SOFTWARE, and SYSTEM's current control set, each
+/// change once.
+fn online_changes(plan: &Plan) -> Vec<&Change> {
+    let current = plan.control_sets.first().map(String::as_str).unwrap_or("");
+    let mut out: Vec<&Change> = Vec::new();
+    for c in &plan.changes {
+        let keep = match c.hive {
+            HiveKind::Software => true,
+            HiveKind::System => first_component(&c.key).eq_ignore_ascii_case(current),
+        };
+        if keep
+            && !out
+                .iter()
+                .any(|o| o.kind == c.kind && o.key.eq_ignore_ascii_case(&c.key))
+        {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn first_component(key: &str) -> &str {
+    key.split('\\').next().unwrap_or("")
+}
+
+/// `HKLM\SYSTEM\CurrentControlSet\...` or `HKLM\SOFTWARE\...` for a running system.
+fn online_key(c: &Change) -> String {
+    match c.hive {
+        HiveKind::Software => format!("HKLM\\SOFTWARE\\{}", c.key),
+        HiveKind::System => {
+            let rest = c.key.split_once('\\').map_or("", |(_, r)| r);
+            format!("HKLM\\SYSTEM\\CurrentControlSet\\{rest}")
+        }
+    }
+}
+
+fn profile_keyword(p: Profile) -> &'static str {
+    match p {
+        Profile::Domain => "domainprofile",
+        Profile::Private => "privateprofile",
+        Profile::Public => "publicprofile",
+    }
+}
+
+/// A PowerShell single-quoted string.
+fn ps(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The rule string a change writes, parsed.
+fn rule_after(c: &Change) -> Option<Rule> {
+    match &c.op {
+        Op::SetString(s) => Some(Rule::parse(&c.value, s)),
+        _ => None,
+    }
+}
+
+fn header(plan: &Plan, out: &mut String, comment: &str) {
+    let _ = writeln!(
+        out,
+        "{comment} guestwall: repair inbound RDP through the guest OS firewall"
+    );
+    for d in plan.before.iter().take(1) {
+        let _ = writeln!(
+            out,
+            "{comment} Diagnosis of {} (port {}): {}",
+            d.label,
+            d.port,
+            if d.reachable {
+                "reachable"
+            } else {
+                "NOT reachable"
+            }
+        );
+        for p in &d.profiles {
+            let _ = writeln!(out, "{comment}   {}: {}", p.profile, p.verdict.key());
+        }
+    }
+    for u in &plan.unresolved {
+        let _ = writeln!(
+            out,
+            "{comment} Not fixed here ({}): {} -- {}",
+            u.code, u.detail, u.action
+        );
+    }
+    for w in &plan.warnings {
+        let _ = writeln!(out, "{comment} WARNING: {w}");
+    }
+}
+
+fn online(plan: &Plan, powershell: bool) -> String {
+    let comment = if powershell { "#" } else { "REM" };
+    let mut out = String::new();
+    header(plan, &mut out, comment);
+    let changes = online_changes(plan);
+    if changes.is_empty() {
+        let _ = writeln!(out, "{comment} No change needed.");
+        return out;
+    }
+    let mut start: Vec<String> = Vec::new();
+    for c in changes {
+        let _ = writeln!(out, "{comment} [{}] {}\\{}", c.code, online_key(c), c.value);
+        if c.policy_cache {
+            let _ = writeln!(
+                out,
+                "{comment} Group Policy owns this setting: change the GPO, or the next refresh undoes this"
+            );
+        }
+        let line = if powershell {
+            ps_line(c, &mut start)
+        } else {
+            netsh_line(c, &mut start)
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    // BFE before MpsSvc: the firewall service depends on the filtering engine.
+    start.sort_by_key(|s| match s.to_ascii_lowercase().as_str() {
+        "bfe" => 0,
+        "mpssvc" => 1,
+        _ => 2,
+    });
+    for s in start {
+        let _ = writeln!(
+            out,
+            "{}",
+            if powershell {
+                format!("Start-Service -Name {}", ps(&s))
+            } else {
+                format!("sc start {s}")
+            }
+        );
+    }
+    out
+}
+
+fn netsh_line(c: &Change, start: &mut Vec<String>) -> String {
+    match &c.kind {
+        FixKind::EnableRule { name, .. } | FixKind::DisableRule { name, .. } if !c.policy_cache => {
+            let yn = if matches!(c.kind, FixKind::EnableRule { .. }) {
+                "yes"
+            } else {
+                "no"
+            };
+            format!("netsh advfirewall firewall set rule name=\"{name}\" dir=in new enable={yn}")
+        }
+        FixKind::AddProfile { name, .. } if !c.policy_cache => {
+            let profiles = rule_after(c)
+                .map(|r| r.profiles.to_string().to_ascii_lowercase())
+                .unwrap_or_default();
+            format!(
+                "netsh advfirewall firewall set rule name=\"{name}\" dir=in new profile={profiles}"
+            )
+        }
+        FixKind::AddPortRule {
+            name, port, kernel, ..
+        } => {
+            let program = if *kernel {
+                "program=System".to_string()
+            } else {
+                "program=\"%SystemRoot%\\system32\\svchost.exe\" service=termservice".to_string()
+            };
+            format!(
+                "netsh advfirewall firewall add rule name=\"{name}\" dir=in action=allow protocol=TCP localport={port} {program} profile=any enable=yes"
+            )
+        }
+        FixKind::RemoveShield { profile } if !c.policy_cache => format!(
+            "netsh advfirewall set {} firewallpolicy blockinbound,allowoutbound",
+            profile_keyword(*profile)
+        ),
+        FixKind::EnableProfile { profile } if !c.policy_cache => {
+            format!(
+                "netsh advfirewall set {} state on",
+                profile_keyword(*profile)
+            )
+        }
+        FixKind::FirewallOff { profile } if !c.policy_cache => {
+            format!(
+                "netsh advfirewall set {} state off",
+                profile_keyword(*profile)
+            )
+        }
+        FixKind::AllowInbound { profile } if !c.policy_cache => format!(
+            "netsh advfirewall set {} firewallpolicy allowinbound,allowoutbound",
+            profile_keyword(*profile)
+        ),
+        FixKind::ServiceStart { service, start: s } => {
+            start.push(service.clone());
+            let word = match s {
+                2 => "auto",
+                3 => "demand",
+                _ => "disabled",
+            };
+            format!("sc config {service} start= {word}")
+        }
+        FixKind::DisableConSec { name, .. } if !c.policy_cache => {
+            format!(
+                "netsh advfirewall consec set rule name=\"{}\" new enable=no",
+                display(name)
+            )
+        }
+        _ => reg_line(c, &online_key(c), false),
+    }
+}
+
+fn ps_line(c: &Change, start: &mut Vec<String>) -> String {
+    match &c.kind {
+        FixKind::EnableRule { id, .. } if !c.policy_cache => {
+            format!("Enable-NetFirewallRule -Name {}", ps(id))
+        }
+        FixKind::DisableRule { id, .. } if !c.policy_cache => {
+            format!("Disable-NetFirewallRule -Name {}", ps(id))
+        }
+        FixKind::AddProfile { id, .. } if !c.policy_cache => {
+            let profiles = rule_after(c)
+                .map(|r| r.profiles.to_string())
+                .unwrap_or_default();
+            format!("Set-NetFirewallRule -Name {} -Profile {profiles}", ps(id))
+        }
+        FixKind::AddPortRule {
+            id,
+            name,
+            port,
+            kernel,
+        } => {
+            let program = if *kernel {
+                "-Program 'System'".to_string()
+            } else {
+                "-Program '%SystemRoot%\\system32\\svchost.exe' -Service 'termservice'".to_string()
+            };
+            format!(
+                "New-NetFirewallRule -Name {} -DisplayName {} -Group {} -Direction Inbound -Action Allow -Protocol TCP -LocalPort {port} {program} -Profile Any -Enabled True",
+                ps(id),
+                ps(name),
+                ps(guestwall_firewall::names::REMOTE_DESKTOP_GROUP)
+            )
+        }
+        FixKind::RemoveShield { profile } if !c.policy_cache => {
+            format!("Set-NetFirewallProfile -Name {profile} -AllowInboundRules True")
+        }
+        FixKind::EnableProfile { profile } if !c.policy_cache => {
+            format!("Set-NetFirewallProfile -Name {profile} -Enabled True")
+        }
+        FixKind::FirewallOff { profile } if !c.policy_cache => {
+            format!("Set-NetFirewallProfile -Name {profile} -Enabled False")
+        }
+        FixKind::AllowInbound { profile } if !c.policy_cache => {
+            format!("Set-NetFirewallProfile -Name {profile} -DefaultInboundAction Allow")
+        }
+        FixKind::ServiceStart { service, start: s } => {
+            start.push(service.clone());
+            let word = match s {
+                2 => "Automatic",
+                3 => "Manual",
+                _ => "Disabled",
+            };
+            format!("Set-Service -Name {} -StartupType {word}", ps(service))
+        }
+        FixKind::DisableConSec { id, .. } if !c.policy_cache => {
+            format!("Disable-NetIPsecRule -IPsecRuleName {}", ps(id))
+        }
+        _ => {
+            let path = format!("Registry::{}", online_key(c));
+            match &c.op {
+                Op::SetDword(d) => format!(
+                    "New-ItemProperty -Force -Path {} -Name {} -PropertyType DWord -Value {d} | Out-Null",
+                    ps(&path),
+                    ps(&c.value)
+                ),
+                Op::SetString(s) => format!(
+                    "New-ItemProperty -Force -Path {} -Name {} -PropertyType String -Value {} | Out-Null",
+                    ps(&path),
+                    ps(&c.value),
+                    ps(s)
+                ),
+                Op::DeleteValue => format!("Remove-ItemProperty -Path {} -Name {}", ps(&path), ps(&c.value)),
+            }
+        }
+    }
+}
+
+/// A reg.exe argument in double quotes. In a batch file `%` doubles; reg.exe reads `\"` as a
+/// quote, and a backslash before the closing quote must double.
+fn cmd_quote(s: &str, batch: bool) -> String {
+    let mut q = s.replace('"', "\\\"");
+    if batch {
+        q = q.replace('%', "%%");
+    }
+    let trailing = q.len() - q.trim_end_matches('\\').len();
+    q.extend(std::iter::repeat_n('\\', trailing));
+    format!("\"{q}\"")
+}
+
+/// `reg add` / `reg delete` for one change under `key`.
+fn reg_line(c: &Change, key: &str, batch: bool) -> String {
+    let v = cmd_quote(&c.value, batch);
+    let k = cmd_quote(key, batch);
+    match &c.op {
+        Op::SetDword(d) => format!("reg add {k} /v {v} /t REG_DWORD /d {d} /f"),
+        Op::SetString(s) => {
+            if !batch && s.contains('%') {
+                // An interactive cmd expands %VAR% and cannot escape it inside quotes.
+                format!(
+                    "REM this value holds '%' which an interactive cmd would expand: run the --powershell script for it\nREM reg add {k} /v {v} /t REG_SZ /d {} /f",
+                    cmd_quote(s, false)
+                )
+            } else {
+                format!("reg add {k} /v {v} /t REG_SZ /d {} /f", cmd_quote(s, batch))
+            }
+        }
+        Op::DeleteValue => format!("reg delete {k} /v {v} /f"),
+    }
+}
+
+fn offline_cmd(plan: &Plan, drive: &str) -> String {
+    let drive = drive.trim_end_matches(['\\', '/']);
+    let config = format!("{drive}\\Windows\\System32\\config");
+    let mut out = String::from("@echo off\r\n");
+    let mut body = String::new();
+    header(plan, &mut body, "REM");
+    let _ = writeln!(
+        body,
+        "REM The OS disk of the broken VM is attached to this rescue VM as {drive}"
+    );
+    let _ = writeln!(
+        body,
+        "REM Undo: copy the files back from {config}.guestwall-bak (while the hives are unloaded)"
+    );
+    if plan.changes.is_empty() {
+        let _ = writeln!(body, "REM No change needed.");
+    } else {
+        let hives: Vec<HiveKind> = [HiveKind::System, HiveKind::Software]
+            .into_iter()
+            .filter(|h| plan.changes.iter().any(|c| c.hive == *h))
+            .collect();
+        let _ = writeln!(
+            body,
+            "REM 1. Back up the registry folder, as the article does"
+        );
+        let _ = writeln!(
+            body,
+            "if exist \"{config}.guestwall-bak\" (echo {config}.guestwall-bak exists already: move it away first, it may be the only good copy & exit /b 1)"
+        );
+        let _ = writeln!(
+            body,
+            "robocopy \"{config}\" \"{config}.guestwall-bak\" /E /COPY:DAT /R:0 /W:0 /NFL /NDL"
+        );
+        let _ = writeln!(body, "if errorlevel 8 (echo backup failed & exit /b 1)");
+        let _ = writeln!(body, "REM 2. Load the hives");
+        for h in &hives {
+            let _ = writeln!(body, "reg load HKLM\\BROKEN{h} \"{config}\\{h}\"");
+            let _ = writeln!(body, "if errorlevel 1 (echo cannot load {h} & exit /b 1)");
+        }
+        let _ = writeln!(body, "REM 3. The changes");
+        for c in &plan.changes {
+            let before = c.before.as_deref().unwrap_or("(absent)");
+            let _ = writeln!(body, "REM [{}] was: {}", c.code, before.replace('%', "%%"));
+            let key = format!("HKLM\\BROKEN{}\\{}", c.hive, c.key);
+            let _ = writeln!(body, "{}", reg_line(c, &key, true));
+        }
+        let _ = writeln!(body, "REM 4. Unload the hives");
+        for h in &hives {
+            let _ = writeln!(body, "reg unload HKLM\\BROKEN{h}");
+        }
+    }
+    for line in body.lines() {
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_quoting() {
+        assert_eq!(cmd_quote("a%b%", true), "\"a%%b%%\"");
+        assert_eq!(cmd_quote("a%b%", false), "\"a%b%\"");
+        assert_eq!(cmd_quote("say \"hi\"", false), "\"say \\\"hi\\\"\"");
+        assert_eq!(cmd_quote("C:\\dir\\", false), "\"C:\\dir\\\\\"");
+    }
+
+    #[test]
+    fn powershell_quoting() {
+        assert_eq!(ps("it's"), "'it''s'");
+    }
+}
