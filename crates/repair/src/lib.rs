@@ -101,8 +101,8 @@ pub enum FixKind {
         name: String,
         /// The port.
         port: u16,
-        /// The listener is the kernel (Windows 7 and older).
-        kernel: bool,
+        /// Which process the rule names.
+        listener: RdpListener,
     },
     /// Remove "block all incoming connections" from a profile.
     RemoveShield {
@@ -145,6 +145,17 @@ pub enum FixKind {
         /// Display name.
         name: String,
     },
+}
+
+/// The process that listens for RDP, as an added rule names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdpListener {
+    /// The kernel (`App=System`): Windows 7 / Server 2008 R2 and older.
+    Kernel,
+    /// svchost hosting TermService: Windows 8 / Server 2012 and newer.
+    TermService,
+    /// The OS is unknown: the rule names no program.
+    Any,
 }
 
 /// One registry change.
@@ -287,6 +298,19 @@ impl Work<'_> {
             return false;
         };
         let policy_cache = sr.store == Store::GroupPolicy;
+        // A second edit of the same kind to the same rule (another profile added) folds into
+        // the first change; an edit of another kind follows it, before = the first's after.
+        let same = |c: &Change| {
+            c.hive == hive
+                && c.key.eq_ignore_ascii_case(key)
+                && c.value.eq_ignore_ascii_case(&sr.rule.id)
+        };
+        if let Some(prev) = self.changes.iter_mut().rev().find(|c| same(c)) {
+            if std::mem::discriminant(&prev.kind) == std::mem::discriminant(&kind) {
+                prev.op = Op::SetString(after);
+                return true;
+            }
+        }
         self.changes.push(Change {
             hive,
             key: key.to_string(),
@@ -350,14 +374,23 @@ impl Work<'_> {
             self.listener(port).process,
             guestwall_firewall::ListenerProcess::System
         );
-        let program = if kernel {
-            "App=System".to_string()
+        // With the OS unknown, the listener is unknown too: the rule then names no program
+        // (any process listening on the port), so that it holds whichever Windows it is.
+        let listener = if self.cfg.os.nt.is_none() {
+            RdpListener::Any
+        } else if kernel {
+            RdpListener::Kernel
         } else {
-            "App=%SystemRoot%\\system32\\svchost.exe|Svc=termservice".to_string()
+            RdpListener::TermService
+        };
+        let program = match listener {
+            RdpListener::Any => "",
+            RdpListener::Kernel => "App=System|",
+            RdpListener::TermService => "App=%SystemRoot%\\system32\\svchost.exe|Svc=termservice|",
         };
         let name = format!("Remote Desktop (TCP-In, port {port})");
         let s = format!(
-            "v{}.{}|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort={port}|{program}|Name={name}|Desc=Inbound RDP on TCP {port}, added by guestwall|EmbedCtxt={REMOTE_DESKTOP_GROUP}|",
+            "v{}.{}|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort={port}|{program}Name={name}|Desc=Inbound RDP on TCP {port}, added by guestwall|EmbedCtxt={REMOTE_DESKTOP_GROUP}|",
             version.0, version.1
         );
         let key = format!(
@@ -380,7 +413,7 @@ impl Work<'_> {
                 id,
                 name,
                 port,
-                kernel,
+                listener,
             },
             policy_cache: false,
         });
@@ -523,11 +556,28 @@ pub fn plan(configs: &[MachineConfig], opts: &FixOptions) -> Plan {
         }
         let after = diagnose(&w.cfg, opts.port);
         collect_unresolved(&w, &after, &mut out.unresolved);
+        if !opts.firewall_off {
+            let off: Vec<String> = after
+                .profiles
+                .iter()
+                .filter(|p| p.causes.iter().any(|c| c.code == codes::FIREWALL_OFF))
+                .map(|p| p.profile.to_string())
+                .collect();
+            if !off.is_empty() {
+                w.warnings.push(format!(
+                    "{}: the firewall is off on the {} profile(s): RDP passes, but nothing filters inbound traffic there; `guestwall fix --reset-rdp-config` turns it back on (with the RDP rule enabled)",
+                    cfg.control_set,
+                    off.join(", ")
+                ));
+            }
+        }
         for c in w.changes {
+            // The same SOFTWARE (policy cache) change can come from both control sets.
             if !out.changes.iter().any(|x| {
                 x.hive == c.hive
                     && x.key.eq_ignore_ascii_case(&c.key)
                     && x.value.eq_ignore_ascii_case(&c.value)
+                    && x.op == c.op
             }) {
                 out.changes.push(c);
             }

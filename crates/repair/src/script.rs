@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use guestwall_firewall::{names::display, Profile, Rule};
 
-use crate::{Change, FixKind, HiveKind, Op, Plan};
+use crate::{Change, FixKind, HiveKind, Op, Plan, RdpListener};
 
 /// Which script to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,15 +195,20 @@ fn netsh_line(c: &Change, start: &mut Vec<String>) -> String {
             )
         }
         FixKind::AddPortRule {
-            name, port, kernel, ..
+            name,
+            port,
+            listener,
+            ..
         } => {
-            let program = if *kernel {
-                "program=System".to_string()
-            } else {
-                "program=\"%SystemRoot%\\system32\\svchost.exe\" service=termservice".to_string()
+            let program = match listener {
+                RdpListener::Kernel => " program=System",
+                RdpListener::TermService => {
+                    " program=\"%SystemRoot%\\system32\\svchost.exe\" service=termservice"
+                }
+                RdpListener::Any => "",
             };
             format!(
-                "netsh advfirewall firewall add rule name=\"{name}\" dir=in action=allow protocol=TCP localport={port} {program} profile=any enable=yes"
+                "netsh advfirewall firewall add rule name=\"{name}\" dir=in action=allow protocol=TCP localport={port}{program} profile=any enable=yes"
             )
         }
         FixKind::RemoveShield { profile } if !c.policy_cache => format!(
@@ -263,15 +268,17 @@ fn ps_line(c: &Change, start: &mut Vec<String>) -> String {
             id,
             name,
             port,
-            kernel,
+            listener,
         } => {
-            let program = if *kernel {
-                "-Program 'System'".to_string()
-            } else {
-                "-Program '%SystemRoot%\\system32\\svchost.exe' -Service 'termservice'".to_string()
+            let program = match listener {
+                RdpListener::Kernel => " -Program 'System'",
+                RdpListener::TermService => {
+                    " -Program '%SystemRoot%\\system32\\svchost.exe' -Service 'termservice'"
+                }
+                RdpListener::Any => "",
             };
             format!(
-                "New-NetFirewallRule -Name {} -DisplayName {} -Group {} -Direction Inbound -Action Allow -Protocol TCP -LocalPort {port} {program} -Profile Any -Enabled True",
+                "New-NetFirewallRule -Name {} -DisplayName {} -Group {} -Direction Inbound -Action Allow -Protocol TCP -LocalPort {port}{program} -Profile Any -Enabled True",
                 ps(id),
                 ps(name),
                 ps(guestwall_firewall::names::REMOTE_DESKTOP_GROUP)
