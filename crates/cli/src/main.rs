@@ -33,6 +33,8 @@ enum Command {
     /// Print the fix as commands: netsh for the serial console (default), PowerShell, or a
     /// reg.exe batch file for a Windows rescue VM.
     Script(repair_cmd::ScriptArgs),
+    /// Run the article's `netsh advfirewall` commands against an offline SYSTEM hive.
+    Netsh(repair_cmd::NetshArgs),
     /// Read registry hive files.
     #[command(subcommand)]
     Hive(hive_cmd::HiveCommand),
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Fix(args) => repair_cmd::fix(args, &mut out),
         Command::Undo(args) => repair_cmd::undo(args, &mut out),
         Command::Script(args) => repair_cmd::script(args, &mut out),
+        Command::Netsh(args) => repair_cmd::netsh(args, &mut out),
         Command::Hive(cmd) => hive_cmd::run(cmd, &mut out),
         Command::Reg(args) => reg_cmd::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),

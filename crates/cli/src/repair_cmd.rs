@@ -176,3 +176,41 @@ pub fn script(a: ScriptArgs, out: &mut dyn Write) -> Result<u8> {
     out.write_all(guestwall_repair::script(&plan, &kind).as_bytes())?;
     Ok(0)
 }
+
+/// Arguments of `guestwall netsh`.
+#[derive(Args)]
+pub struct NetshArgs {
+    /// The SYSTEM hive (or a Windows folder).
+    #[arg(long, value_name = "SYSTEM")]
+    system: PathBuf,
+    /// The SOFTWARE hive, when it is not beside SYSTEM.
+    #[arg(long, value_name = "FILE")]
+    software: Option<PathBuf>,
+    /// Print the changes and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Edit a dirty hive even when its logs cannot be applied (its last changes are lost).
+    #[arg(long)]
+    allow_dirty: bool,
+    /// The netsh command: advfirewall firewall show|set|add|delete rule ..., advfirewall
+    /// show|set allprofiles|currentprofile|<x>profile ...
+    #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
+    command: Vec<String>,
+}
+
+/// Runs `guestwall netsh`: 0 on success, 1 when no rule matches, 2 on bad input.
+pub fn netsh(a: NetshArgs, out: &mut dyn Write) -> Result<u8> {
+    let target = guestwall_ingest::locate(&a.system, a.software.as_deref())?;
+    let save = SaveOptions {
+        allow_dirty: a.allow_dirty,
+        dry_run: a.dry_run,
+    };
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    match guestwall_repair::netsh::run(&target, &a.command, &save, out, &mut err) {
+        Ok(code) => Ok(code),
+        // Keep the io::Error itself in the chain, so that a closed pipe is recognised.
+        Err(guestwall_repair::RepairError::Io(e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
+    }
+}

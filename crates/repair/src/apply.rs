@@ -30,6 +30,12 @@ pub enum RepairError {
         #[source]
         source: guestwall_regf::Error,
     },
+    /// A command line that cannot be run (bad netsh syntax or values).
+    #[error("{0}")]
+    Usage(String),
+    /// Output could not be written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
     /// The plan changes a hive that was not found.
     #[error("the plan changes {hive}, but no {hive} hive was found; pass it with --software")]
     MissingHive {

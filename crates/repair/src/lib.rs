@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 mod apply;
+pub mod netsh;
 mod script;
 
 use std::fmt;
@@ -137,6 +138,32 @@ pub enum FixKind {
         service: String,
         /// Start value.
         start: u32,
+    },
+    /// A netsh `set rule` edit.
+    EditRule {
+        /// Rule ID.
+        id: String,
+        /// Display name.
+        name: String,
+    },
+    /// A netsh `add rule`.
+    NewRule {
+        /// Rule ID.
+        id: String,
+        /// Display name.
+        name: String,
+    },
+    /// A netsh `delete rule`.
+    DeleteRule {
+        /// Rule ID.
+        id: String,
+        /// Display name.
+        name: String,
+    },
+    /// A netsh profile setting.
+    ProfileSetting {
+        /// The profile.
+        profile: Profile,
     },
     /// Disable a connection security rule.
     DisableConSec {
