@@ -16,7 +16,8 @@ pub struct DemoArgs {
     dir: Option<PathBuf>,
 }
 
-/// Builds the sample SYSTEM hive and diagnoses it.
+/// Builds the sample SYSTEM hive, diagnoses it, prints the serial-console script, fixes it
+/// offline and diagnoses it again.
 pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
     let dir = match args.dir {
         Some(d) => d,
@@ -42,7 +43,35 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
     writeln!(
         out,
         "\nBoth causes of Microsoft's article: the Remote Desktop rules are disabled (cause 1) and\n\
-         the Public profile blocks all inbound connections (cause 2, netsh: BlockInboundAlways)."
+         the Public profile blocks all inbound connections (cause 2, netsh: BlockInboundAlways).\n"
     )?;
+    writeln!(
+        out,
+        "$ guestwall script {}   (for the serial console of the running VM)",
+        path.display()
+    )?;
+    let configs = guestwall_ingest::load(&target)?;
+    let opts = guestwall_repair::FixOptions::default();
+    let plan = guestwall_repair::plan(&configs, &opts);
+    out.write_all(
+        guestwall_repair::script(&plan, &guestwall_repair::ScriptKind::Netsh).as_bytes(),
+    )?;
+    writeln!(
+        out,
+        "\n$ guestwall fix {}   (offline: backup, atomic write, verification)",
+        path.display()
+    )?;
+    let save = guestwall_regf::save::SaveOptions::default();
+    let fixed = guestwall_repair::fix(&target, &opts, &save)?;
+    guestwall_repair::write_fixed(&fixed, out)?;
+    writeln!(out, "\n$ guestwall diagnose {}", path.display())?;
+    let diags: Vec<_> = guestwall_ingest::load(&target)?
+        .iter()
+        .map(|c| guestwall_diagnose::diagnose(c, None))
+        .collect();
+    guestwall_diagnose::write_text(&diags, out)?;
+    if !diags.iter().all(|d| d.reachable) {
+        anyhow::bail!("the sample is still not reachable after the fix");
+    }
     Ok(0)
 }

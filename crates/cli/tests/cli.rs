@@ -19,6 +19,14 @@ fn demo_runs_on_a_fresh_clone() {
         "{s}"
     );
     assert!(t.0.join("SYSTEM").is_file());
+    // Then the script, the fix and the diagnosis afterwards.
+    assert!(s.contains("netsh advfirewall firewall set rule name=\"Remote Desktop - User Mode (TCP-In)\" dir=in new enable=yes"), "{s}");
+    assert!(s.contains("1 -> (deleted)"), "{s}");
+    assert!(
+        s.ends_with("Result: RDP is reachable on every profile\n"),
+        "{s}"
+    );
+    assert_eq!(t.files().len(), 2, "the hive and its backup");
 }
 
 #[test]
