@@ -156,7 +156,21 @@ pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<Save
         let name = file_name(path)?;
         remove_stale_temps(&dir, &name);
         let stamp = utc_stamp();
-        report.backup = Some(write_backup(path, &dir, &name, &stamp)?);
+        // The logs moved aside after the save carry the backup's suffix, so that an undo
+        // finds them: pick a suffix free for the backup and for every log.
+        let log_names: Vec<String> = if recovered {
+            logs.iter()
+                .filter_map(|l| l.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let backup = write_backup(path, &dir, &name, &stamp, &log_names)?;
+        let suffix = file_name(&backup)?
+            .strip_prefix(&format!("{name}.guestwall-backup-"))
+            .unwrap_or(&stamp)
+            .to_string();
+        report.backup = Some(backup);
         fault_point("after-backup");
         tp("backup");
 
@@ -199,7 +213,7 @@ pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<Save
                 else {
                     continue;
                 };
-                let to = dir.join(format!("{log_name}.guestwall-backup-{stamp}"));
+                let to = dir.join(format!("{log_name}.guestwall-backup-{suffix}"));
                 fs::rename(&log, &to).map_err(|source| io_err(&log, source))?;
                 report.logs_moved.push((log, to));
             }
@@ -259,17 +273,30 @@ fn utc_stamp() -> String {
 /// existing name). Since the original is never changed in place (the new hive is a new file
 /// renamed over it), a hard link to it is a byte-exact, zero-copy backup. Where the file
 /// system has no hard links, the file is copied to a temporary name, fsynced, and renamed.
-fn write_backup(path: &Path, dir: &Path, name: &str, stamp: &str) -> Result<PathBuf> {
+fn write_backup(
+    path: &Path,
+    dir: &Path,
+    name: &str,
+    stamp: &str,
+    log_names: &[String],
+) -> Result<PathBuf> {
     // Make sure what the backup holds is on disk, whoever wrote it last.
     File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(|source| io_err(path, source))?;
     for n in 1..1000 {
-        let candidate = if n == 1 {
-            dir.join(format!("{name}.guestwall-backup-{stamp}"))
+        let suffix = if n == 1 {
+            stamp.to_string()
         } else {
-            dir.join(format!("{name}.guestwall-backup-{stamp}-{n}"))
+            format!("{stamp}-{n}")
         };
+        let candidate = dir.join(format!("{name}.guestwall-backup-{suffix}"));
+        if log_names
+            .iter()
+            .any(|l| dir.join(format!("{l}.guestwall-backup-{suffix}")).exists())
+        {
+            continue;
+        }
         match fs::hard_link(path, &candidate) {
             Ok(()) => {
                 sync_dir(dir)?;
@@ -453,11 +480,37 @@ pub fn restore_backup(path: &Path, dry_run: bool) -> Result<RestoreReport> {
         fs::rename(&moved, &live).map_err(|source| io_err(&moved, source))?;
         report.logs_restored.push((moved, live));
     }
-    let kept = dir.join(format!("{name}.guestwall-restored-{stamp}"));
-    if !kept.exists() {
-        fs::rename(&backup, &kept).map_err(|source| io_err(&backup, source))?;
-        report.backup_kept_as = Some(kept);
+    // The backup is renamed out of the way (never over an existing file), so that it is not
+    // taken again and its name is free for the next save.
+    let mut kept = None;
+    for n in 1..1000 {
+        let candidate = if n == 1 {
+            dir.join(format!("{name}.guestwall-restored-{stamp}"))
+        } else {
+            dir.join(format!("{name}.guestwall-restored-{stamp}-{n}"))
+        };
+        if fs::hard_link(&backup, &candidate).is_ok() {
+            fs::remove_file(&backup).map_err(|source| io_err(&backup, source))?;
+            kept = Some(candidate);
+            break;
+        }
     }
+    let kept = match kept {
+        Some(k) => k,
+        // No hard links here: a rename to a name checked to be free.
+        None => {
+            let candidate = (1..1000)
+                .map(|n| dir.join(format!("{name}.guestwall-restored-{stamp}-r{n}")))
+                .find(|c| !c.exists())
+                .ok_or_else(|| Error::Refused {
+                    path: backup.clone(),
+                    reason: "no free name to keep the used backup under".into(),
+                })?;
+            fs::rename(&backup, &candidate).map_err(|source| io_err(&backup, source))?;
+            candidate
+        }
+    };
+    report.backup_kept_as = Some(kept);
     sync_dir(&dir)?;
     Ok(report)
 }

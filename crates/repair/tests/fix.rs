@@ -797,3 +797,38 @@ fn undo_without_a_backup_changes_nothing_and_undo_goes_back_step_by_step() {
     let u = undo(&target, false).unwrap();
     assert!(u[0].report.backup.is_none());
 }
+
+#[test]
+fn fix_and_undo_cycles_on_a_dirty_hive_keep_its_logs() {
+    // Several saves in the same second: each backup, and the logs moved aside with it, get a
+    // name of their own, and each undo finds its logs again.
+    let Some(c) = corpus() else { return };
+    let t = Tmp::new("cycles");
+    for ext in ["", ".LOG1", ".LOG2"] {
+        std::fs::copy(
+            c.join(format!("regipy/SYSTEM_B{ext}")),
+            t.0.join(format!("SYSTEM_B{ext}")),
+        )
+        .unwrap();
+    }
+    let sys = t.0.join("SYSTEM_B");
+    let target = locate(&sys, None).unwrap();
+    let originals: Vec<Vec<u8>> = ["", ".LOG1", ".LOG2"]
+        .iter()
+        .map(|e| std::fs::read(t.0.join(format!("SYSTEM_B{e}"))).unwrap())
+        .collect();
+    for round in 0..4 {
+        let f = fix(&target, &FixOptions::default(), &SaveOptions::default()).unwrap();
+        assert!(f.reachable(), "round {round}");
+        assert_eq!(f.writes[0].report.logs_moved.len(), 2, "round {round}");
+        assert!(!t.0.join("SYSTEM_B.LOG1").exists());
+        let u = undo(&target, false).unwrap();
+        assert_eq!(u[0].report.logs_restored.len(), 2, "round {round}");
+        for (e, want) in ["", ".LOG1", ".LOG2"].iter().zip(&originals) {
+            assert!(
+                &std::fs::read(t.0.join(format!("SYSTEM_B{e}"))).unwrap() == want,
+                "round {round}: SYSTEM_B{e} differs after undo"
+            );
+        }
+    }
+}
