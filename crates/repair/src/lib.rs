@@ -387,16 +387,7 @@ impl Work<'_> {
         if self.rule_index(&id, Some(Store::Local)).is_some() {
             return false;
         }
-        let version = self
-            .cfg
-            .policy
-            .rules
-            .iter()
-            .filter(|r| r.store == Store::Local)
-            .filter_map(|r| r.rule.version)
-            .max()
-            .or_else(|| self.cfg.os.schema())
-            .unwrap_or((2, 10));
+        let version = native_rule_version(&self.cfg);
         let kernel = matches!(
             self.listener(port).process,
             guestwall_firewall::ListenerProcess::System
@@ -549,6 +540,19 @@ impl Work<'_> {
         });
         (origin, sp)
     }
+}
+
+/// The rule-string version this Windows writes: that of its newest local rule, else the
+/// schema of its OS version, else 2.10 (Windows 7, which every later version reads).
+pub fn native_rule_version(cfg: &MachineConfig) -> (u8, u8) {
+    cfg.policy
+        .rules
+        .iter()
+        .filter(|r| r.store == Store::Local)
+        .filter_map(|r| r.rule.version)
+        .max()
+        .or_else(|| cfg.os.schema())
+        .unwrap_or((2, 10))
 }
 
 fn rule_name(sr: &StoredRule) -> String {

@@ -123,15 +123,7 @@ pub fn run(
             let id = new_rule_id();
             let mut changes = Vec::new();
             for cfg in &configs {
-                let version = cfg
-                    .policy
-                    .rules
-                    .iter()
-                    .filter(|r| r.store == Store::Local)
-                    .filter_map(|r| r.rule.version)
-                    .max()
-                    .or_else(|| cfg.os.schema())
-                    .unwrap_or((2, 10));
+                let version = crate::native_rule_version(cfg);
                 let s = new_rule(&spec, version).map_err(|e| RepairError::Usage(e.0))?;
                 let key = format!("{}\\{FIREWALL_POLICY}\\FirewallRules", cfg.control_set);
                 let rule = Rule::parse(&id, &s);

@@ -15,45 +15,13 @@ use guestwall_firewall::{Profile, Rule, Verdict};
 use guestwall_ingest::{locate, Target};
 use guestwall_regf::build::{build_hive, reg_sz, BuildOptions, KeySpec};
 use guestwall_regf::data::{REG_DWORD, REG_SZ};
-use guestwall_regf::save::{edit_file, SaveOptions};
+use guestwall_regf::save::SaveOptions;
 use guestwall_regf::write::Edit;
 use guestwall_regf::{Hive, OpenOptions, RegData};
 use guestwall_repair::{fix, undo, FixKind, FixOptions, Fixed, HiveKind, Op};
-
-struct Tmp(PathBuf);
-impl Tmp {
-    fn new(tag: &str) -> Tmp {
-        let d = std::env::temp_dir().join(format!("guestwall-fix-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        Tmp(d)
-    }
-}
-impl Drop for Tmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-const FW: &str = "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy";
-
-fn set_dword(key: &str, name: &str, v: u32) -> Edit {
-    Edit::SetValue {
-        key: key.into(),
-        name: name.into(),
-        data_type: REG_DWORD,
-        data: v.to_le_bytes().to_vec(),
-    }
-}
-
-fn set_sz(key: &str, name: &str, v: &str) -> Edit {
-    Edit::SetValue {
-        key: key.into(),
-        name: name.into(),
-        data_type: REG_SZ,
-        data: reg_sz(v),
-    }
-}
+use guestwall_samples::scenario::{
+    set_dword, set_sz, win7_scenario, TempDir as Tmp, FW, W7_RDP, W7_RDP_PUBLIC,
+};
 
 /// Every (key, value) → (type, data) of a hive, logs replayed or not.
 type Values = std::collections::BTreeMap<(String, String), (u32, Vec<u8>)>;
@@ -298,27 +266,9 @@ fn the_built_in_rules_change_only_at_active() {
 
 // ----- scenarios: the Windows 7 hive with RDP allowed everywhere, then broken one way -----
 
-const W7_RDP: &str = "v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Domain|Profile=Private|LPort=3389|App=System|Name=@FirewallAPI.dll,-28753|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|";
-const W7_RDP_PUBLIC: &str = "v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Public|LPort=3389|App=System|Name=@FirewallAPI.dll,-28753|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|";
-
 /// The Windows 7 SYSTEM hive made reachable, then `edits`; SOFTWARE beside it when given.
 fn scenario(c: &Path, t: &Tmp, edits: &[Edit], software: Option<KeySpec>) -> PathBuf {
-    let sys = t.0.join("SYSTEM");
-    std::fs::copy(c.join("regipy/SYSTEM"), &sys).unwrap();
-    let mut all = vec![set_sz(
-        &format!("{FW}\\FirewallRules"),
-        "RemoteDesktop-In-TCP_1",
-        W7_RDP_PUBLIC,
-    )];
-    all.extend_from_slice(edits);
-    edit_file(&sys, &all, &SaveOptions::default()).unwrap();
-    // The scenario's own backup is not part of the test.
-    for e in std::fs::read_dir(&t.0).unwrap() {
-        let p = e.unwrap().path();
-        if p.to_string_lossy().contains("guestwall-backup") {
-            std::fs::remove_file(p).unwrap();
-        }
-    }
+    let sys = win7_scenario(c, &t.0, edits);
     if let Some(spec) = software {
         std::fs::write(
             t.0.join("SOFTWARE"),

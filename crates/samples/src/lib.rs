@@ -188,3 +188,87 @@ mod tests {
         assert_eq!(rules.value_count(), 7);
     }
 }
+
+/// Building blocks for scenario hives made by editing real ones (used by the tests).
+pub mod scenario {
+    use guestwall_regf::build::reg_sz;
+    use guestwall_regf::data::{REG_DWORD, REG_SZ};
+    use guestwall_regf::save::{edit_file, SaveOptions};
+    use guestwall_regf::write::Edit;
+    use std::path::{Path, PathBuf};
+
+    /// A temporary folder, removed when dropped.
+    pub struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        /// A fresh folder under the system's temporary directory.
+        pub fn new(tag: &str) -> TempDir {
+            let d = std::env::temp_dir().join(format!("guestwall-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).expect("cannot create a temporary folder");
+            TempDir(d)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The corpus's Windows 7 SYSTEM hive (`regipy/SYSTEM`) copied to `dir/SYSTEM`, made
+    /// reachable on every profile (its Public RDP rule enabled), then changed by `edits`.
+    /// The backup that editing leaves is removed, so that `dir` holds the hive alone.
+    pub fn win7_scenario(corpus: &Path, dir: &Path, edits: &[Edit]) -> PathBuf {
+        let sys = dir.join("SYSTEM");
+        std::fs::copy(corpus.join("regipy/SYSTEM"), &sys).expect("cannot copy regipy/SYSTEM");
+        let mut all = vec![set_sz(
+            &format!("{FW}\\FirewallRules"),
+            "RemoteDesktop-In-TCP_1",
+            W7_RDP_PUBLIC,
+        )];
+        all.extend_from_slice(edits);
+        edit_file(&sys, &all, &SaveOptions::default()).expect("cannot edit the scenario hive");
+        for e in std::fs::read_dir(dir)
+            .expect("cannot list the folder")
+            .flatten()
+        {
+            if e.file_name()
+                .to_string_lossy()
+                .contains(".guestwall-backup-")
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        sys
+    }
+
+    /// The local firewall store of `ControlSet001`.
+    pub const FW: &str = "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy";
+
+    /// Windows 7's RDP rule (`RemoteDesktop-In-TCP`): Domain and Private, kernel listener.
+    pub const W7_RDP: &str = "v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Domain|Profile=Private|LPort=3389|App=System|Name=@FirewallAPI.dll,-28753|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|";
+
+    /// Its Public copy (`RemoteDesktop-In-TCP_1`), here enabled.
+    pub const W7_RDP_PUBLIC: &str = "v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Public|LPort=3389|App=System|Name=@FirewallAPI.dll,-28753|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|";
+
+    /// Sets a REG_DWORD.
+    pub fn set_dword(key: &str, name: &str, v: u32) -> Edit {
+        Edit::SetValue {
+            key: key.into(),
+            name: name.into(),
+            data_type: REG_DWORD,
+            data: v.to_le_bytes().to_vec(),
+        }
+    }
+
+    /// Sets a REG_SZ.
+    pub fn set_sz(key: &str, name: &str, v: &str) -> Edit {
+        Edit::SetValue {
+            key: key.into(),
+            name: name.into(),
+            data_type: REG_SZ,
+            data: reg_sz(v),
+        }
+    }
+}
