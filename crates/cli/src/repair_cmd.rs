@@ -78,6 +78,10 @@ pub struct FixArgs {
     /// Edit a dirty hive even when its logs cannot be applied (its last changes are lost).
     #[arg(long)]
     allow_dirty: bool,
+    /// Print JSON: the changes, what stays unresolved, warnings, files written, and the
+    /// diagnosis before and after.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs `guestwall fix`; exit code 0 when RDP is reachable afterwards, 1 when not.
@@ -93,7 +97,12 @@ pub fn fix(a: FixArgs, out: &mut dyn Write) -> Result<u8> {
     };
     let fixed = guestwall_repair::fix(&target, &opts, &save)
         .with_context(|| format!("cannot fix {}", target.system.display()))?;
-    guestwall_repair::write_fixed(&fixed, out)?;
+    if a.json {
+        let text = serde_json::to_string_pretty(&guestwall_repair::fixed_json(&fixed))?;
+        writeln!(out, "{text}")?;
+    } else {
+        guestwall_repair::write_fixed(&fixed, out)?;
+    }
     Ok(if fixed.reachable() {
         0
     } else {

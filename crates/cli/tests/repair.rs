@@ -93,6 +93,32 @@ fn fix_dry_run_fix_second_fix_and_undo() {
 }
 
 #[test]
+fn fix_json_lists_changes_writes_and_verdicts() {
+    let t = TempDir::new("fixjson");
+    let sys = sample(&t.0);
+    let o = gw(&["fix", "--json", &sys]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["reachable"], true);
+    assert_eq!(v["dry_run"], false);
+    let changes = v["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[1]["value"], "DoNotAllowExceptions");
+    assert_eq!(changes[1]["before"], "1");
+    assert!(changes[1]["after"].is_null());
+    assert_eq!(changes[1]["code"], "block-all-inbound");
+    let backup = v["writes"][0]["backup"].as_str().unwrap();
+    assert!(std::path::Path::new(backup).is_file());
+    assert_eq!(v["before"][0]["profiles"]["public"]["verdict"], "blocked");
+    assert_eq!(v["after"][0]["profiles"]["public"]["verdict"], "allowed");
+    // Fixed already: no change, nothing written.
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&gw(&["fix", "--json", &sys]))).unwrap();
+    assert_eq!(v["changes"].as_array().unwrap().len(), 0);
+    assert_eq!(v["writes"].as_array().unwrap().len(), 0);
+}
+
+#[test]
 fn fix_explains_what_it_cannot_fix_and_warns_about_exposure() {
     let t = TempDir::new("fixwarn");
     let sys = sample(&t.0);

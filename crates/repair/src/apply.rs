@@ -340,3 +340,59 @@ pub fn write_undone(
     }
     Ok(())
 }
+
+/// What a fix did, as JSON: `reachable` (afterwards, every control set), `dry_run`,
+/// `changes` (hive, key, value, before, after — `null` for absent/deleted — code,
+/// policy_cache), `unresolved`, `warnings`, `writes` (hive, path, backup, logs_moved,
+/// verified keys and values) and `before`/`after` (one diagnosis per control set, as
+/// `guestwall diagnose --json` writes each).
+pub fn fixed_json(f: &Fixed) -> serde_json::Value {
+    use serde_json::json;
+    let changes: Vec<_> = f
+        .plan
+        .changes
+        .iter()
+        .map(|c| {
+            json!({
+                "hive": c.hive.to_string(),
+                "key": c.key,
+                "value": c.value,
+                "before": c.before,
+                "after": c.after(),
+                "code": c.code,
+                "policy_cache": c.policy_cache,
+            })
+        })
+        .collect();
+    let unresolved: Vec<_> = f
+        .plan
+        .unresolved
+        .iter()
+        .map(|u| json!({"control_set": u.control_set, "code": u.code, "detail": u.detail, "action": u.action}))
+        .collect();
+    let writes: Vec<_> = f
+        .writes
+        .iter()
+        .filter(|w| !f.dry_run && !w.report.unchanged)
+        .map(|w| {
+            json!({
+                "hive": w.hive.to_string(),
+                "path": w.path.display().to_string(),
+                "backup": w.report.backup.as_ref().map(|b| b.display().to_string()),
+                "logs_moved": w.report.logs_moved.iter().map(|(a, b)| json!([a.display().to_string(), b.display().to_string()])).collect::<Vec<_>>(),
+                "verified_keys": w.report.verified_keys,
+                "verified_values": w.report.verified_values,
+            })
+        })
+        .collect();
+    json!({
+        "reachable": f.reachable(),
+        "dry_run": f.dry_run,
+        "changes": changes,
+        "unresolved": unresolved,
+        "warnings": f.plan.warnings,
+        "writes": writes,
+        "before": f.plan.before.iter().map(guestwall_diagnose::to_json).collect::<Vec<_>>(),
+        "after": f.after.iter().map(guestwall_diagnose::to_json).collect::<Vec<_>>(),
+    })
+}

@@ -35,7 +35,8 @@ use guestwall_firewall::{
 };
 
 pub use apply::{
-    apply, edits_for, fix, undo, write_fixed, write_undone, Fixed, HiveWrite, RepairError, Undone,
+    apply, edits_for, fix, fixed_json, undo, write_fixed, write_undone, Fixed, HiveWrite,
+    RepairError, Undone,
 };
 pub use script::{script, ScriptKind};
 
