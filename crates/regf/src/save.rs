@@ -927,30 +927,11 @@ impl Baseline {
                     data,
                 } => {
                     let f = Self::full(&mut touched, &same, hive, key)?;
-                    let n = upper(name);
-                    match f.values.iter_mut().find(|v| upper(&v.name) == n) {
-                        Some(v) => {
-                            v.data_type = *data_type;
-                            v.data = data.clone();
-                        }
-                        None => f.values.push(SnapValue {
-                            name: name.clone(),
-                            data_type: *data_type,
-                            data: data.clone(),
-                        }),
-                    }
+                    set_snap_value(&mut f.values, name, *data_type, data);
                 }
                 Edit::DeleteValue { key, name } => {
                     let f = Self::full(&mut touched, &same, hive, key)?;
-                    let n = upper(name);
-                    let before = f.values.len();
-                    f.values.retain(|v| upper(&v.name) != n);
-                    if f.values.len() == before {
-                        return Err(Error::ValueNotFound {
-                            key: key.clone(),
-                            name: name.clone(),
-                        });
-                    }
+                    delete_snap_value(&mut f.values, key, name)?;
                 }
             }
         }
@@ -1102,6 +1083,36 @@ struct SnapValue {
     data: Vec<u8>,
 }
 
+/// Sets a value in a key's value list (names compared as Windows does), appending it when new.
+fn set_snap_value(values: &mut Vec<SnapValue>, name: &str, data_type: u32, data: &[u8]) {
+    let n = upper(name);
+    match values.iter_mut().find(|v| upper(&v.name) == n) {
+        Some(v) => {
+            v.data_type = data_type;
+            v.data = data.to_vec();
+        }
+        None => values.push(SnapValue {
+            name: name.to_string(),
+            data_type,
+            data: data.to_vec(),
+        }),
+    }
+}
+
+/// Removes a value from a key's value list; an absent value is an error, as in the writer.
+fn delete_snap_value(values: &mut Vec<SnapValue>, key: &str, name: &str) -> Result<()> {
+    let n = upper(name);
+    let before = values.len();
+    values.retain(|v| upper(&v.name) != n);
+    if values.len() == before {
+        return Err(Error::ValueNotFound {
+            key: key.to_string(),
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
 fn upper(s: &str) -> Vec<u16> {
     s.encode_utf16().map(upcase).collect()
 }
@@ -1196,33 +1207,14 @@ impl Snapshot {
                     .keys
                     .get_mut(&upper_path(key))
                     .ok_or_else(|| Error::KeyNotFound { path: key.clone() })?;
-                let n = upper(name);
-                match k.values.iter_mut().find(|v| upper(&v.name) == n) {
-                    Some(v) => {
-                        v.data_type = *data_type;
-                        v.data = data.clone();
-                    }
-                    None => k.values.push(SnapValue {
-                        name: name.clone(),
-                        data_type: *data_type,
-                        data: data.clone(),
-                    }),
-                }
+                set_snap_value(&mut k.values, name, *data_type, data);
             }
             Edit::DeleteValue { key, name } => {
                 let k = self
                     .keys
                     .get_mut(&upper_path(key))
                     .ok_or_else(|| Error::KeyNotFound { path: key.clone() })?;
-                let n = upper(name);
-                let before = k.values.len();
-                k.values.retain(|v| upper(&v.name) != n);
-                if k.values.len() == before {
-                    return Err(Error::ValueNotFound {
-                        key: key.clone(),
-                        name: name.clone(),
-                    });
-                }
+                delete_snap_value(&mut k.values, key, name)?;
             }
         }
         Ok(())
