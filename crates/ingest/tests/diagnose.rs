@@ -1,7 +1,7 @@
 //! Diagnosis of the real SYSTEM hives of the corpus, and of scenario hives made by editing
 //! them with guestwall's own writer: one scenario per cause.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use guestwall_diagnose::{codes, diagnose, Diagnosis};
 use guestwall_firewall::{Profile, Rule, Verdict};
@@ -13,30 +13,9 @@ use guestwall_samples::scenario::{
     set_dword, set_sz, win7_scenario, TempDir as Tmp, FW, W7_RDP, W7_RDP_PUBLIC,
 };
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("GUESTWALL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        !in_ci(),
-        "CI=true but the corpus is missing at {}",
-        dir.display()
-    );
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "NOTICE: corpus not found at {}; skipping this test",
-        dir.display()
-    );
-    None
-}
+#[path = "../../regf/tests/common/mod.rs"]
+mod common;
+use common::corpus;
 
 fn run(system: &Path) -> Vec<Diagnosis> {
     let t = guestwall_ingest::locate(system, None).unwrap();

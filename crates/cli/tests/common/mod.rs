@@ -64,31 +64,12 @@ pub fn sample(dir: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// The shared corpus, or a notice and `None` (a failure under CI).
-pub fn corpus() -> Option<PathBuf> {
-    let dir = std::env::var_os("GUESTWALL_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        !in_ci(),
-        "CI=true but the corpus is missing at {}",
-        dir.display()
-    );
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "NOTICE: corpus not found at {}; skipping this test",
-        dir.display()
-    );
-    None
-}
+// The corpus lookup and the CI rule (skip with a notice, or fail under CI=true) are the regf
+// tests' own.
+#[path = "../../../regf/tests/common/mod.rs"]
+mod shared;
+#[allow(unused_imports)] // each test binary uses its own subset, as with dead_code above
+pub use shared::{corpus, in_ci};
 
 /// Copies a file into `dir` (writable).
 pub fn copy_into(dir: &Path, src: &Path, name: &str) -> String {
