@@ -273,6 +273,8 @@ fn utc_stamp() -> String {
 /// existing name). Since the original is never changed in place (the new hive is a new file
 /// renamed over it), a hard link to it is a byte-exact, zero-copy backup. Where the file
 /// system has no hard links, the file is copied to a temporary name, fsynced, and renamed.
+/// A suffix is only taken when the logs moved aside with it (`<log>.guestwall-backup-<same>`)
+/// would be free too.
 fn write_backup(
     path: &Path,
     dir: &Path,
@@ -284,17 +286,36 @@ fn write_backup(
     File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(|source| io_err(path, source))?;
+    keep_under(
+        path,
+        dir,
+        &format!("{name}.guestwall-backup-{stamp}"),
+        &|n| {
+            log_names.iter().any(|l| {
+                dir.join(format!("{l}.guestwall-backup-{stamp}{n}"))
+                    .exists()
+            })
+        },
+    )
+}
+
+/// Keeps `path` in `dir` under `base`, or `base-2`, `base-3`… when taken (by a file, or by
+/// `taken`, which gets the `-n` part): a hard link, else a copy to a temporary name, fsynced
+/// and renamed. Never replaces an existing file.
+fn keep_under(
+    path: &Path,
+    dir: &Path,
+    base: &str,
+    taken: &dyn Fn(&str) -> bool,
+) -> Result<PathBuf> {
     for n in 1..1000 {
-        let suffix = if n == 1 {
-            stamp.to_string()
+        let tail = if n == 1 {
+            String::new()
         } else {
-            format!("{stamp}-{n}")
+            format!("-{n}")
         };
-        let candidate = dir.join(format!("{name}.guestwall-backup-{suffix}"));
-        if log_names
-            .iter()
-            .any(|l| dir.join(format!("{l}.guestwall-backup-{suffix}")).exists())
-        {
+        let candidate = dir.join(format!("{base}{tail}"));
+        if taken(&tail) {
             continue;
         }
         match fs::hard_link(path, &candidate) {
@@ -305,16 +326,14 @@ fn write_backup(
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(_) if candidate.exists() => continue,
             Err(_) => {
-                let tmp = dir.join(format!(
-                    ".{name}.guestwall-backup-tmp-{}",
-                    std::process::id()
-                ));
+                let tmp = dir.join(format!(".{base}.tmp-{}", std::process::id()));
                 let _ = fs::remove_file(&tmp);
                 fs::copy(path, &tmp).map_err(|source| io_err(&tmp, source))?;
                 File::open(&tmp)
                     .and_then(|f| f.sync_all())
                     .map_err(|source| io_err(&tmp, source))?;
                 if candidate.exists() {
+                    let _ = fs::remove_file(&tmp);
                     continue;
                 }
                 fs::rename(&tmp, &candidate).map_err(|source| io_err(&candidate, source))?;
@@ -325,7 +344,7 @@ fn write_backup(
     }
     Err(Error::Refused {
         path: path.to_path_buf(),
-        reason: "no free backup name".into(),
+        reason: format!("no free name like {base} to keep it under"),
     })
 }
 
@@ -455,7 +474,12 @@ pub fn restore_backup(path: &Path, dry_run: bool) -> Result<RestoreReport> {
     remove_stale_temps(&dir, &name);
     let now = utc_stamp();
     if current.is_some() {
-        let kept = write_kept(path, &dir, &format!("{name}.guestwall-undone-{now}"))?;
+        let kept = keep_under(
+            path,
+            &dir,
+            &format!("{name}.guestwall-undone-{now}"),
+            &|_| false,
+        )?;
         report.replaced_kept_as = Some(kept);
     }
     let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
@@ -474,7 +498,12 @@ pub fn restore_backup(path: &Path, dry_run: bool) -> Result<RestoreReport> {
     for (moved, live) in logs {
         if live.exists() {
             let live_name = file_name(&live)?;
-            write_kept(&live, &dir, &format!("{live_name}.guestwall-undone-{now}"))?;
+            keep_under(
+                &live,
+                &dir,
+                &format!("{live_name}.guestwall-undone-{now}"),
+                &|_| false,
+            )?;
             fs::remove_file(&live).map_err(|source| io_err(&live, source))?;
         }
         fs::rename(&moved, &live).map_err(|source| io_err(&moved, source))?;
@@ -482,34 +511,13 @@ pub fn restore_backup(path: &Path, dry_run: bool) -> Result<RestoreReport> {
     }
     // The backup is renamed out of the way (never over an existing file), so that it is not
     // taken again and its name is free for the next save.
-    let mut kept = None;
-    for n in 1..1000 {
-        let candidate = if n == 1 {
-            dir.join(format!("{name}.guestwall-restored-{stamp}"))
-        } else {
-            dir.join(format!("{name}.guestwall-restored-{stamp}-{n}"))
-        };
-        if fs::hard_link(&backup, &candidate).is_ok() {
-            fs::remove_file(&backup).map_err(|source| io_err(&backup, source))?;
-            kept = Some(candidate);
-            break;
-        }
-    }
-    let kept = match kept {
-        Some(k) => k,
-        // No hard links here: a rename to a name checked to be free.
-        None => {
-            let candidate = (1..1000)
-                .map(|n| dir.join(format!("{name}.guestwall-restored-{stamp}-r{n}")))
-                .find(|c| !c.exists())
-                .ok_or_else(|| Error::Refused {
-                    path: backup.clone(),
-                    reason: "no free name to keep the used backup under".into(),
-                })?;
-            fs::rename(&backup, &candidate).map_err(|source| io_err(&backup, source))?;
-            candidate
-        }
-    };
+    let kept = keep_under(
+        &backup,
+        &dir,
+        &format!("{name}.guestwall-restored-{stamp}"),
+        &|_| false,
+    )?;
+    fs::remove_file(&backup).map_err(|source| io_err(&backup, source))?;
     report.backup_kept_as = Some(kept);
     sync_dir(&dir)?;
     Ok(report)
@@ -522,34 +530,6 @@ fn find_case_insensitive(dir: &Path, name: &str) -> Option<PathBuf> {
             .to_str()
             .is_some_and(|n| n.eq_ignore_ascii_case(name))
             .then(|| e.path())
-    })
-}
-
-/// Keeps `path` under `name` in `dir` (`-n` added when taken): a hard link, else a synced copy.
-fn write_kept(path: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
-    for n in 1..1000 {
-        let candidate = if n == 1 {
-            dir.join(name)
-        } else {
-            dir.join(format!("{name}-{n}"))
-        };
-        if candidate.exists() {
-            continue;
-        }
-        if fs::hard_link(path, &candidate).is_err() {
-            let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-            fs::copy(path, &tmp).map_err(|source| io_err(&tmp, source))?;
-            File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(|source| io_err(&tmp, source))?;
-            fs::rename(&tmp, &candidate).map_err(|source| io_err(&candidate, source))?;
-        }
-        sync_dir(dir)?;
-        return Ok(candidate);
-    }
-    Err(Error::Refused {
-        path: path.to_path_buf(),
-        reason: "no free name to keep it under".into(),
     })
 }
 
@@ -579,14 +559,14 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Removes temporary files an interrupted save of this hive left behind.
 fn remove_stale_temps(dir: &Path, name: &str) {
-    let prefixes = [
-        format!(".{name}.guestwall-new-"),
-        format!(".{name}.guestwall-backup-tmp-"),
-    ];
+    // `.<name>.guestwall-new-<pid>` (the new hive) and `.<name>.guestwall-….tmp-<pid>` (a
+    // backup or kept copy on a file system without hard links; see `keep_under`).
+    let new = format!(".{name}.guestwall-new-");
+    let kept = format!(".{name}.guestwall-");
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if prefixes.iter().any(|p| n.starts_with(p.as_str())) {
+            if n.starts_with(&new) || (n.starts_with(&kept) && n.contains(".tmp-")) {
                 let _ = fs::remove_file(e.path());
             }
         }
