@@ -45,6 +45,15 @@ fn cmd_words(line: &str, batch: bool) -> Vec<String> {
     words
 }
 
+/// Runs a script line's words after its command name as `guestwall <prefix> ...`, which must
+/// succeed.
+fn run_as_guestwall(prefix: &[&str], words: &[String], line: &str) {
+    let mut args: Vec<&str> = prefix.to_vec();
+    args.extend(words[1..].iter().map(String::as_str));
+    let o = gw(&args);
+    assert_eq!(o.status.code(), Some(0), "{line}: {}", stderr(&o));
+}
+
 fn diagnose_ok(system: &str) -> bool {
     gw(&["diagnose", system]).status.code() == Some(0)
 }
@@ -394,11 +403,7 @@ fn the_serial_console_script_fixes_the_hive_when_run_through_netsh() {
     for line in commands {
         let words = cmd_words(line, false);
         assert_eq!(words[0], "netsh");
-        let mut args = vec!["netsh".to_string(), "--system".into(), sys.clone()];
-        args.extend(words[1..].iter().cloned());
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let o = gw(&refs);
-        assert_eq!(o.status.code(), Some(0), "{line}: {}", stderr(&o));
+        run_as_guestwall(&["netsh", "--system", &sys], &words, line);
     }
     assert!(diagnose_ok(&sys));
     // The PowerShell version names the rule by its ID.
@@ -444,11 +449,7 @@ fn the_offline_batch_script_fixes_the_hive_when_run_through_reg() {
         {
             let words = cmd_words(l, true);
             let mount = format!("HKLM\\BROKENSYSTEM={sys}");
-            let mut args = vec!["reg".to_string(), "--load".into(), mount];
-            args.extend(words[1..].iter().cloned());
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            let o = gw(&refs);
-            assert_eq!(o.status.code(), Some(0), "{l}: {}", stderr(&o));
+            run_as_guestwall(&["reg", "--load", &mount], &words, l);
             ran += 1;
         }
         assert!(ran > 0);
