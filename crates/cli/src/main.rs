@@ -88,3 +88,37 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn warn(msg: &str) {
     eprintln!("guestwall: warning: {msg}");
 }
+
+/// The command line as typed (arguments with spaces quoted), for the operation history.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '"') {
+                format!("\"{}\"", a.replace('"', "\\\""))
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Said once when another process holds a hive's lock.
+fn lock_wait_note(path: &std::path::Path, wait: std::time::Duration) {
+    eprintln!(
+        "guestwall: another process is writing {}; waiting up to {} s for it to finish",
+        path.display(),
+        wait.as_secs_f64().round()
+    );
+}
+
+/// How the writing commands save: backup, lock, history.
+fn save_options(allow_dirty: bool, dry_run: bool) -> guestwall_regf::save::SaveOptions {
+    guestwall_regf::save::SaveOptions {
+        allow_dirty,
+        dry_run,
+        lock_wait: None,
+        on_lock_wait: Some(lock_wait_note),
+        command: Some(command_line()),
+    }
+}

@@ -63,8 +63,7 @@ pub fn run(a: RegArgs, out: &mut dyn Write) -> Result<u8> {
         }
     };
     let opts = RunOptions {
-        allow_dirty: a.allow_dirty,
-        dry_run: a.dry_run,
+        save: crate::save_options(a.allow_dirty, a.dry_run),
         confirm: Some(&mut ask),
     };
     guestwall_reg::run(&a.args, &mounts, opts, out)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use guestwall_regf::save::SaveOptions;
+use guestwall_regf::save::UndoOptions;
 use guestwall_repair::{FixOptions, ScriptKind};
 
 use crate::diagnose_cmd::EXIT_NOT_REACHABLE;
@@ -91,10 +91,7 @@ pub fn fix(a: FixArgs, out: &mut dyn Write) -> Result<u8> {
     for w in exposure_warnings(&opts) {
         crate::warn(w);
     }
-    let save = SaveOptions {
-        allow_dirty: a.allow_dirty,
-        dry_run: a.dry_run,
-    };
+    let save = crate::save_options(a.allow_dirty, a.dry_run);
     let fixed = guestwall_repair::fix(&target, &opts, &save)
         .with_context(|| format!("cannot fix {}", target.system.display()))?;
     if a.json {
@@ -131,12 +128,42 @@ pub struct UndoArgs {
     /// Say what would be restored, and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// List the operations recorded for these hives (newest first) and change nothing.
+    #[arg(long, conflicts_with_all = ["dry_run", "force"])]
+    list: bool,
+    /// Restore even a hive that something else (Windows, another tool) has written since
+    /// guestwall saved it; that later change is lost (the file is kept beside it).
+    #[arg(long)]
+    force: bool,
 }
 
-/// Runs `guestwall undo`.
+/// Exit code of `undo` when there is nothing to undo.
+pub const EXIT_NOTHING_TO_UNDO: u8 = 1;
+
+/// Runs `guestwall undo`: reverts the latest operation as a whole (exit 0), or says there is
+/// nothing to undo (exit 1).
 pub fn undo(a: UndoArgs, out: &mut dyn Write) -> Result<u8> {
     let target = a.target.locate()?;
-    let undone = guestwall_repair::undo(&target, a.dry_run)?;
+    if a.list {
+        let ops = guestwall_repair::history(&target)?;
+        guestwall_repair::write_history(&ops, out)?;
+        return Ok(0);
+    }
+    let opts = UndoOptions {
+        dry_run: a.dry_run,
+        force: a.force,
+        lock_wait: None,
+        on_lock_wait: Some(crate::lock_wait_note),
+    };
+    let undone = guestwall_repair::undo(&target, &opts)?;
+    if undone.nothing() {
+        writeln!(
+            out,
+            "Nothing to undo: no guestwall change of {} is in effect (`guestwall undo --list` shows the history).",
+            target.system.display()
+        )?;
+        return Ok(EXIT_NOTHING_TO_UNDO);
+    }
     guestwall_repair::write_undone(&undone, a.dry_run, out)?;
     Ok(0)
 }
@@ -210,10 +237,7 @@ pub struct NetshArgs {
 /// Runs `guestwall netsh`: 0 on success, 1 when no rule matches, 2 on bad input.
 pub fn netsh(a: NetshArgs, out: &mut dyn Write) -> Result<u8> {
     let target = guestwall_ingest::locate(&a.system, a.software.as_deref())?;
-    let save = SaveOptions {
-        allow_dirty: a.allow_dirty,
-        dry_run: a.dry_run,
-    };
+    let save = crate::save_options(a.allow_dirty, a.dry_run);
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     match guestwall_repair::netsh::run(&target, &a.command, &save, out, &mut err) {

@@ -82,14 +82,23 @@ fn fix_dry_run_fix_second_fix_and_undo() {
     );
     assert!(diagnose_ok(&sys));
     let files = t.files();
-    assert_eq!(files.len(), 2, "{files:?}");
-    let backup = t.0.join(&files[1]);
+    assert_eq!(
+        files,
+        [
+            ".guestwall-history",
+            "SYSTEM",
+            files[2].as_str() // the backup
+        ],
+        "{files:?}"
+    );
+    assert!(files[2].starts_with("SYSTEM.guestwall-backup-"));
+    let backup = t.0.join(&files[2]);
     assert!(std::fs::read(&backup).unwrap() == original);
 
     let o = gw(&["fix", &sys]);
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("No change needed."));
-    assert_eq!(t.files().len(), 2);
+    assert_eq!(t.files().len(), 3);
 
     let o = gw(&["undo", "--dry-run", &sys]);
     assert!(stdout(&o).contains("would restore"), "{}", stdout(&o));

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use guestwall_regf::data::{self as types};
 use guestwall_regf::regfile::{parse_reg, RegOp};
-use guestwall_regf::save::{edit_file, SaveOptions, SaveReport, Snapshot};
+use guestwall_regf::save::{edit_file, edit_file_in, SaveOptions, SaveReport, Snapshot};
 use guestwall_regf::write::Edit;
 use guestwall_regf::{export_reg, ExportOptions, Hive, RegEncoding};
 
@@ -86,10 +86,9 @@ pub type Confirm<'a> = &'a mut dyn FnMut(&str) -> Option<bool>;
 /// How to run.
 #[derive(Default)]
 pub struct RunOptions<'a> {
-    /// Edit dirty hives whose logs cannot be applied.
-    pub allow_dirty: bool,
-    /// Show what would change, write nothing.
-    pub dry_run: bool,
+    /// How changes are saved: `allow_dirty`, `dry_run`, the lock wait, and the command line
+    /// recorded in the operation history.
+    pub save: SaveOptions,
     /// Asks the user to confirm a change made without `/f`: `Some(true)` yes, `Some(false)`
     /// no, `None` no answer (such changes are then refused). Without it they are refused.
     pub confirm: Option<Confirm<'a>>,
@@ -280,16 +279,9 @@ fn open(file: &Path) -> Result<Hive> {
 }
 
 fn save(file: &Path, edits: &[Edit], opts: &RunOptions<'_>, out: &mut dyn Write) -> Result<()> {
-    let report = edit_file(
-        file,
-        edits,
-        &SaveOptions {
-            allow_dirty: opts.allow_dirty,
-            dry_run: opts.dry_run,
-        },
-    )?;
+    let report = edit_file(file, edits, &opts.save)?;
     writeln!(out, "The operation completed successfully.").map_err(io)?;
-    write_report(file, &report, opts.dry_run, out)
+    write_report(file, &report, opts.save.dry_run, out)
 }
 
 /// Describes a save: backup, logs moved, verification.
@@ -403,16 +395,16 @@ pub fn import(
             edits.push(e);
         }
     }
+    // One operation in the history, so that `guestwall undo` reverts the whole import.
+    let mut op = guestwall_regf::save::Operation::new(
+        opts.save
+            .command
+            .clone()
+            .unwrap_or_else(|| "guestwall reg import".into()),
+    );
     for (file, _, edits) in &per_file {
-        let report = edit_file(
-            file,
-            edits,
-            &SaveOptions {
-                allow_dirty: opts.allow_dirty,
-                dry_run: opts.dry_run,
-            },
-        )?;
-        write_report(file, &report, opts.dry_run, out)?;
+        let report = edit_file_in(&mut op, file, edits, &opts.save)?;
+        write_report(file, &report, opts.save.dry_run, out)?;
     }
     writeln!(out, "The operation completed successfully.").map_err(io)
 }

@@ -34,6 +34,16 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Reading or writing a file failed, with what that means for the user.
+    #[error("{}: {explanation}", path.display())]
+    IoExplained {
+        /// The file.
+        path: PathBuf,
+        /// What the error means here and what to do.
+        explanation: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// The file does not start with the `regf` signature.
     #[error("not a registry hive: expected signature \"regf\" at offset 0x00000000, found {actual}{hint}")]
     NotAHive {

@@ -101,6 +101,11 @@ impl Hive {
                 ..Recovery::default()
             }
         };
+        if let Some(why) = &recovery.partial {
+            warnings.push(format!(
+                "hive is dirty and its transaction logs could be applied only in part: {why}. Windows stops at the same place when it loads the hive, so this is what it would load, but the changes logged after that point are lost"
+            ));
+        }
         if primary.is_dirty() && !recovery.applied() {
             let why = if !primary.checksum_ok() {
                 format!(

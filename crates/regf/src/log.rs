@@ -137,6 +137,11 @@ pub struct Recovery {
     pub base_block_from_log: bool,
     /// Every log file considered.
     pub logs: Vec<LogReport>,
+    /// Why replay stopped before the end of the log data, when it did: a damaged entry that
+    /// would have continued the replay, or entries past a missing one. Windows stops at the
+    /// same place, so the hive reads as Windows would load it, but the later changes are
+    /// lost; writing such a hive would make that loss permanent.
+    pub partial: Option<String>,
 }
 
 impl Recovery {
@@ -308,6 +313,8 @@ fn recover_new<B: GrowBuf>(
     // Collect each log's run of valid entries: in file order, each continuing the previous
     // one's sequence number. What follows a break is stale (an older generation of the log).
     let mut by_seq: BTreeMap<u32, Entry> = BTreeMap::new();
+    // Damaged entries: (log, the sequence number their header claims, why).
+    let mut damaged: Vec<(usize, Option<u32>, String)> = Vec::new();
     for (i, log) in logs.iter().enumerate() {
         let Some(base) = &bases[i] else { continue };
         if base.file_type != FileType::NewLog {
@@ -315,6 +322,9 @@ fn recover_new<B: GrowBuf>(
             continue;
         }
         let (mut entries, stop) = scan_entries(i, &log.bytes);
+        if let Some(st) = &stop {
+            damaged.push((i, st.seq, st.why.clone()));
+        }
         let run = entries
             .windows(2)
             .position(|w| w[1].seq != w[0].seq.wrapping_add(1))
@@ -323,7 +333,7 @@ fn recover_new<B: GrowBuf>(
         entries.truncate(run);
         rec.logs[i].entries_found = entries.len() as u32;
         rec.logs[i].note = match (stop, stale) {
-            (Some(stop), _) => Some(stop),
+            (Some(stop), _) => Some(stop.why),
             (None, 0) => None,
             (None, n) => Some(format!(
                 "{n} stale entries from an older generation ignored"
@@ -369,10 +379,12 @@ fn recover_new<B: GrowBuf>(
         let current = file.len().saturating_sub(BASE_BLOCK_LEN);
         let carried = e.size - 40 - 8 * e.pages;
         if e.hbins_size as usize > current + carried {
-            rec.logs[e.log].note = Some(format!(
+            let why = format!(
                 "entry {seq} grows the hive to {:#x} bytes, beyond the {carried:#x} bytes of pages it carries; replay stops there",
                 e.hbins_size
-            ));
+            );
+            rec.logs[e.log].note = Some(why.clone());
+            rec.partial = Some(format!("{}: {why}", logs[e.log].path.display()));
             break;
         }
         apply_entry(file, &logs[e.log], e)?;
@@ -385,6 +397,20 @@ fn recover_new<B: GrowBuf>(
         });
         last = Some(e);
         seq = seq.wrapping_add(1);
+    }
+    // Did replay end where the log data ends, or short of it?
+    if rec.partial.is_none() {
+        if let Some((&later, _)) = by_seq.range(seq..).next() {
+            rec.partial = Some(format!(
+                "log entry {seq} is missing while entries from {later} on exist, so replay stopped after entry {}",
+                seq.wrapping_sub(1)
+            ));
+        } else if let Some((log, _, why)) = damaged
+            .iter()
+            .find(|(_, s, _)| s.is_none_or(|s| s >= seq))
+        {
+            rec.partial = Some(format!("{}: {why}", logs[*log].path.display()));
+        }
     }
     for r in rec.logs.iter_mut() {
         if r.format == Some(LogFormat::New) && r.entries_applied == 0 && r.note.is_none() {
@@ -406,7 +432,14 @@ fn recover_new<B: GrowBuf>(
     Ok(())
 }
 
-fn scan_entries(log: usize, bytes: &[u8]) -> (Vec<Entry>, Option<String>) {
+/// Why a log's run of entries ended early: the message, and the sequence number the bad
+/// entry's header claims (when its header could be read).
+struct Stop {
+    why: String,
+    seq: Option<u32>,
+}
+
+fn scan_entries(log: usize, bytes: &[u8]) -> (Vec<Entry>, Option<Stop>) {
     let mut out = Vec::new();
     let mut pos = HEADER_SECTOR;
     loop {
@@ -425,9 +458,10 @@ fn scan_entries(log: usize, bytes: &[u8]) -> (Vec<Entry>, Option<String>) {
         let h1 = u64::from_le_bytes(h[24..32].try_into().unwrap_or([0; 8]));
         let h2 = u64::from_le_bytes(h[32..40].try_into().unwrap_or([0; 8]));
         let stop = |why: String| {
-            Some(format!(
-                "log entry at offset {pos:#x}: {why}; later entries ignored"
-            ))
+            Some(Stop {
+                why: format!("log entry at offset {pos:#x} (sequence {seq}): {why}; later entries ignored"),
+                seq: Some(seq),
+            })
         };
         if size < 40 || size % 512 != 0 {
             return (

@@ -328,8 +328,9 @@ fn save_backs_up_writes_atomically_and_verifies() {
     assert!(!h.base_block().is_dirty());
     assert_eq!(h.base_block().primary_seq, 2);
     assert!(r.verified_keys >= 4);
-    // No temporary files are left, only the hive and its backup.
-    assert_eq!(t.files().len(), 2, "{:?}", t.files());
+    // No temporary files are left, only the hive, its backup and the operation history.
+    assert_eq!(t.files().len(), 3, "{:?}", t.files());
+    assert!(t.files().contains(&".guestwall-history".to_string()));
 
     // A second save in the same second gets its own backup; the first is never replaced.
     let r2 = edit_file(&path, &[del_value("A\\B", "n")], &SaveOptions::default()).unwrap();
@@ -339,7 +340,7 @@ fn save_backs_up_writes_atomically_and_verifies() {
     // Edits that change nothing write nothing.
     let r3 = edit_file(&path, &[create("A\\B")], &SaveOptions::default()).unwrap();
     assert!(r3.unchanged && r3.backup.is_none());
-    assert_eq!(t.files().len(), 3);
+    assert_eq!(t.files().len(), 4, "hive, history, two backups");
 
     // Dry runs verify but write nothing.
     let before = std::fs::read(&path).unwrap();

@@ -9,7 +9,10 @@ use std::path::PathBuf;
 use guestwall_diagnose::{diagnose, Diagnosis};
 use guestwall_ingest::{load, IngestError, Target};
 use guestwall_regf::data::{REG_DWORD, REG_SZ};
-use guestwall_regf::save::{edit_file, restore_backup, RestoreReport, SaveOptions, SaveReport};
+use guestwall_regf::save::{
+    edit_file_in, history_of, undo_latest, OpRecord, Operation, SaveOptions, SaveReport,
+    UndoOptions, UndoReport,
+};
 use guestwall_regf::write::Edit;
 
 use crate::{plan, FixOptions, HiveKind, Op, Plan};
@@ -125,6 +128,12 @@ pub fn edits_for(plan: &Plan, hive: HiveKind) -> Vec<Edit> {
 /// nothing is written.
 pub fn apply(target: &Target, plan: Plan, save: &SaveOptions, port: Option<u16>) -> Result<Fixed> {
     let mut writes = Vec::new();
+    // One operation in the history: `guestwall undo` reverts SYSTEM and SOFTWARE together.
+    let mut op = Operation::new(
+        save.command
+            .clone()
+            .unwrap_or_else(|| "guestwall fix".into()),
+    );
     for hive in [HiveKind::System, HiveKind::Software] {
         let edits = edits_for(&plan, hive);
         if edits.is_empty() {
@@ -137,7 +146,7 @@ pub fn apply(target: &Target, plan: Plan, save: &SaveOptions, port: Option<u16>)
                 .clone()
                 .ok_or(RepairError::MissingHive { hive })?,
         };
-        let report = edit_file(&path, &edits, save).map_err(|source| RepairError::Write {
+        let report = edit_file_in(&mut op, &path, &edits, save).map_err(|source| RepairError::Write {
             path: path.clone(),
             source,
         })?;
@@ -167,33 +176,27 @@ pub fn fix(target: &Target, opts: &FixOptions, save: &SaveOptions) -> Result<Fix
     apply(target, plan(&configs, opts), save, opts.port)
 }
 
-/// One hive's undo.
-#[derive(Debug, Clone)]
-pub struct Undone {
-    /// Which hive.
-    pub hive: HiveKind,
-    /// Its file.
-    pub path: PathBuf,
-    /// What was restored.
-    pub report: RestoreReport,
+/// The hive files of the target, SYSTEM first.
+fn hive_paths(target: &Target) -> Vec<&std::path::Path> {
+    std::iter::once(target.system.as_path())
+        .chain(target.software.as_deref())
+        .collect()
 }
 
-/// Restores the latest guestwall backup of each hive of the target that has one.
-pub fn undo(target: &Target, dry_run: bool) -> Result<Vec<Undone>> {
-    let mut out = Vec::new();
-    let hives = [
-        (HiveKind::System, Some(target.system.clone())),
-        (HiveKind::Software, target.software.clone()),
-    ];
-    for (hive, path) in hives {
-        let Some(path) = path else { continue };
-        let report = restore_backup(&path, dry_run).map_err(|source| RepairError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        out.push(Undone { hive, path, report });
-    }
-    Ok(out)
+/// Reverts the latest operation (fix, netsh or reg change) on the target's hives, as a whole.
+pub fn undo(target: &Target, opts: &UndoOptions) -> Result<UndoReport> {
+    undo_latest(&hive_paths(target), opts).map_err(|source| RepairError::Write {
+        path: target.system.clone(),
+        source,
+    })
+}
+
+/// The operations recorded for the target's hives, oldest first.
+pub fn history(target: &Target) -> Result<Vec<OpRecord>> {
+    history_of(&hive_paths(target)).map_err(|source| RepairError::Write {
+        path: target.system.clone(),
+        source,
+    })
 }
 
 /// Writes what a fix did, for people: the plan, the hives written (backup, logs moved,
@@ -276,66 +279,92 @@ fn summary(d: &Diagnosis) -> String {
 
 /// Writes what an undo did.
 pub fn write_undone(
-    undone: &[Undone],
+    u: &UndoReport,
     dry_run: bool,
     out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
-    for u in undone {
-        let r = &u.report;
+    if let Some(op) = &u.op {
+        writeln!(
+            out,
+            "{} operation {} of {} ({}):",
+            if dry_run { "Would undo" } else { "Undid" },
+            op.id,
+            op.time,
+            op.command
+        )?;
+    } else if u.legacy && !u.files.is_empty() {
+        writeln!(
+            out,
+            "No operation history beside the hives (backups of an earlier guestwall): {} the latest backup of each hive.",
+            if dry_run { "would restore" } else { "restored" }
+        )?;
+    }
+    for (path, why) in &u.skipped {
+        writeln!(out, "  {} left alone: {why}", path.display())?;
+    }
+    for r in &u.files {
         match &r.backup {
-            None => writeln!(
-                out,
-                "{}: no guestwall backup of {}",
-                u.hive,
-                u.path.display()
-            )?,
+            None => writeln!(out, "  no guestwall backup of {}", r.path.display())?,
             Some(b) if r.unchanged => writeln!(
                 out,
-                "{}: {} already equals its latest backup {}; nothing to undo",
-                u.hive,
-                u.path.display(),
+                "  {} already equals its backup {}; nothing to restore",
+                r.path.display(),
                 b.display()
             )?,
             Some(b) if dry_run => {
-                writeln!(
-                    out,
-                    "{}: would restore {} from {}",
-                    u.hive,
-                    u.path.display(),
-                    b.display()
-                )?;
+                writeln!(out, "  would restore {} from {}", r.path.display(), b.display())?;
                 for (from, to) in &r.logs_restored {
                     writeln!(
                         out,
-                        "  would move log back: {} -> {}",
+                        "    would move log back: {} -> {}",
                         from.display(),
                         to.display()
                     )?;
                 }
             }
             Some(b) => {
-                writeln!(
-                    out,
-                    "{}: restored {} from {}",
-                    u.hive,
-                    u.path.display(),
-                    b.display()
-                )?;
+                writeln!(out, "  restored {} from {}", r.path.display(), b.display())?;
                 if let Some(k) = &r.replaced_kept_as {
-                    writeln!(out, "  the replaced file is kept as {}", k.display())?;
+                    writeln!(out, "    the replaced file is kept as {}", k.display())?;
                 }
                 if let Some(k) = &r.backup_kept_as {
-                    writeln!(out, "  the backup is kept as {}", k.display())?;
+                    writeln!(out, "    the backup is kept as {}", k.display())?;
                 }
                 for (from, to) in &r.logs_restored {
                     writeln!(
                         out,
-                        "  log moved back: {} -> {}",
+                        "    log moved back: {} -> {}",
                         from.display(),
                         to.display()
                     )?;
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the operation history, newest first, marking the one `undo` would revert.
+pub fn write_history(ops: &[OpRecord], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    if ops.is_empty() {
+        return writeln!(out, "No guestwall operations recorded for these hives.");
+    }
+    let next = ops.iter().rposition(|o| o.undone.is_none());
+    for (i, op) in ops.iter().enumerate().rev() {
+        let state = match (&op.undone, Some(i) == next) {
+            (Some(t), _) => format!("undone at {t}"),
+            (None, true) => "next to undo".to_string(),
+            (None, false) => "in effect".to_string(),
+        };
+        writeln!(out, "{}  {}  [{state}]
+  {}", op.time, op.id, op.command)?;
+        for f in &op.files {
+            writeln!(
+                out,
+                "  - {}  (backup {})",
+                f.path.display(),
+                f.backup.display()
+            )?;
         }
     }
     Ok(())

@@ -35,8 +35,8 @@ use guestwall_firewall::{
 };
 
 pub use apply::{
-    apply, edits_for, fix, fixed_json, undo, write_fixed, write_undone, Fixed, HiveWrite,
-    RepairError, Undone,
+    apply, edits_for, fix, fixed_json, history, undo, write_fixed, write_history, write_undone,
+    Fixed, HiveWrite, RepairError,
 };
 pub use script::{script, ScriptKind};
 

@@ -15,7 +15,7 @@ use guestwall_firewall::{Profile, Rule, Verdict};
 use guestwall_ingest::{locate, Target};
 use guestwall_regf::build::{build_hive, reg_sz, BuildOptions, KeySpec};
 use guestwall_regf::data::{REG_DWORD, REG_SZ};
-use guestwall_regf::save::SaveOptions;
+use guestwall_regf::save::{SaveOptions, UndoOptions};
 use guestwall_regf::write::Edit;
 use guestwall_regf::{Hive, OpenOptions, RegData};
 use guestwall_repair::{fix, undo, FixKind, FixOptions, Fixed, HiveKind, Op};
@@ -176,8 +176,8 @@ fn check_fix_cycle(sys: &Path, opts: &FixOptions, save: &SaveOptions) -> Fixed {
     );
     // Undo restores the original, logs included.
     let logs_moved = w.report.logs_moved.clone();
-    let u = undo(&target, false).unwrap();
-    assert_eq!(u[0].report.backup.as_deref(), Some(backup.as_path()));
+    let u = undo(&target, &UndoOptions::default()).unwrap();
+    assert_eq!(u.files[0].backup.as_deref(), Some(backup.as_path()));
     assert!(
         std::fs::read(sys).unwrap() == original,
         "undo did not restore"
@@ -215,7 +215,7 @@ fn every_real_system_hive_is_fixed_verified_and_undone() {
         }
         let save = SaveOptions {
             allow_dirty: dirty_without_logs,
-            dry_run: false,
+            ..SaveOptions::default()
         };
         if dirty_without_logs {
             // Refused without the explicit option, and nothing written.
@@ -572,7 +572,7 @@ fn scenario_group_policy_is_reported_not_silently_fixed() {
         .unwrap();
     assert!(std::fs::read(w.report.backup.as_ref().unwrap()).unwrap() == sw_before);
     // undo restores SOFTWARE too.
-    undo(&target, false).unwrap();
+    undo(&target, &UndoOptions::default()).unwrap();
     assert!(std::fs::read(&sw).unwrap() == sw_before);
 }
 
@@ -722,8 +722,8 @@ fn undo_without_a_backup_changes_nothing_and_undo_goes_back_step_by_step() {
         system: sys.clone(),
         software: None,
     };
-    let u = undo(&target, false).unwrap();
-    assert!(u[0].report.backup.is_none());
+    let u = undo(&target, &UndoOptions::default()).unwrap();
+    assert!(u.nothing());
     assert!(std::fs::read(&sys).unwrap() == v0);
     // Two fixes: first for a custom port (a rule for 3390 added), then the real one.
     fix(
@@ -740,12 +740,12 @@ fn undo_without_a_backup_changes_nothing_and_undo_goes_back_step_by_step() {
     // A second save within the same second gets a distinct backup name.
     fix(&target, &FixOptions::default(), &SaveOptions::default()).unwrap();
     assert!(std::fs::read(&sys).unwrap() != v1);
-    undo(&target, false).unwrap();
+    undo(&target, &UndoOptions::default()).unwrap();
     assert!(std::fs::read(&sys).unwrap() == v1);
-    undo(&target, false).unwrap();
+    undo(&target, &UndoOptions::default()).unwrap();
     assert!(std::fs::read(&sys).unwrap() == v0);
-    let u = undo(&target, false).unwrap();
-    assert!(u[0].report.backup.is_none());
+    let u = undo(&target, &UndoOptions::default()).unwrap();
+    assert!(u.nothing());
 }
 
 #[test]
@@ -772,8 +772,8 @@ fn fix_and_undo_cycles_on_a_dirty_hive_keep_its_logs() {
         assert!(f.reachable(), "round {round}");
         assert_eq!(f.writes[0].report.logs_moved.len(), 2, "round {round}");
         assert!(!t.0.join("SYSTEM_B.LOG1").exists());
-        let u = undo(&target, false).unwrap();
-        assert_eq!(u[0].report.logs_restored.len(), 2, "round {round}");
+        let u = undo(&target, &UndoOptions::default()).unwrap();
+        assert_eq!(u.files[0].logs_restored.len(), 2, "round {round}");
         for (e, want) in ["", ".LOG1", ".LOG2"].iter().zip(&originals) {
             assert!(
                 &std::fs::read(t.0.join(format!("SYSTEM_B{e}"))).unwrap() == want,

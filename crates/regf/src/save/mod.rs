@@ -28,10 +28,15 @@
 //! above every sequence number found in the logs beside it, so that no log entry could ever
 //! count as newer than the file. The logs of a clean hive are therefore left in place.
 
+mod fsx;
+pub mod history;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions as FsOpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::hive::{Hive, OpenOptions};
@@ -39,13 +44,26 @@ use crate::log::{find_logs, max_sequence};
 use crate::name::upcase;
 use crate::write::{Edit, HiveMut};
 
+pub use history::{read_history, OpFile, OpRecord, Operation, HISTORY_FILE};
+
+use fsx::{explain, parent_dir};
+
 /// Options for [`edit_file`].
 #[derive(Debug, Clone, Default)]
 pub struct SaveOptions {
-    /// Edit a dirty hive even when its logs could not be applied (its last changes are lost).
+    /// Edit a dirty hive even when its logs could not be applied, or were applied only in part
+    /// (its last changes are lost).
     pub allow_dirty: bool,
     /// Compute and verify the result, but write nothing (no backup either).
     pub dry_run: bool,
+    /// How long to wait for another process that holds the hive's lock (default 30 s, or
+    /// `GUESTWALL_LOCK_WAIT` seconds).
+    pub lock_wait: Option<Duration>,
+    /// Called once when the lock is busy, so that the caller can say it waits.
+    pub on_lock_wait: Option<fn(&Path, Duration)>,
+    /// The command line recorded in the operation history by [`edit_file`] (an
+    /// [`Operation`] passed to [`edit_file_in`] carries its own).
+    pub command: Option<String>,
 }
 
 /// What [`edit_file`] did.
@@ -53,6 +71,8 @@ pub struct SaveOptions {
 pub struct SaveReport {
     /// True when the edits changed nothing, so nothing was written.
     pub unchanged: bool,
+    /// The file written, when the path named was a symbolic link to it.
+    pub real_path: Option<PathBuf>,
     /// The backup of the original file.
     pub backup: Option<PathBuf>,
     /// Logs moved aside: (from, to).
@@ -69,24 +89,84 @@ pub struct SaveReport {
     pub recovered_from_logs: bool,
 }
 
-/// Applies `edits` to the hive at `path` and saves it safely (see the module documentation).
+/// Applies `edits` to the hive at `path` and saves it safely (see the module documentation),
+/// as an operation of its own in the history.
 pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<SaveReport> {
-    let t0 = std::time::Instant::now();
-    let tp = |s: &str| {
-        if std::env::var("GW_TIMING").is_ok() {
-            eprintln!("{s}: {:?}", t0.elapsed())
+    let mut op = Operation::new(
+        opts.command
+            .clone()
+            .unwrap_or_else(|| "guestwall (library call)".into()),
+    );
+    edit_file_in(&mut op, path, edits, opts)
+}
+
+/// Files an interrupted or failed attempt created; removed unless the attempt succeeds.
+#[derive(Default)]
+struct Litter(Vec<PathBuf>);
+
+impl Litter {
+    fn add(&mut self, p: &Path) {
+        self.0.push(p.to_path_buf());
+    }
+    fn keep(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for Litter {
+    fn drop(&mut self) {
+        for p in self.0.drain(..).rev() {
+            let _ = fs::remove_file(&p);
         }
+    }
+}
+
+/// [`edit_file`] as part of a larger operation (several hives changed by one command, undone
+/// together).
+pub fn edit_file_in(
+    op: &mut Operation,
+    path: &Path,
+    edits: &[Edit],
+    opts: &SaveOptions,
+) -> Result<SaveReport> {
+    // Work on the real file: backup, temporary file and rename beside it, so that a symbolic
+    // link keeps pointing at the saved hive.
+    let target = fsx::resolve(path)?;
+    let real = target.real.as_path();
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(fsx::lock(
+            real,
+            fsx::lock_wait(opts.lock_wait),
+            opts.on_lock_wait,
+        )?)
     };
-    let hive = Hive::open_with(path, &OpenOptions { replay_logs: true })?;
+    let orig_meta = if opts.dry_run {
+        None
+    } else {
+        Some(fsx::check_writable(real)?)
+    };
+    let hive = Hive::open_with(real, &OpenOptions { replay_logs: true })?;
     let recovered = hive.recovery().applied();
-    if hive.primary_base_block().is_dirty() && !recovered && !opts.allow_dirty {
-        return Err(Error::Refused {
-            path: path.to_path_buf(),
-            reason: format!(
-                "the hive is dirty and its logs could not be applied ({}); writing would lose its last changes. Pass the allow-dirty option to edit it anyway",
-                hive.warnings().join("; ")
-            ),
-        });
+    if !opts.allow_dirty {
+        if let Some(why) = &hive.recovery().partial {
+            return Err(Error::Refused {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "its logs were applied only in part ({why}); writing would make that loss permanent. Pass --allow-dirty to write it anyway"
+                ),
+            });
+        }
+        if hive.primary_base_block().is_dirty() && !recovered {
+            return Err(Error::Refused {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the hive is dirty and its logs could not be applied ({}); writing would lose its last changes. Pass --allow-dirty to write it anyway",
+                    hive.warnings().join("; ")
+                ),
+            });
+        }
     }
     let refuse = |e: Error| Error::Refused {
         path: path.to_path_buf(),
@@ -96,7 +176,6 @@ pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<Save
         ),
     };
 
-    tp("open");
     std::thread::scope(|scope| {
         // The baseline (a digest of every key, which also proves the hive reads completely)
         // is computed on a second core while the edits are made on the first.
@@ -107,21 +186,20 @@ pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<Save
             }
             Ok(m)
         });
-        tp("edited");
         let baseline = join(baseline_job)?.map_err(&refuse)?;
-        tp("baseline");
         let m = edited?;
         let expected = baseline.expect(&hive, edits)?;
         if expected.unchanged {
             return Ok(SaveReport {
                 unchanged: true,
+                real_path: target.via_link().then(|| target.real.clone()),
                 sequence: hive.base_block().secondary_seq,
                 ..SaveReport::default()
             });
         }
 
         // Above the primary's numbers and above every number in the logs beside it.
-        let logs = find_logs(path);
+        let logs = find_logs(real);
         let p = hive.primary_base_block();
         let mut seq = p
             .primary_seq
@@ -136,10 +214,9 @@ pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<Save
             path: path.to_path_buf(),
             reason: "its sequence number cannot be raised any further".into(),
         })?;
-        tp("expect");
         let image = m.finish(seq)?;
-        tp("finish");
         let mut report = SaveReport {
+            real_path: target.via_link().then(|| target.real.clone()),
             sequence: seq,
             bytes: image.len() as u64,
             recovered_from_logs: recovered,
@@ -151,10 +228,19 @@ pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<Save
             report.verified_values = values;
             return Ok(report);
         }
+        let orig_meta = orig_meta.ok_or_else(|| Error::Refused {
+            path: path.to_path_buf(),
+            reason: "internal: no metadata of the original".into(),
+        })?;
+        // The digest of the file as it is on disk (not as replayed), for the history.
+        let before_digest = guestwall_mmap::read(real)
+            .map(|b| file_digest(&b))
+            .map_err(|source| explain(real, source))?;
 
-        let dir = parent_dir(path);
-        let name = file_name(path)?;
+        let dir = parent_dir(real);
+        let name = file_name(real)?;
         remove_stale_temps(&dir, &name);
+        let mut litter = Litter::default();
         let stamp = utc_stamp();
         // The logs moved aside after the save carry the backup's suffix, so that an undo
         // finds them: pick a suffix free for the backup and for every log.
@@ -165,21 +251,23 @@ pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<Save
         } else {
             Vec::new()
         };
-        let backup = write_backup(path, &dir, &name, &stamp, &log_names)?;
+        let backup = write_backup(real, &dir, &name, &stamp, &log_names)?;
+        litter.add(&backup);
         let suffix = file_name(&backup)?
             .strip_prefix(&format!("{name}.guestwall-backup-"))
             .unwrap_or(&stamp)
             .to_string();
-        report.backup = Some(backup);
+        report.backup = Some(backup.clone());
         fault_point("after-backup");
-        tp("backup");
 
         let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
-        let file = write_new(&tmp, &image)?;
+        let file = create_new(&tmp)?;
+        litter.add(&tmp);
+        fsx::keep_metadata(&file, &tmp, real, &orig_meta)?;
+        let file = write_all(file, &tmp, &image)?;
         // fsync on the second core while the written file is read back and verified.
-        let sync_job = scope.spawn(move || file.sync_all());
+        let sync_job = scope.spawn(move || file.sync_all().map(|()| file));
         fault_point("after-temp-write");
-        tp("write");
         let check = Hive::open_with(&tmp, &OpenOptions { replay_logs: false }).and_then(|h| {
             if h.bytes() != &image[..] {
                 return Err(Error::Verify {
@@ -189,23 +277,25 @@ pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<Save
             }
             expected.verify(&h)
         });
-        let synced = join(sync_job)?.map_err(|source| io_err(&tmp, source));
-        let (keys, values) = match check.and_then(|c| synced.map(|()| c)) {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
+        let synced = join(sync_job)?.map_err(|source| explain(&tmp, source));
+        let (keys, values) = check?;
+        let written = synced?;
         report.verified_keys = keys;
         report.verified_values = values;
+        op.record_file(&OpFile {
+            path: target.real.clone(),
+            backup: backup.clone(),
+            before: before_digest,
+            after: file_digest(&image),
+        })?;
         fault_point("before-rename");
-        tp("verify");
 
-        fs::rename(&tmp, path).map_err(|source| io_err(path, source))?;
+        fs::rename(&tmp, real).map_err(|source| explain(real, source))?;
+        litter.keep();
         sync_dir(&dir)?;
         fault_point("after-rename");
-        tp("rename");
+        // The path the user named must now be the file just written.
+        check_named_path(&target.named, &written)?;
 
         if recovered {
             for log in logs {
@@ -214,13 +304,40 @@ pub fn edit_file(path: &Path, edits: &[Edit], opts: &SaveOptions) -> Result<Save
                     continue;
                 };
                 let to = dir.join(format!("{log_name}.guestwall-backup-{suffix}"));
-                fs::rename(&log, &to).map_err(|source| io_err(&log, source))?;
+                fs::rename(&log, &to).map_err(|source| explain(&log, source))?;
                 report.logs_moved.push((log, to));
             }
             sync_dir(&dir)?;
         }
         Ok(report)
     })
+}
+
+/// Checks that `named` (the path the user gave) now leads to `written`.
+fn check_named_path(named: &Path, written: &File) -> Result<()> {
+    let w = written.metadata().map_err(|source| explain(named, source))?;
+    let n = fs::metadata(named).map_err(|source| explain(named, source))?;
+    if !fsx::same_file(&w, &n) {
+        return Err(Error::Verify {
+            path: String::new(),
+            detail: format!(
+                "{} does not lead to the file just written (device {}, inode {} instead of device {}, inode {}); the hive may not have been changed where you expect",
+                named.display(),
+                n.dev(),
+                n.ino(),
+                w.dev(),
+                w.ino()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A 128-bit digest of a whole file's bytes (for the operation history).
+pub(crate) fn file_digest(bytes: &[u8]) -> u128 {
+    let mut d = Digest::new();
+    d.bytes(bytes);
+    d.finish()
 }
 
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> Result<T> {
@@ -241,18 +358,15 @@ fn fault_point(point: &str) {
     let _ = point;
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        source,
+/// Test-only: an I/O error of the given kind injected at a point (`GUESTWALL_FAIL_AT=point`),
+/// as a full disk would give. Debug builds only.
+fn injected_failure(point: &str) -> std::io::Result<()> {
+    #[cfg(debug_assertions)]
+    if std::env::var("GUESTWALL_FAIL_AT").is_ok_and(|p| p == point) {
+        return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
     }
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
+    let _ = point;
+    Ok(())
 }
 
 fn file_name(path: &Path) -> Result<String> {
@@ -265,7 +379,7 @@ fn file_name(path: &Path) -> Result<String> {
 }
 
 /// `YYYYMMDDTHHMMSSZ` in UTC.
-fn utc_stamp() -> String {
+pub(crate) fn utc_stamp() -> String {
     crate::base_block::filetime_compact(crate::write::now_filetime())
 }
 
@@ -285,7 +399,7 @@ fn write_backup(
     // Make sure what the backup holds is on disk, whoever wrote it last.
     File::open(path)
         .and_then(|f| f.sync_all())
-        .map_err(|source| io_err(path, source))?;
+        .map_err(|source| explain(path, source))?;
     keep_under(
         path,
         dir,
@@ -300,8 +414,8 @@ fn write_backup(
 }
 
 /// Keeps `path` in `dir` under `base`, or `base-2`, `base-3`… when taken (by a file, or by
-/// `taken`, which gets the `-n` part): a hard link, else a copy to a temporary name, fsynced
-/// and renamed. Never replaces an existing file.
+/// `taken`, which gets the `-n` part): a hard link, else a copy to a temporary name (with the
+/// original's owner, group and mode), fsynced and renamed. Never replaces an existing file.
 fn keep_under(
     path: &Path,
     dir: &Path,
@@ -325,18 +439,29 @@ fn keep_under(
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(_) if candidate.exists() => continue,
+            Err(e) if is_fatal(&e) => return Err(explain(&candidate, e)),
             Err(_) => {
                 let tmp = dir.join(format!(".{base}.tmp-{}", std::process::id()));
                 let _ = fs::remove_file(&tmp);
-                fs::copy(path, &tmp).map_err(|source| io_err(&tmp, source))?;
-                File::open(&tmp)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|source| io_err(&tmp, source))?;
+                let mut litter = Litter::default();
+                let copy = (|| {
+                    let meta = fs::metadata(path)?;
+                    let bytes = guestwall_mmap::read(path)?;
+                    let mut f = FsOpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&tmp)?;
+                    litter.add(&tmp);
+                    let _ = fsx::keep_metadata(&f, &tmp, path, &meta);
+                    f.write_all(&bytes)?;
+                    f.sync_all()
+                })();
+                copy.map_err(|source| explain(&tmp, source))?;
                 if candidate.exists() {
-                    let _ = fs::remove_file(&tmp);
                     continue;
                 }
-                fs::rename(&tmp, &candidate).map_err(|source| io_err(&candidate, source))?;
+                fs::rename(&tmp, &candidate).map_err(|source| explain(&candidate, source))?;
+                litter.keep();
                 sync_dir(dir)?;
                 return Ok(candidate);
             }
@@ -348,11 +473,23 @@ fn keep_under(
     })
 }
 
-/// What [`restore_backup`] did.
+/// Errors a copy would meet too (read-only file system, no space, no permission).
+fn is_fatal(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    e.raw_os_error().is_some_and(|c| {
+        [Errno::ROFS, Errno::NOSPC, Errno::DQUOT, Errno::ACCESS]
+            .iter()
+            .any(|x| x.raw_os_error() == c)
+    })
+}
+
+/// What [`restore_backup`] and [`undo_latest`] did to one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RestoreReport {
+    /// The hive file.
+    pub path: PathBuf,
     /// The backup restored (renamed to `<hive>.guestwall-restored-<stamp>` afterwards, so that
-    /// the next restore goes one step further back). `None`: no backup was found.
+    /// it is not taken again). `None`: no backup was found.
     pub backup: Option<PathBuf>,
     /// Where the backup is kept now.
     pub backup_kept_as: Option<PathBuf>,
@@ -366,11 +503,12 @@ pub struct RestoreReport {
 
 /// The backups of `path`, oldest first: `<name>.guestwall-backup-<stamp>[-n]`.
 pub fn list_backups(path: &Path) -> Result<Vec<PathBuf>> {
-    let dir = parent_dir(path);
-    let name = file_name(path)?;
+    let path = fsx::resolve(path).map(|r| r.real).unwrap_or_else(|_| path.to_path_buf());
+    let dir = parent_dir(&path);
+    let name = file_name(&path)?;
     let prefix = format!("{name}.guestwall-backup-");
     let mut found: Vec<(String, u32, PathBuf)> = Vec::new();
-    let entries = fs::read_dir(&dir).map_err(|source| io_err(&dir, source))?;
+    let entries = fs::read_dir(&dir).map_err(|source| explain(&dir, source))?;
     for e in entries.flatten() {
         let n = e.file_name().to_string_lossy().into_owned();
         let Some(rest) = n.strip_prefix(&prefix) else {
@@ -399,44 +537,190 @@ pub fn list_backups(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(found.into_iter().map(|(_, _, p)| p).collect())
 }
 
-/// Puts the latest backup of `path` back (the undo of [`edit_file`]), as safely as a save:
+/// Puts the latest backup of `path` back, file by file, without looking at the operation
+/// history (the undo of hives saved by guestwall versions without a history).
+pub fn restore_backup(path: &Path, dry_run: bool) -> Result<RestoreReport> {
+    let Some(backup) = list_backups(path)?.pop() else {
+        return Ok(RestoreReport {
+            path: path.to_path_buf(),
+            ..RestoreReport::default()
+        });
+    };
+    restore_from(path, &backup, &UndoOptions { dry_run, ..UndoOptions::default() })
+}
+
+/// Options for [`undo_latest`] and [`restore_backup`].
+#[derive(Debug, Clone, Default)]
+pub struct UndoOptions {
+    /// Say what would be restored, and write nothing.
+    pub dry_run: bool,
+    /// Restore even a hive that something else has written since guestwall saved it (that
+    /// later change is then lost, though the file is kept as `.guestwall-undone-<time>`).
+    pub force: bool,
+    /// How long to wait for another writer (see [`SaveOptions::lock_wait`]).
+    pub lock_wait: Option<Duration>,
+    /// Called once when the lock is busy.
+    pub on_lock_wait: Option<fn(&Path, Duration)>,
+}
+
+/// What [`undo_latest`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UndoReport {
+    /// The operation undone (`None` with `legacy`, or when there was nothing to undo).
+    pub op: Option<OpRecord>,
+    /// What was done to each file.
+    pub files: Vec<RestoreReport>,
+    /// Files of the operation that were left alone, and why (the save never reached them).
+    pub skipped: Vec<(PathBuf, String)>,
+    /// No history was found; the latest backup of each hive was restored instead.
+    pub legacy: bool,
+}
+
+impl UndoReport {
+    /// True when nothing was (or, in a dry run, would be) restored.
+    pub fn nothing(&self) -> bool {
+        self.files.iter().all(|f| f.backup.is_none() || f.unchanged)
+    }
+}
+
+/// The history's operations that changed any of `paths`, oldest first.
+pub fn history_of(paths: &[&Path]) -> Result<Vec<OpRecord>> {
+    let reals: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| fsx::resolve(p).map(|r| r.real).unwrap_or_else(|_| p.to_path_buf()))
+        .collect();
+    let dirs: Vec<PathBuf> = reals.iter().map(|p| parent_dir(p)).collect();
+    let mut ops = read_history(&dirs)?;
+    ops.retain(|o| o.files.iter().any(|f| reals.contains(&f.path)));
+    Ok(ops)
+}
+
+/// Undoes the latest operation (not yet undone) that changed any of `paths`, as a whole: each
+/// file it wrote is restored from the backup that operation made. A file that something else
+/// has written since is refused (unless `force`), because restoring it would lose that change.
+/// When no history exists, the latest backup of each path is restored, as earlier guestwall
+/// versions did.
+pub fn undo_latest(paths: &[&Path], opts: &UndoOptions) -> Result<UndoReport> {
+    let ops = history_of(paths)?;
+    let Some(op) = ops.iter().rev().find(|o| o.undone.is_none()).cloned() else {
+        if !ops.is_empty() {
+            return Ok(UndoReport::default());
+        }
+        // No history: backups of an earlier guestwall, one file at a time.
+        let mut report = UndoReport {
+            legacy: true,
+            ..UndoReport::default()
+        };
+        for p in paths {
+            if list_backups(p)?.is_empty() {
+                continue;
+            }
+            report.files.push(restore_backup(p, opts.dry_run)?);
+        }
+        return Ok(report);
+    };
+    let mut report = UndoReport {
+        op: Some(op.clone()),
+        ..UndoReport::default()
+    };
+    // Check every file before restoring any, so that a refusal leaves everything as it is.
+    let mut todo = Vec::new();
+    for f in op.files.iter().rev() {
+        let now = match guestwall_mmap::read(&f.path) {
+            Ok(b) => file_digest(&b),
+            Err(source) => return Err(explain(&f.path, source)),
+        };
+        if now == f.after {
+            todo.push(f.clone());
+        } else if now == f.before {
+            report.skipped.push((
+                f.path.clone(),
+                "it still holds its content from before the operation (the save never replaced it)".into(),
+            ));
+        } else if opts.force {
+            todo.push(f.clone());
+        } else {
+            return Err(Error::Refused {
+                path: f.path.clone(),
+                reason: format!(
+                    "it has been changed since guestwall wrote it in operation {} ({}), by another program or by Windows itself; restoring {} would lose that change. Pass --force to restore it anyway (the current file is kept as .guestwall-undone-<time>)",
+                    op.id,
+                    op.command,
+                    f.backup.display()
+                ),
+            });
+        }
+    }
+    for f in &todo {
+        if !f.backup.exists() {
+            return Err(Error::Refused {
+                path: f.path.clone(),
+                reason: format!(
+                    "its backup {} from operation {} is gone; nothing was restored",
+                    f.backup.display(),
+                    op.id
+                ),
+            });
+        }
+    }
+    for f in &todo {
+        report.files.push(restore_from(&f.path, &f.backup, opts)?);
+    }
+    if !opts.dry_run {
+        history::mark_undone(&op.files, &op.id)?;
+    }
+    Ok(report)
+}
+
+/// Puts `backup` back over `path`, as safely as a save:
 ///
 /// 1. The backup must read as a hive (base block and bins); otherwise nothing is done.
 /// 2. The current file is kept under `<hive>.guestwall-undone-<now>` (a hard link, or a
 ///    copy), so the undo can itself be undone.
-/// 3. The backup's bytes are copied to a temporary file, fsynced, compared with the backup,
-///    and renamed over the target.
+/// 3. The backup's bytes are copied to a temporary file (with the hive's owner, group and
+///    mode), fsynced, compared with the backup, and renamed over the target.
 /// 4. Logs that the save moved aside (`<log>.guestwall-backup-<same stamp>`) are moved back,
 ///    so that a hive which was dirty is dirty again with its own logs, as before the save.
-/// 5. The backup is renamed to `<hive>.guestwall-restored-<stamp>`: it is kept, and the next
-///    restore goes one step further back.
+/// 5. The backup is renamed to `<hive>.guestwall-restored-<stamp>`: it is kept, and it is not
+///    taken again.
 ///
 /// With `dry_run`, only step 1 runs. When the target already holds the backup's bytes, no
 /// file is written.
-pub fn restore_backup(path: &Path, dry_run: bool) -> Result<RestoreReport> {
-    let mut report = RestoreReport::default();
-    let Some(backup) = list_backups(path)?.pop() else {
-        return Ok(report);
+pub fn restore_from(path: &Path, backup: &Path, opts: &UndoOptions) -> Result<RestoreReport> {
+    let target = fsx::resolve(path)?;
+    let real = target.real.as_path();
+    let mut report = RestoreReport {
+        path: path.to_path_buf(),
+        backup: Some(backup.to_path_buf()),
+        ..RestoreReport::default()
     };
-    report.backup = Some(backup.clone());
-    let bytes = guestwall_mmap::read(&backup).map_err(|source| io_err(&backup, source))?;
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        Some(fsx::lock(
+            real,
+            fsx::lock_wait(opts.lock_wait),
+            opts.on_lock_wait,
+        )?)
+    };
+    let bytes = guestwall_mmap::read(backup).map_err(|source| explain(backup, source))?;
     // The backup is the original byte for byte, which may be a dirty hive whose logs now
     // sit beside it under other names; so check its structure (base block, bins), not its
     // content.
     let check = Hive::from_file_bytes(guestwall_mmap::FileBytes::Owned(bytes.to_vec()));
     if let Err(e) = check {
         return Err(Error::Refused {
-            path: backup.clone(),
+            path: backup.to_path_buf(),
             reason: format!(
                 "the backup does not read as a hive, so it is not restored: {}",
                 crate::error::error_chain(&e)
             ),
         });
     }
-    let current = fs::read(path).ok();
-    let dir = parent_dir(path);
-    let name = file_name(path)?;
-    let backup_name = file_name(&backup)?;
+    let current = fs::read(real).ok();
+    let dir = parent_dir(real);
+    let name = file_name(real)?;
+    let backup_name = file_name(backup)?;
     let stamp = backup_name
         .strip_prefix(&format!("{name}.guestwall-backup-"))
         .unwrap_or_default()
@@ -446,7 +730,7 @@ pub fn restore_backup(path: &Path, dry_run: bool) -> Result<RestoreReport> {
     let lower = name.to_lowercase();
     let mut logs: Vec<(PathBuf, PathBuf)> = Vec::new();
     for e in fs::read_dir(&dir)
-        .map_err(|source| io_err(&dir, source))?
+        .map_err(|source| explain(&dir, source))?
         .flatten()
     {
         let n = e.file_name().to_string_lossy().into_owned();
@@ -467,34 +751,40 @@ pub fn restore_backup(path: &Path, dry_run: bool) -> Result<RestoreReport> {
         report.unchanged = true;
         return Ok(report);
     }
-    if dry_run {
+    if opts.dry_run {
         report.logs_restored = logs;
         return Ok(report);
     }
+    let orig_meta = fsx::check_writable(real)?;
     remove_stale_temps(&dir, &name);
     let now = utc_stamp();
+    let mut litter = Litter::default();
     if current.is_some() {
         let kept = keep_under(
-            path,
+            real,
             &dir,
             &format!("{name}.guestwall-undone-{now}"),
             &|_| false,
         )?;
+        litter.add(&kept);
         report.replaced_kept_as = Some(kept);
     }
     let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
-    let file = write_new(&tmp, &bytes)?;
-    file.sync_all().map_err(|source| io_err(&tmp, source))?;
-    drop(file);
-    if fs::read(&tmp).map_err(|source| io_err(&tmp, source))? != bytes[..] {
-        let _ = fs::remove_file(&tmp);
+    let file = create_new(&tmp)?;
+    litter.add(&tmp);
+    fsx::keep_metadata(&file, &tmp, real, &orig_meta)?;
+    let file = write_all(file, &tmp, &bytes)?;
+    file.sync_all().map_err(|source| explain(&tmp, source))?;
+    if fs::read(&tmp).map_err(|source| explain(&tmp, source))? != bytes[..] {
         return Err(Error::Verify {
             path: path.display().to_string(),
             detail: "the restored copy read back differs from the backup".into(),
         });
     }
-    fs::rename(&tmp, path).map_err(|source| io_err(path, source))?;
+    fs::rename(&tmp, real).map_err(|source| explain(real, source))?;
+    litter.keep();
     sync_dir(&dir)?;
+    check_named_path(&target.named, &file)?;
     for (moved, live) in logs {
         if live.exists() {
             let live_name = file_name(&live)?;
@@ -504,20 +794,20 @@ pub fn restore_backup(path: &Path, dry_run: bool) -> Result<RestoreReport> {
                 &format!("{live_name}.guestwall-undone-{now}"),
                 &|_| false,
             )?;
-            fs::remove_file(&live).map_err(|source| io_err(&live, source))?;
+            fs::remove_file(&live).map_err(|source| explain(&live, source))?;
         }
-        fs::rename(&moved, &live).map_err(|source| io_err(&moved, source))?;
+        fs::rename(&moved, &live).map_err(|source| explain(&moved, source))?;
         report.logs_restored.push((moved, live));
     }
     // The backup is renamed out of the way (never over an existing file), so that it is not
     // taken again and its name is free for the next save.
     let kept = keep_under(
-        &backup,
+        backup,
         &dir,
         &format!("{name}.guestwall-restored-{stamp}"),
         &|_| false,
     )?;
-    fs::remove_file(&backup).map_err(|source| io_err(&backup, source))?;
+    fs::remove_file(backup).map_err(|source| explain(backup, source))?;
     report.backup_kept_as = Some(kept);
     sync_dir(&dir)?;
     Ok(report)
@@ -533,14 +823,19 @@ fn find_case_insensitive(dir: &Path, name: &str) -> Option<PathBuf> {
     })
 }
 
-/// Creates `path` (which must not exist) and writes `bytes`; the caller fsyncs.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<File> {
-    let mut f = FsOpenOptions::new()
+/// Creates `path`, which must not exist.
+fn create_new(path: &Path) -> Result<File> {
+    FsOpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|source| io_err(path, source))?;
-    f.write_all(bytes).map_err(|source| io_err(path, source))?;
+        .map_err(|source| explain(path, source))
+}
+
+/// Writes `bytes` to a new file; the caller fsyncs (and removes the file on failure).
+fn write_all(mut f: File, path: &Path, bytes: &[u8]) -> Result<File> {
+    injected_failure("temp-write").map_err(|source| explain(path, source))?;
+    f.write_all(bytes).map_err(|source| explain(path, source))?;
     Ok(f)
 }
 
@@ -551,13 +846,15 @@ fn sync_dir(dir: &Path) -> Result<()> {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
             Err(e) if e.raw_os_error() == Some(22) => Ok(()),
-            Err(source) => Err(io_err(dir, source)),
+            Err(source) => Err(explain(dir, source)),
         },
         Err(_) => Ok(()),
     }
 }
 
-/// Removes temporary files an interrupted save of this hive left behind.
+/// Removes temporary files that an interrupted save of this hive left behind: only those no
+/// live process owns (their names end in the owner's process ID). Called under the hive's
+/// lock, so no other guestwall is writing this hive's temporary files.
 fn remove_stale_temps(dir: &Path, name: &str) {
     // `.<name>.guestwall-new-<pid>` (the new hive) and `.<name>.guestwall-….tmp-<pid>` (a
     // backup or kept copy on a file system without hard links; see `keep_under`).
@@ -566,8 +863,17 @@ fn remove_stale_temps(dir: &Path, name: &str) {
     if let Ok(entries) = fs::read_dir(dir) {
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with(&new) || (n.starts_with(&kept) && n.contains(".tmp-")) {
-                let _ = fs::remove_file(e.path());
+            let pid = if let Some(p) = n.strip_prefix(&new) {
+                p.parse::<u32>().ok()
+            } else if n.starts_with(&kept) {
+                n.rsplit_once(".tmp-").and_then(|(_, p)| p.parse::<u32>().ok())
+            } else {
+                None
+            };
+            if let Some(pid) = pid {
+                if !fsx::other_process_alive(pid) {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
     }
@@ -806,11 +1112,7 @@ impl Baseline {
     /// completely before anything is written.
     fn of(hive: &Hive) -> Result<Baseline> {
         let mut keys = HashMap::default();
-        let t = std::time::Instant::now();
         hive.cell_stats()?;
-        if std::env::var("GW_TIMING").is_ok() {
-            eprintln!("  cellstats {:?}", t.elapsed());
-        }
         hive.walk(hive.root()?, "", |path, key| {
             keys.insert(path_hash(path), key_digest(key)?.0);
             Ok(())
