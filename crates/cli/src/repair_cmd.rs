@@ -1,6 +1,6 @@
 //! `guestwall fix`, `guestwall undo` and `guestwall script`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -88,12 +88,16 @@ pub struct FixArgs {
 pub fn fix(a: FixArgs, out: &mut dyn Write) -> Result<u8> {
     let target = a.target.locate()?;
     let opts = a.flags.options();
-    for w in exposure_warnings(&opts) {
-        crate::warn(w);
-    }
     let save = crate::save_options(a.allow_dirty, a.dry_run);
     let fixed = guestwall_repair::fix(&target, &opts, &save)
         .with_context(|| format!("cannot fix {}", target.system.display()))?;
+    // What is exposed is said once the write has succeeded (never before: a failed write
+    // exposes nothing), on stderr as well when stdout is not read by a person.
+    if !a.dry_run && (a.json || !std::io::stdout().is_terminal()) {
+        for w in exposure_warnings(&opts) {
+            crate::warn(w);
+        }
+    }
     if a.json {
         let text = serde_json::to_string_pretty(&guestwall_repair::fixed_json(&fixed))?;
         writeln!(out, "{text}")?;
@@ -107,15 +111,14 @@ pub fn fix(a: FixArgs, out: &mut dyn Write) -> Result<u8> {
     })
 }
 
-/// The warnings printed on stderr before anything is done, so they are seen even when
-/// stdout goes to a file.
+/// What `--allow-inbound` and `--firewall-off` exposed, said after a successful write.
 fn exposure_warnings(o: &FixOptions) -> Vec<&'static str> {
     let mut w = Vec::new();
     if o.allow_inbound {
-        w.push("--allow-inbound lets ALL inbound traffic through on every profile, to every listening port");
+        w.push("--allow-inbound: every profile now lets ALL inbound traffic through, to every listening port; only the cloud's network rules (NSG) still filter");
     }
     if o.firewall_off {
-        w.push("--firewall-off switches the Windows Firewall OFF on every profile: nothing on the VM filters inbound traffic");
+        w.push("--firewall-off: the Windows Firewall is now OFF on every profile: nothing on the VM filters inbound traffic");
     }
     w
 }
@@ -193,9 +196,6 @@ pub fn script(a: ScriptArgs, out: &mut dyn Write) -> Result<u8> {
     let configs = guestwall_ingest::load(&target)
         .with_context(|| format!("cannot read {}", target.system.display()))?;
     let opts = a.flags.options();
-    for w in exposure_warnings(&opts) {
-        crate::warn(w);
-    }
     let plan = guestwall_repair::plan(&configs, &opts);
     let kind = if a.powershell {
         ScriptKind::PowerShell

@@ -26,7 +26,11 @@ fn demo_runs_on_a_fresh_clone() {
         s.ends_with("Result: RDP is reachable on every profile\n"),
         "{s}"
     );
-    assert_eq!(t.files().len(), 3, "the hive, its backup and the operation history");
+    assert_eq!(
+        t.files().len(),
+        3,
+        "the hive, its backup and the operation history"
+    );
 }
 
 #[test]

@@ -405,9 +405,8 @@ fn recover_new<B: GrowBuf>(
                 "log entry {seq} is missing while entries from {later} on exist, so replay stopped after entry {}",
                 seq.wrapping_sub(1)
             ));
-        } else if let Some((log, _, why)) = damaged
-            .iter()
-            .find(|(_, s, _)| s.is_none_or(|s| s >= seq))
+        } else if let Some((log, _, why)) =
+            damaged.iter().find(|(_, s, _)| s.is_none_or(|s| s >= seq))
         {
             rec.partial = Some(format!("{}: {why}", logs[*log].path.display()));
         }
@@ -459,7 +458,9 @@ fn scan_entries(log: usize, bytes: &[u8]) -> (Vec<Entry>, Option<Stop>) {
         let h2 = u64::from_le_bytes(h[32..40].try_into().unwrap_or([0; 8]));
         let stop = |why: String| {
             Some(Stop {
-                why: format!("log entry at offset {pos:#x} (sequence {seq}): {why}; later entries ignored"),
+                why: format!(
+                    "log entry at offset {pos:#x} (sequence {seq}): {why}; later entries ignored"
+                ),
                 seq: Some(seq),
             })
         };

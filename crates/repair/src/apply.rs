@@ -128,6 +128,8 @@ pub fn edits_for(plan: &Plan, hive: HiveKind) -> Vec<Edit> {
 /// nothing is written.
 pub fn apply(target: &Target, plan: Plan, save: &SaveOptions, port: Option<u16>) -> Result<Fixed> {
     let mut writes = Vec::new();
+    let mut plan = plan;
+    let mut plan_warnings = Vec::new();
     // One operation in the history: `guestwall undo` reverts SYSTEM and SOFTWARE together.
     let mut op = Operation::new(
         save.command
@@ -146,10 +148,17 @@ pub fn apply(target: &Target, plan: Plan, save: &SaveOptions, port: Option<u16>)
                 .clone()
                 .ok_or(RepairError::MissingHive { hive })?,
         };
-        let report = edit_file_in(&mut op, &path, &edits, save).map_err(|source| RepairError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        let report =
+            edit_file_in(&mut op, &path, &edits, save).map_err(|source| RepairError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        for w in &report.warnings {
+            let w = format!("{}: {w}", path.display());
+            if !plan_warnings.contains(&w) {
+                plan_warnings.push(w);
+            }
+        }
         writes.push(HiveWrite {
             hive,
             path,
@@ -157,6 +166,7 @@ pub fn apply(target: &Target, plan: Plan, save: &SaveOptions, port: Option<u16>)
             report,
         });
     }
+    plan.warnings.extend(plan_warnings);
     let after = if save.dry_run {
         plan.after.clone()
     } else {
@@ -312,7 +322,12 @@ pub fn write_undone(
                 b.display()
             )?,
             Some(b) if dry_run => {
-                writeln!(out, "  would restore {} from {}", r.path.display(), b.display())?;
+                writeln!(
+                    out,
+                    "  would restore {} from {}",
+                    r.path.display(),
+                    b.display()
+                )?;
                 for (from, to) in &r.logs_restored {
                     writeln!(
                         out,
@@ -356,8 +371,12 @@ pub fn write_history(ops: &[OpRecord], out: &mut dyn std::io::Write) -> std::io:
             (None, true) => "next to undo".to_string(),
             (None, false) => "in effect".to_string(),
         };
-        writeln!(out, "{}  {}  [{state}]
-  {}", op.time, op.id, op.command)?;
+        writeln!(
+            out,
+            "{}  {}  [{state}]
+  {}",
+            op.time, op.id, op.command
+        )?;
         for f in &op.files {
             writeln!(
                 out,

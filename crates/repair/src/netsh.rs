@@ -178,12 +178,15 @@ pub fn run(
                     profile_changes(cfg, p, setting, &mut changes)?;
                 }
             }
-            match setting {
-                ProfileSetting::State(Some(false)) => writeln!(err, "guestwall: WARNING: the firewall is now OFF on the {} profile(s): nothing on the VM filters inbound traffic there; only the cloud's network rules (NSG) do. Turn it back on once RDP works", names(&profiles)).map_err(io)?,
-                ProfileSetting::FirewallPolicy(Inbound::Allow, _) => writeln!(err, "guestwall: WARNING: the {} profile(s) now let in ALL inbound traffic that no rule blocks, to every listening port; only the cloud's network rules (NSG) still filter. Set blockinbound again once RDP works", names(&profiles)).map_err(io)?,
-                _ => {}
+            let wrote = write_changes(target, configs_sets(&configs), changes, save, err)?;
+            // Said once the write has succeeded: a failed write exposes nothing.
+            if wrote {
+                match setting {
+                    ProfileSetting::State(Some(false)) => writeln!(err, "guestwall: WARNING: the firewall is now OFF on the {} profile(s): nothing on the VM filters inbound traffic there; only the cloud's network rules (NSG) do. Turn it back on once RDP works", names(&profiles)).map_err(io)?,
+                    ProfileSetting::FirewallPolicy(Inbound::Allow, _) => writeln!(err, "guestwall: WARNING: the {} profile(s) now let in ALL inbound traffic that no rule blocks, to every listening port; only the cloud's network rules (NSG) still filter. Set blockinbound again once RDP works", names(&profiles)).map_err(io)?,
+                    _ => {}
+                }
             }
-            write_changes(target, configs_sets(&configs), changes, save, err)?;
             writeln!(out).map_err(io)?;
             write_ok(out).map_err(io)?;
             Ok(0)
@@ -411,18 +414,18 @@ fn profile_changes(
 }
 
 /// Writes the changes (nothing when there are none), then reports the backup and the
-/// diagnosis afterwards on `err`.
+/// diagnosis afterwards on `err`. Returns true when something was written.
 fn write_changes(
     target: &Target,
     control_sets: Vec<String>,
     changes: Vec<Change>,
     save: &SaveOptions,
     err: &mut dyn Write,
-) -> Result<()> {
+) -> Result<bool> {
     let io = |e: std::io::Error| RepairError::Io(e);
     if changes.is_empty() {
         writeln!(err, "guestwall: nothing to change").map_err(io)?;
-        return Ok(());
+        return Ok(false);
     }
     let plan = Plan {
         control_sets,
@@ -438,7 +441,7 @@ fn write_changes(
         let mut text = Vec::new();
         crate::write_plan(&plan, &mut text).map_err(io)?;
         err.write_all(&text).map_err(io)?;
-        return Ok(());
+        return Ok(false);
     }
     let fixed = apply(target, plan, save, None)?;
     for w in &fixed.writes {
@@ -473,7 +476,7 @@ fn write_changes(
         )
         .map_err(io)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A fresh rule ID in the form netsh gives the rules it adds: `{GUID}`.

@@ -218,7 +218,8 @@ pub mod scenario {
 
     /// The corpus's Windows 7 SYSTEM hive (`regipy/SYSTEM`) copied to `dir/SYSTEM`, made
     /// reachable on every profile (its Public RDP rule enabled), then changed by `edits`.
-    /// The backup that editing leaves is removed, so that `dir` holds the hive alone.
+    /// The backup and the history entry that editing leaves are removed, so that `dir` holds
+    /// the hive alone.
     pub fn win7_scenario(corpus: &Path, dir: &Path, edits: &[Edit]) -> PathBuf {
         let sys = dir.join("SYSTEM");
         std::fs::copy(corpus.join("regipy/SYSTEM"), &sys).expect("cannot copy regipy/SYSTEM");
@@ -233,10 +234,8 @@ pub mod scenario {
             .expect("cannot list the folder")
             .flatten()
         {
-            if e.file_name()
-                .to_string_lossy()
-                .contains(".guestwall-backup-")
-            {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.contains(".guestwall-backup-") || n == guestwall_regf::save::HISTORY_FILE {
                 let _ = std::fs::remove_file(e.path());
             }
         }

@@ -24,12 +24,13 @@ pub(crate) struct Resolved {
 impl Resolved {
     /// True when the named path is (or goes through) a symbolic link.
     pub fn via_link(&self) -> bool {
-        self.real != self.named
+        fs::symlink_metadata(&self.named).is_ok_and(|m| m.file_type().is_symlink())
+            || fs::canonicalize(parent_dir(&self.named)).ok() != Some(parent_dir(&self.real))
     }
 }
 
-/// Follows symbolic links in `path`'s last component (and in its folders) to the real file.
-/// A link that leads nowhere is an error.
+/// The real file behind `path`, as an absolute path: symbolic links in its last component
+/// and in its folders followed. A link that leads nowhere is an error.
 pub(crate) fn resolve(path: &Path) -> Result<Resolved> {
     let meta = fs::symlink_metadata(path).map_err(|source| explain(path, source))?;
     let real = if meta.file_type().is_symlink() {
@@ -40,7 +41,14 @@ pub(crate) fn resolve(path: &Path) -> Result<Resolved> {
             ),
         })?
     } else {
-        path.to_path_buf()
+        // The folder made absolute (the history records where the hive is, whatever the
+        // working directory of a later `undo`), the file's own name kept.
+        let dir = parent_dir(path);
+        let dir = fs::canonicalize(&dir).map_err(|source| explain(&dir, source))?;
+        match path.file_name() {
+            Some(n) => dir.join(n),
+            None => path.to_path_buf(),
+        }
     };
     Ok(Resolved {
         real,
@@ -75,7 +83,11 @@ pub(crate) struct HiveLock {
 
 /// Takes the lock on `path`, waiting up to `wait`; `on_wait` is called once when the lock is
 /// busy, so that the caller can say it is waiting.
-pub(crate) fn lock(path: &Path, wait: Duration, on_wait: Option<fn(&Path, Duration)>) -> Result<HiveLock> {
+pub(crate) fn lock(
+    path: &Path,
+    wait: Duration,
+    on_wait: Option<fn(&Path, Duration)>,
+) -> Result<HiveLock> {
     let start = Instant::now();
     let mut told = false;
     loop {
@@ -138,7 +150,12 @@ pub(crate) fn check_writable(path: &Path) -> Result<Metadata> {
         if let Err(e) = accessat(
             CWD,
             p,
-            Access::WRITE_OK | if p == path { Access::READ_OK } else { Access::EXEC_OK },
+            Access::WRITE_OK
+                | if p == path {
+                    Access::READ_OK
+                } else {
+                    Access::EXEC_OK
+                },
             AtFlags::EACCESS,
         ) {
             let e = io::Error::from(e);
@@ -182,7 +199,12 @@ fn owner_mode(m: &Metadata) -> String {
 
 /// Gives the new file the original's owner, group, mode and extended attributes (ACLs and
 /// ntfs-3g's `system.ntfs_*` attributes among them, where the file system has them).
-pub(crate) fn keep_metadata(file: &File, new_path: &Path, orig_path: &Path, orig: &Metadata) -> Result<()> {
+pub(crate) fn keep_metadata(
+    file: &File,
+    new_path: &Path,
+    orig_path: &Path,
+    orig: &Metadata,
+) -> Result<()> {
     use rustix::fs::{fchmod, fchown, Gid, Mode, Uid};
     let ids = (Uid::from_raw(orig.uid()), Gid::from_raw(orig.gid()));
     if let Err(e) = fchown(file, Some(ids.0), Some(ids.1)) {

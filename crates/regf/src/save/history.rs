@@ -257,7 +257,15 @@ mod tests {
 
     #[test]
     fn fields_round_trip_through_the_escapes() {
-        for s in ["plain", "a\tb", "100%", "x\ny\r\n", "%09 literal", "%", "%2"] {
+        for s in [
+            "plain",
+            "a\tb",
+            "100%",
+            "x\ny\r\n",
+            "%09 literal",
+            "%",
+            "%2",
+        ] {
             assert_eq!(unescape(&escape(s)), s, "{s:?}");
         }
         assert_eq!(line(&["a\tb", "c"]), "a%09b\tc\n");

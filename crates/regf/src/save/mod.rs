@@ -87,6 +87,9 @@ pub struct SaveReport {
     pub verified_values: u64,
     /// Whether the hive was recovered from its logs before editing.
     pub recovered_from_logs: bool,
+    /// What reading the hive warned about (a partial log recovery written with
+    /// `allow_dirty`, for example).
+    pub warnings: Vec<String>,
 }
 
 /// Applies `edits` to the hive at `path` and saves it safely (see the module documentation),
@@ -194,6 +197,7 @@ pub fn edit_file_in(
                 unchanged: true,
                 real_path: target.via_link().then(|| target.real.clone()),
                 sequence: hive.base_block().secondary_seq,
+                warnings: hive.warnings().to_vec(),
                 ..SaveReport::default()
             });
         }
@@ -220,6 +224,7 @@ pub fn edit_file_in(
             sequence: seq,
             bytes: image.len() as u64,
             recovered_from_logs: recovered,
+            warnings: hive.warnings().to_vec(),
             ..SaveReport::default()
         };
         if opts.dry_run {
@@ -315,7 +320,9 @@ pub fn edit_file_in(
 
 /// Checks that `named` (the path the user gave) now leads to `written`.
 fn check_named_path(named: &Path, written: &File) -> Result<()> {
-    let w = written.metadata().map_err(|source| explain(named, source))?;
+    let w = written
+        .metadata()
+        .map_err(|source| explain(named, source))?;
     let n = fs::metadata(named).map_err(|source| explain(named, source))?;
     if !fsx::same_file(&w, &n) {
         return Err(Error::Verify {
@@ -503,7 +510,9 @@ pub struct RestoreReport {
 
 /// The backups of `path`, oldest first: `<name>.guestwall-backup-<stamp>[-n]`.
 pub fn list_backups(path: &Path) -> Result<Vec<PathBuf>> {
-    let path = fsx::resolve(path).map(|r| r.real).unwrap_or_else(|_| path.to_path_buf());
+    let path = fsx::resolve(path)
+        .map(|r| r.real)
+        .unwrap_or_else(|_| path.to_path_buf());
     let dir = parent_dir(&path);
     let name = file_name(&path)?;
     let prefix = format!("{name}.guestwall-backup-");
@@ -546,7 +555,14 @@ pub fn restore_backup(path: &Path, dry_run: bool) -> Result<RestoreReport> {
             ..RestoreReport::default()
         });
     };
-    restore_from(path, &backup, &UndoOptions { dry_run, ..UndoOptions::default() })
+    restore_from(
+        path,
+        &backup,
+        &UndoOptions {
+            dry_run,
+            ..UndoOptions::default()
+        },
+    )
 }
 
 /// Options for [`undo_latest`] and [`restore_backup`].
@@ -587,7 +603,11 @@ impl UndoReport {
 pub fn history_of(paths: &[&Path]) -> Result<Vec<OpRecord>> {
     let reals: Vec<PathBuf> = paths
         .iter()
-        .map(|p| fsx::resolve(p).map(|r| r.real).unwrap_or_else(|_| p.to_path_buf()))
+        .map(|p| {
+            fsx::resolve(p)
+                .map(|r| r.real)
+                .unwrap_or_else(|_| p.to_path_buf())
+        })
         .collect();
     let dirs: Vec<PathBuf> = reals.iter().map(|p| parent_dir(p)).collect();
     let mut ops = read_history(&dirs)?;
@@ -635,7 +655,8 @@ pub fn undo_latest(paths: &[&Path], opts: &UndoOptions) -> Result<UndoReport> {
         } else if now == f.before {
             report.skipped.push((
                 f.path.clone(),
-                "it still holds its content from before the operation (the save never replaced it)".into(),
+                "it still holds its content from before the operation (the save never replaced it)"
+                    .into(),
             ));
         } else if opts.force {
             todo.push(f.clone());
@@ -866,7 +887,8 @@ fn remove_stale_temps(dir: &Path, name: &str) {
             let pid = if let Some(p) = n.strip_prefix(&new) {
                 p.parse::<u32>().ok()
             } else if n.starts_with(&kept) {
-                n.rsplit_once(".tmp-").and_then(|(_, p)| p.parse::<u32>().ok())
+                n.rsplit_once(".tmp-")
+                    .and_then(|(_, p)| p.parse::<u32>().ok())
             } else {
                 None
             };

@@ -1,0 +1,631 @@
+//! Regression tests for issue 8 ("Never lose a change, never claim a false success"): one test
+//! (or a few) per finding, named after it. Each one failed before the fix.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{corpus, gw, in_ci, sample, stderr, stdout, TempDir};
+use guestwall_regf::build::{build_hive, reg_sz, BuildOptions, KeySpec};
+use guestwall_regf::data::{REG_DWORD, REG_SZ};
+
+fn notice(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "NOTICE: {msg}");
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Tests that need root (chown, setpriv, mount) skip with a notice when not root.
+fn need_root(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    notice(&format!("not running as root; skipping {what}"));
+    false
+}
+
+fn reachable(system: &str) -> bool {
+    gw(&["diagnose", system]).status.code() == Some(0)
+}
+
+fn read(p: impl AsRef<Path>) -> Vec<u8> {
+    std::fs::read(p).unwrap()
+}
+
+fn gw_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_guestwall"));
+    c.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// A tmpfs of `size` mounted at `dir` for the life of the value (root only).
+struct Mount(PathBuf);
+impl Mount {
+    fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                !in_ci(),
+                "CI=true but a tmpfs cannot be mounted at {}",
+                dir.display()
+            );
+            notice("cannot mount a tmpfs; skipping this test");
+            return None;
+        }
+        Some(Mount(dir.to_path_buf()))
+    }
+    fn read_only(&self) {
+        let ok = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A SOFTWARE hive whose Group Policy store blocks all inbound on the Public profile.
+fn gp_software(dir: &Path) -> String {
+    let mut root = KeySpec::new("");
+    root.path_mut("Microsoft\\Windows NT\\CurrentVersion")
+        .push_value("CurrentMajorVersionNumber", REG_DWORD, 10u32.to_le_bytes())
+        .push_value("CurrentMinorVersionNumber", REG_DWORD, 0u32.to_le_bytes())
+        .push_value("CurrentBuildNumber", REG_SZ, reg_sz("17763"));
+    root.path_mut("Policies\\Microsoft\\WindowsFirewall\\PublicProfile")
+        .push_value("DoNotAllowExceptions", REG_DWORD, 1u32.to_le_bytes());
+    let p = dir.join("SOFTWARE");
+    std::fs::write(&p, build_hive(&root, &BuildOptions::default()).unwrap()).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+// ---- 1. Symlinked hive ----------------------------------------------------------------------
+
+#[test]
+fn finding_01_a_symlinked_hive_is_fixed_where_it_lives_and_undone_through_the_link() {
+    let t = TempDir::new("symlink");
+    let real_dir = t.0.join("real");
+    let work = t.0.join("work");
+    std::fs::create_dir_all(&real_dir).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    let real = sample(&real_dir);
+    let original = read(&real);
+    let link = work.join("SYSTEM");
+    std::os::unix::fs::symlink("../real/SYSTEM", &link).unwrap();
+    let link_s = link.to_str().unwrap();
+
+    let o = gw(&["fix", link_s]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The link is still a link, to the real file, which now holds the fix.
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(read(&real) != original);
+    assert!(reachable(&real));
+    // The backup is a regular file beside the real hive; nothing was put beside the link.
+    let backups: Vec<_> = std::fs::read_dir(&real_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .contains(".guestwall-backup-")
+        })
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert!(backups[0].file_type().unwrap().is_file());
+    assert_eq!(read(backups[0].path()), original);
+    assert_eq!(
+        std::fs::read_dir(&work).unwrap().count(),
+        1,
+        "only the link in work/"
+    );
+
+    // The other writing commands go through the link too.
+    let o = gw(&[
+        "reg",
+        "--hive",
+        link_s,
+        "add",
+        "ControlSet001\\Control",
+        "/v",
+        "X",
+        "/t",
+        "REG_DWORD",
+        "/d",
+        "7",
+        "/f",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&gw(&["hive", "get", &real, "ControlSet001\\Control", "X"])),
+        "7\n"
+    );
+    let o = gw(&[
+        "netsh",
+        "--system",
+        link_s,
+        "advfirewall",
+        "set",
+        "publicprofile",
+        "state",
+        "on",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // Undo through the link goes back step by step to the original bytes.
+    for _ in 0..2 {
+        let o = gw(&["undo", link_s]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    assert_eq!(read(&real), original);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let o = gw(&["undo", link_s]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "nothing left to undo: {}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn finding_01_a_dangling_link_is_refused_and_nothing_is_written() {
+    let t = TempDir::new("dangling");
+    let link = t.0.join("SYSTEM");
+    std::os::unix::fs::symlink("nowhere/SYSTEM", &link).unwrap();
+    for args in [
+        vec!["fix", link.to_str().unwrap()],
+        vec!["reg", "--hive", link.to_str().unwrap(), "add", "A", "/f"],
+    ] {
+        let o = gw(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(t.files(), ["SYSTEM"], "{args:?}");
+    }
+}
+
+// ---- 2. Owner and mode --------------------------------------------------------------------
+
+#[test]
+fn finding_02_owner_group_and_mode_are_kept_by_fix_and_undo() {
+    if !need_root("the owner test (chown)") {
+        return;
+    }
+    let t = TempDir::new("owner");
+    let sys = sample(&t.0);
+    let nobody = 65534;
+    std::os::unix::fs::chown(&sys, Some(nobody), Some(nobody)).unwrap();
+    std::fs::set_permissions(&sys, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let check = |when: &str| {
+        let m = std::fs::metadata(&sys).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (nobody, nobody, 0o640),
+            "{when}"
+        );
+    };
+    let o = gw(&["fix", &sys]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    check("after fix");
+    let o = gw(&["undo", &sys]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    check("after undo");
+}
+
+#[test]
+fn finding_02_a_hive_the_user_may_not_write_is_refused_before_anything_is_written() {
+    if !need_root("the permission test (setpriv)") {
+        return;
+    }
+    let t = TempDir::new("perm");
+    std::fs::set_permissions(&t.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sys = sample(&t.0);
+    std::os::unix::fs::chown(&sys, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&sys, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let before = read(&sys);
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_guestwall"))
+        .args(["fix", &sys])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("may not be written"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("0444"), "{}", stderr(&o));
+    assert_eq!(t.files(), ["SYSTEM"]);
+    assert_eq!(read(&sys), before);
+    assert_eq!(std::fs::metadata(&sys).unwrap().mode() & 0o7777, 0o444);
+}
+
+#[test]
+fn finding_02_and_06_a_read_only_file_system_is_refused_with_the_reason() {
+    if !need_root("the read-only mount test") {
+        return;
+    }
+    let t = TempDir::new("rofs");
+    let Some(m) = Mount::tmpfs(&t.0.join("mnt"), "1m") else {
+        return;
+    };
+    let sys = sample(&m.0);
+    let before = read(&sys);
+    m.read_only();
+    for args in [
+        vec!["fix", "--firewall-off", &sys],
+        vec![
+            "netsh",
+            "--system",
+            &sys,
+            "advfirewall",
+            "set",
+            "allprofiles",
+            "state",
+            "off",
+        ],
+    ] {
+        let o = gw(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains("read-only") && e.contains("ntfs-3g") && e.contains("hibernated"),
+            "{e}"
+        );
+        // No claim that the firewall is now off: nothing was written.
+        assert!(!e.contains("is now OFF") && !e.contains("is OFF"), "{e}");
+    }
+    assert_eq!(read(&sys), before);
+    assert_eq!(std::fs::read_dir(&m.0).unwrap().count(), 1);
+}
+
+// ---- 3. Two writers at once ------------------------------------------------------------------
+
+#[test]
+fn finding_03_twenty_concurrent_pairs_of_writers_keep_every_change() {
+    let t = TempDir::new("concurrent");
+    let sys = sample(&t.0);
+    let add = |name: String| {
+        Command::new(env!("CARGO_BIN_EXE_guestwall"))
+            .args([
+                "reg",
+                "--hive",
+                &sys,
+                "add",
+                "ControlSet001\\Control",
+                "/v",
+                &name,
+                "/t",
+                "REG_DWORD",
+                "/d",
+                "1",
+                "/f",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    for i in 0..20 {
+        let a = add(format!("A{i}"));
+        let b = add(format!("B{i}"));
+        for c in [a, b] {
+            let o = c.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "pair {i}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    for i in 0..20 {
+        for v in [format!("A{i}"), format!("B{i}")] {
+            let o = gw(&["hive", "get", &sys, "ControlSet001\\Control", &v]);
+            assert_eq!(o.status.code(), Some(0), "{v} was lost");
+        }
+    }
+    // No temporary file is left, and every save kept its own backup.
+    let files = t.files();
+    assert!(
+        !files.iter().any(|f| f.contains("guestwall-new")),
+        "{files:?}"
+    );
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| f.contains("guestwall-backup"))
+            .count(),
+        40
+    );
+}
+
+#[test]
+fn finding_03_a_writer_waits_for_the_lock_with_a_message_then_fails_clearly() {
+    let t = TempDir::new("lockwait");
+    let sys = sample(&t.0);
+    let before = read(&sys);
+    // Another process holds the lock (util-linux flock takes the same flock(2) lock).
+    let mut holder = Command::new("flock")
+        .args([sys.as_str(), "sleep", "5"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = gw_env(&["fix", &sys], &[("GUESTWALL_LOCK_WAIT", "1")]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("waiting up to 1 s"), "{e}");
+    assert!(e.contains("another process is writing"), "{e}");
+    assert_eq!(read(&sys), before);
+    assert_eq!(t.files(), ["SYSTEM"]);
+}
+
+#[test]
+fn finding_03_stale_temp_cleanup_removes_only_temps_no_live_process_owns() {
+    let t = TempDir::new("staletemp");
+    let sys = sample(&t.0);
+    let mut live = Command::new("sleep").arg("30").spawn().unwrap();
+    let live_tmp = t.0.join(format!(".SYSTEM.guestwall-new-{}", live.id()));
+    let dead_tmp = t.0.join(".SYSTEM.guestwall-new-4194303"); // above any pid_max default
+    std::fs::write(&live_tmp, b"live").unwrap();
+    std::fs::write(&dead_tmp, b"dead").unwrap();
+    let o = gw(&["fix", &sys]);
+    let _ = live.kill();
+    let _ = live.wait();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(live_tmp.exists(), "a live process's temp file was removed");
+    assert!(!dead_tmp.exists(), "a dead process's temp file was left");
+}
+
+// ---- 4. A partly broken log -------------------------------------------------------------------
+
+#[test]
+fn finding_04_a_partly_broken_log_is_reported_everywhere_and_not_made_permanent() {
+    let Some(c) = corpus() else { return };
+    let t = TempDir::new("brokenlog");
+    for ext in ["", ".LOG1", ".LOG2"] {
+        std::fs::copy(
+            c.join(format!("regipy/SYSTEM_B{ext}")),
+            t.0.join(format!("SYSTEM_B{ext}")),
+        )
+        .unwrap();
+    }
+    // Random bytes in the middle of LOG2, as in the trial.
+    let log2 = t.0.join("SYSTEM_B.LOG2");
+    let mut b = read(&log2);
+    let mut x = 0x2545F4914F6CDD1Du64;
+    let mid = b.len() / 3;
+    for byte in &mut b[mid..mid + 4096] {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *byte = x as u8;
+    }
+    std::fs::write(&log2, &b).unwrap();
+    let sys = t.0.join("SYSTEM_B");
+    let sys_s = sys.to_str().unwrap();
+    let before: Vec<Vec<u8>> = ["", ".LOG1", ".LOG2"]
+        .iter()
+        .map(|e| read(t.0.join(format!("SYSTEM_B{e}"))))
+        .collect();
+
+    let o = gw(&["diagnose", sys_s]);
+    assert!(stdout(&o).contains("only in part"), "{}", stdout(&o));
+    let o = gw(&["diagnose", "--json", sys_s]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v.to_string().contains("only in part"), "{v}");
+
+    // fix refuses, names --allow-dirty, writes nothing.
+    let o = gw(&["fix", sys_s]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("only in part") && stderr(&o).contains("--allow-dirty"),
+        "{}",
+        stderr(&o)
+    );
+    for (e, want) in ["", ".LOG1", ".LOG2"].iter().zip(&before) {
+        assert!(
+            &read(t.0.join(format!("SYSTEM_B{e}"))) == want,
+            "SYSTEM_B{e} changed"
+        );
+    }
+    assert_eq!(t.files().len(), 3);
+    // The other writers refuse too.
+    let o = gw(&[
+        "reg",
+        "--hive",
+        sys_s,
+        "add",
+        "ControlSet001\\Control",
+        "/v",
+        "X",
+        "/f",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("only in part"));
+
+    // With --allow-dirty it is written, and the output and JSON say what was lost.
+    let o = gw(&["fix", "--allow-dirty", "--json", sys_s]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains("only in part"), "{v}");
+}
+
+// ---- 6. Write failures ------------------------------------------------------------------------
+
+#[test]
+fn finding_06_a_full_disk_leaves_nothing_behind_and_says_so() {
+    if !need_root("the full-disk test (tmpfs)") {
+        return;
+    }
+    let t = TempDir::new("fulldisk");
+    let Some(m) = Mount::tmpfs(&t.0.join("mnt"), "128k") else {
+        return;
+    };
+    let sys = sample(&m.0);
+    let before = read(&sys);
+    // Fill what is left.
+    let filler = m.0.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    use std::io::Write;
+    while f.write_all(&[0u8; 4096]).is_ok() {}
+    drop(f);
+    for _ in 0..3 {
+        let o = gw(&["fix", "--firewall-off", &sys]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("no space left"), "{e}");
+        assert!(!e.contains("is now OFF") && !e.contains("is OFF"), "{e}");
+    }
+    assert_eq!(read(&sys), before);
+    let mut names: Vec<String> = std::fs::read_dir(&m.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["SYSTEM", "filler"],
+        "litter left by the failed attempts"
+    );
+}
+
+#[test]
+fn finding_06_a_failed_temp_write_removes_its_backup_and_temp_file() {
+    // The same path as a full disk, by fault injection (debug builds), without root.
+    let t = TempDir::new("injected");
+    let sys = sample(&t.0);
+    let before = read(&sys);
+    let o = gw_env(&["fix", &sys], &[("GUESTWALL_FAIL_AT", "temp-write")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no space left"), "{}", stderr(&o));
+    assert_eq!(t.files(), ["SYSTEM"]);
+    assert_eq!(read(&sys), before);
+}
+
+// ---- 7. Undo mixes operations ---------------------------------------------------------------
+
+#[test]
+fn finding_07_undo_reverts_the_latest_operation_as_a_whole() {
+    let t = TempDir::new("undoops");
+    let sys = sample(&t.0);
+    let sw = gp_software(&t.0);
+    let (sys0, sw0) = (read(&sys), read(&sw));
+    // 1: fix with the policy cache: SYSTEM and SOFTWARE.
+    let o = gw(&["fix", "--include-policy-cache", &sys]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let (sys1, sw1) = (read(&sys), read(&sw));
+    assert!(sys1 != sys0 && sw1 != sw0);
+    // 2: a netsh change to SYSTEM alone.
+    let o = gw(&[
+        "netsh",
+        "--system",
+        &sys,
+        "advfirewall",
+        "firewall",
+        "add",
+        "rule",
+        "name=Test 5000",
+        "dir=in",
+        "action=allow",
+        "protocol=TCP",
+        "localport=5000",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = gw(&[
+        "reg",
+        "--hive",
+        &sys,
+        "add",
+        "ControlSet001\\Control",
+        "/v",
+        "Marker",
+        "/t",
+        "REG_DWORD",
+        "/d",
+        "1",
+        "/f",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let sys2 = read(&sys);
+    assert!(sys2 != sys1);
+
+    let list = stdout(&gw(&["undo", "--list", &sys]));
+    assert!(
+        list.contains("netsh") && list.contains("--include-policy-cache") && list.contains("reg"),
+        "{list}"
+    );
+    assert!(
+        list.find("reg --hive").unwrap() < list.find("--include-policy-cache").unwrap(),
+        "newest first: {list}"
+    );
+
+    // Undo the reg change: SYSTEM goes back to after the netsh change; SOFTWARE untouched.
+    assert_eq!(gw(&["undo", &sys]).status.code(), Some(0));
+    assert!(read(&sw) == sw1);
+    // Undo the netsh change.
+    assert_eq!(gw(&["undo", &sys]).status.code(), Some(0));
+    assert!(read(&sys) == sys1, "SYSTEM is not back to the fix's result");
+    assert!(
+        read(&sw) == sw1,
+        "SOFTWARE was restored from the wrong operation"
+    );
+    // Undo the fix: both hives back.
+    let o = gw(&["undo", &sys]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("SOFTWARE"), "{}", stdout(&o));
+    assert!(read(&sys) == sys0 && read(&sw) == sw0);
+    // Nothing left: said, with exit 1.
+    let o = gw(&["undo", &sys]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("Nothing to undo"), "{}", stdout(&o));
+}
+
+#[test]
+fn finding_07_undo_refuses_a_hive_changed_since_unless_forced() {
+    let t = TempDir::new("undochanged");
+    let sys = sample(&t.0);
+    let original = read(&sys);
+    assert_eq!(gw(&["fix", &sys]).status.code(), Some(0));
+    // Something else writes the hive afterwards (here: a healthy hive copied over it).
+    let other = guestwall_samples::healthy_rdp_system().unwrap();
+    std::fs::write(&sys, &other).unwrap();
+    let o = gw(&["undo", &sys]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("changed since") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(read(&sys), other);
+    let o = gw(&["undo", "--force", &sys]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(read(&sys), original);
+    // The overwritten content is kept.
+    assert!(t
+        .files()
+        .iter()
+        .any(|f| f.contains("guestwall-undone-") && std::fs::read(t.0.join(f)).unwrap() == other));
+}
