@@ -6,21 +6,35 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
+/// Examples and exit codes shown by `guestwall diagnose --help`.
+pub const AFTER_HELP: &str = "\
+Examples:
+  guestwall diagnose /mnt/win                      a mounted OS volume (Windows folder found case-insensitively)
+  guestwall diagnose /mnt/win/Windows/System32     also: Windows, System32, System32/config
+  guestwall diagnose SYSTEM                        a hive file; SOFTWARE is looked for beside it
+  guestwall diagnose SYSTEM --software /other/SOFTWARE --json
+
+The port is the one RDP listens on (RDP-Tcp\\PortNumber in the hive); --port is used only when
+the hive does not say, and a --port that differs from the hive's is reported, not believed.
+
+Exit codes: 0 RDP reachable on every profile, 1 not reachable (or only for some clients),
+2 bad input (not a SYSTEM hive, unreadable, missing --software file).";
+
 /// Arguments of `guestwall diagnose`.
 #[derive(Args)]
 pub struct DiagnoseArgs {
     /// A SYSTEM hive file (SOFTWARE is looked for beside it), or a Windows folder: a mounted
-    /// OS volume, its Windows folder, or Windows\System32\config.
+    /// OS volume, its Windows folder, System32, or System32\config.
     target: PathBuf,
-    /// The SOFTWARE hive, when it is not beside SYSTEM.
+    /// The SOFTWARE hive, when it is not beside SYSTEM (it must exist).
     #[arg(long, value_name = "FILE")]
     software: Option<PathBuf>,
-    /// Examine this TCP port instead of the configured RDP port.
-    #[arg(long)]
+    /// The TCP port RDP listens on, when the hive does not say (1-65535).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     port: Option<u16>,
-    /// Print JSON instead of text.
+    /// Print JSON (schema in docs/json.md); errors are JSON too.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 /// Exit code when RDP is not reachable (or only conditionally).
@@ -35,10 +49,11 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<u8> {
         .iter()
         .map(|c| guestwall_diagnose::diagnose(c, a.port))
         .collect();
+    let named = a.target.display().to_string();
     if a.json {
-        guestwall_diagnose::write_json(&diags, out)?;
+        guestwall_diagnose::write_json(&diags, &named, out)?;
     } else {
-        guestwall_diagnose::write_text(&diags, out)?;
+        guestwall_diagnose::write_text(&diags, &named, out)?;
     }
     Ok(if diags.iter().all(|d| d.reachable) {
         0

@@ -8,6 +8,21 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use guestwall_regf::{self as regf, report, ExportOptions, Hive, OpenOptions, RegEncoding};
 
+/// Examples and exit codes of `guestwall hive --help`.
+pub const AFTER_HELP: &str = "\
+Examples:
+  guestwall hive info SYSTEM                  header, dirty state, logs found and applied, counts
+  guestwall hive ls SYSTEM                    the root key's subkeys and values
+  guestwall hive ls SYSTEM 'ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy'
+  guestwall hive get SYSTEM Select Current    one value, printed like hivexget
+  guestwall hive export SYSTEM 'ControlSet001\\Services\\MpsSvc' > mpssvc.reg
+  guestwall hive dump SYSTEM > system.jsonl
+
+A dirty hive is recovered in memory from the logs beside it (--no-logs: the primary alone);
+nothing is ever written.
+
+Exit codes: 0 done, 2 unreadable or corrupt hive, or a key or value not found.";
+
 /// Subcommands of `guestwall hive`.
 #[derive(Subcommand)]
 pub enum HiveCommand {
@@ -20,9 +35,9 @@ pub enum HiveCommand {
     Ls {
         #[command(flatten)]
         open: OpenArgs,
-        /// Key path relative to the hive's root, with `\` between names (default: the root).
-        #[arg(default_value = "")]
-        key: String,
+        /// Key path relative to the hive's root, with `\` between names. Without it: the
+        /// root key.
+        key: Option<String>,
     },
     /// Print a value's data, or every value of a key.
     Get {
@@ -97,7 +112,7 @@ pub fn run(cmd: HiveCommand, out: &mut dyn Write) -> Result<u8> {
         }
         HiveCommand::Ls { open, key } => {
             let hive = open.open()?;
-            report::write_ls(&hive, &key, out)?;
+            report::write_ls(&hive, key.as_deref().unwrap_or(""), out)?;
         }
         HiveCommand::Get { open, key, value } => {
             let hive = open.open()?;

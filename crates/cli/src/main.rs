@@ -13,9 +13,16 @@ mod hive_cmd;
 mod reg_cmd;
 mod repair_cmd;
 
-/// Finds out why a Windows guest refuses inbound Remote Desktop, from its offline disk.
+/// Finds out why a Windows guest refuses inbound Remote Desktop, from its offline disk, and
+/// repairs it safely.
 #[derive(Parser)]
-#[command(name = "guestwall", version, about, long_about = None)]
+#[command(
+    name = "guestwall",
+    version,
+    about,
+    long_about = None,
+    after_help = "Start with `guestwall demo` (no Windows disk needed), then `guestwall diagnose /mnt/win`.\n\nExit codes: 0 success (RDP reachable), 1 RDP not reachable (or nothing to undo, or no rule matched), 2 bad input or a refused write (nothing written)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,33 +30,46 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Per profile, does inbound RDP get through, and if not, why (exit 0 reachable, 1 not).
+    /// Per profile, does inbound RDP get through, and if not, why.
+    #[command(after_help = diagnose_cmd::AFTER_HELP)]
     Diagnose(diagnose_cmd::DiagnoseArgs),
     /// Make inbound RDP reachable: the smallest change, backup first, atomic write, verified,
-    /// diagnosed again (exit 0 reachable afterwards, 1 not).
+    /// diagnosed again.
+    #[command(after_help = repair_cmd::FIX_HELP)]
     Fix(repair_cmd::FixArgs),
-    /// Restore the hives from guestwall's latest backup.
+    /// Revert the latest guestwall change of the hives (fix, netsh or reg), as a whole.
+    #[command(after_help = repair_cmd::UNDO_HELP)]
     Undo(repair_cmd::UndoArgs),
     /// Print the fix as commands: netsh for the serial console (default), PowerShell, or a
     /// reg.exe batch file for a Windows rescue VM.
+    #[command(after_help = repair_cmd::SCRIPT_HELP)]
     Script(repair_cmd::ScriptArgs),
     /// Run the article's `netsh advfirewall` commands against an offline SYSTEM hive.
+    #[command(after_help = repair_cmd::NETSH_HELP)]
     Netsh(repair_cmd::NetshArgs),
     /// Read registry hive files.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = hive_cmd::AFTER_HELP)]
     Hive(hive_cmd::HiveCommand),
     /// reg.exe on offline hives: add, delete, query, import, export (backup first, atomic
-    /// write, verification).
+    /// write, verification). `guestwall reg /?` shows reg's own help.
+    #[command(after_help = reg_cmd::AFTER_HELP)]
     Reg(reg_cmd::RegArgs),
     /// Build a sample SYSTEM hive and run guestwall on it (no Windows disk needed).
+    #[command(after_help = demo::AFTER_HELP)]
     Demo(demo::DemoArgs),
 }
 
-/// Exit code for bad input: unreadable, corrupt or missing files, keys and values.
+/// Exit code for bad input: unreadable, corrupt or missing files, keys and values, and
+/// refused writes.
 const EXIT_BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Diagnose(a) => a.json,
+        Command::Fix(a) => a.json(),
+        _ => false,
+    };
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
@@ -70,10 +90,41 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("guestwall: error: {e:#}");
+            let text = error_text(&e);
+            if json {
+                let doc = guestwall_diagnose::error_json(&text, EXIT_BAD_INPUT);
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&doc).unwrap_or_default()
+                );
+            }
+            eprintln!("guestwall: error: {text}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }
+}
+
+/// The error and its causes as one line, each path or message said once: a level whose text
+/// another level already contains is left out, and so is a context such as `cannot fix X`
+/// when a later level names X.
+fn error_text(e: &anyhow::Error) -> String {
+    let levels: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    let mut kept: Vec<&str> = Vec::new();
+    for (i, l) in levels.iter().enumerate() {
+        let later = &levels[i + 1..];
+        let said = kept.iter().any(|k| k.contains(l.as_str()))
+            || later.iter().any(|x| x.contains(l.as_str()));
+        let path_said_later = l
+            .rsplit(' ')
+            .next()
+            .filter(|w| w.contains('/') || w.contains('\\'))
+            .is_some_and(|w| later.iter().any(|x| x.contains(w)));
+        if !said && !path_said_later && !l.is_empty() {
+            kept.push(l);
+        }
+    }
+    kept.join(": ")
 }
 
 /// A reader that went away (`guestwall hive dump X | head`) is not an error.
@@ -120,5 +171,21 @@ fn save_options(allow_dirty: bool, dry_run: bool) -> guestwall_regf::save::SaveO
         lock_wait: None,
         on_lock_wait: Some(lock_wait_note),
         command: Some(command_line()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_text_says_each_thing_once() {
+        let e = anyhow::anyhow!("refusing to write /x/SYSTEM: read-only")
+            .context("/x/SYSTEM")
+            .context("cannot fix /x/SYSTEM");
+        assert_eq!(
+            super::error_text(&e),
+            "refusing to write /x/SYSTEM: read-only"
+        );
+        let e = anyhow::anyhow!("not a registry hive").context("/x/junk");
+        assert_eq!(super::error_text(&e), "/x/junk: not a registry hive");
     }
 }

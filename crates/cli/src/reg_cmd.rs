@@ -7,6 +7,48 @@ use anyhow::{bail, Result};
 use clap::Args;
 use guestwall_reg::{Mounts, RunOptions};
 
+/// Examples and exit codes of `guestwall reg --help`.
+pub const AFTER_HELP: &str = "\
+Examples (reg.exe's syntax; `guestwall reg /?` shows reg's own help):
+  guestwall reg --load 'HKLM\\BROKENSYSTEM=/mnt/win/Windows/System32/config/SYSTEM' \\
+    delete 'HKLM\\BROKENSYSTEM\\ControlSet001\\services\\SharedAccess\\Parameters\\FirewallPolicy\\PublicProfile' /v DoNotAllowExceptions /f
+  guestwall reg --hive SYSTEM add 'ControlSet001\\Control\\Terminal Server' /v fDenyTSConnections /t REG_DWORD /d 0 /f
+  guestwall reg --hive SYSTEM query 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\MpsSvc' /v Start
+  guestwall reg --hive SYSTEM import fix.reg
+
+CurrentControlSet (a link on a running Windows) is mapped to the control set Select\\Current
+names, with a note. Changes without /f ask on standard input, as reg.exe does.
+
+Exit codes: 0 done, 2 bad syntax, key or value not found, or a refused write (nothing written).";
+
+/// reg.exe's `reg /?` text, as far as guestwall implements it.
+const REG_HELP: &str = "\
+REG Operation [Parameter List]
+
+  Operation  [ QUERY   | ADD    | DELETE  | EXPORT | IMPORT ]
+
+Return Code: (Except for REG COMPARE)
+
+  0 - Successful
+  1 - Failed  (guestwall: 2)
+
+For help on a specific operation type:
+
+  REG Operation /?
+
+guestwall runs these operations on offline hive files: name the file with --hive FILE (paths
+relative to its root, or under its usual place such as HKLM\\SYSTEM) or mount it the way
+`reg load` does with --load HKLM\\NAME=FILE.
+
+REG QUERY KeyName [/v [ValueName] | /ve] [/s]
+REG ADD KeyName [{/v ValueName | /ve}] [/t Type] [/s Separator] [/d Data] [/f]
+  Type: REG_SZ | REG_MULTI_SZ | REG_EXPAND_SZ | REG_DWORD | REG_QWORD | REG_BINARY |
+        REG_DWORD_BIG_ENDIAN | REG_NONE | REG_LINK
+REG DELETE KeyName [{/v ValueName | /ve | /va}] [/f]
+REG EXPORT KeyName FileName [/y]
+REG IMPORT FileName
+";
+
 /// Arguments of `guestwall reg`.
 #[derive(Args)]
 pub struct RegArgs {
@@ -22,7 +64,8 @@ pub struct RegArgs {
     /// May be given more than once.
     #[arg(long, value_name = "ROOT\\NAME=FILE")]
     load: Vec<String>,
-    /// Edit a dirty hive even when its logs cannot be applied (its last changes are lost).
+    /// Edit a dirty hive even when its logs cannot be applied, or were applied only in part
+    /// (its last changes are lost).
     #[arg(long)]
     allow_dirty: bool,
     /// Build and verify the change, write nothing.
@@ -36,6 +79,10 @@ pub struct RegArgs {
 
 /// Runs `guestwall reg`.
 pub fn run(a: RegArgs, out: &mut dyn Write) -> Result<u8> {
+    if a.args.iter().any(|x| x == "/?" || x == "-?") {
+        out.write_all(REG_HELP.as_bytes())?;
+        return Ok(0);
+    }
     let mut mounts = Mounts::new();
     if let Some(h) = &a.hive {
         mounts.add_hive(h.clone(), a.prefix.as_deref());
@@ -62,9 +109,11 @@ pub fn run(a: RegArgs, out: &mut dyn Write) -> Result<u8> {
             )),
         }
     };
+    let mut note = |text: &str| eprintln!("guestwall: note: {text}");
     let opts = RunOptions {
         save: crate::save_options(a.allow_dirty, a.dry_run),
         confirm: Some(&mut ask),
+        note: Some(&mut note),
     };
     guestwall_reg::run(&a.args, &mounts, opts, out)?;
     Ok(0)

@@ -10,13 +10,65 @@ use guestwall_repair::{FixOptions, ScriptKind};
 
 use crate::diagnose_cmd::EXIT_NOT_REACHABLE;
 
+/// Examples and exit codes of `guestwall fix --help`.
+pub const FIX_HELP: &str = "\
+Examples:
+  guestwall fix --dry-run /mnt/win        every change (key, value, before -> after); writes nothing
+  guestwall fix /mnt/win                  backup, atomic write, verification, diagnosis afterwards
+  guestwall fix --json SYSTEM             the same as JSON (schema in docs/json.md)
+  guestwall fix --include-policy-cache /mnt/win   also the Group Policy cache in SOFTWARE
+
+It never switches a profile off or allows all inbound traffic unless asked with --firewall-off
+or --allow-inbound (the article's temporary steps), and then also makes the minimal fix, so
+that RDP still works once the firewall is back on. Another guestwall writing the same hive is
+waited for (GUESTWALL_LOCK_WAIT seconds, default 30).
+
+Exit codes: 0 RDP reachable afterwards, 1 still not reachable (see the causes left), 2 bad input
+or a refused write (read-only, no permission, damaged logs without --allow-dirty): nothing
+written.";
+
+/// Examples and exit codes of `guestwall undo --help`.
+pub const UNDO_HELP: &str = "\
+Examples:
+  guestwall undo --list /mnt/win      every operation recorded for these hives, newest first
+  guestwall undo --dry-run /mnt/win   what the next undo would restore
+  guestwall undo /mnt/win             revert the latest operation (all the hives it changed)
+
+Each fix, netsh or reg change is one operation in .guestwall-history beside the hives; undo
+reverts the latest one not yet undone, from the backups it made, and keeps the file it
+replaces as .guestwall-undone-<time>. A hive that something else wrote since is left alone
+unless --force.
+
+Exit codes: 0 reverted, 1 nothing to undo, 2 refused or bad input (nothing written).";
+
+/// Examples and exit codes of `guestwall script --help`.
+pub const SCRIPT_HELP: &str = "\
+Examples:
+  guestwall script /mnt/win                          netsh commands for the serial console (cmd)
+  guestwall script --powershell SYSTEM               NetSecurity cmdlets, by rule ID (any language)
+  guestwall script --offline-cmd --drive F SYSTEM    reg.exe batch file for a Windows rescue VM
+
+Exit codes: 0 printed, 2 bad input.";
+
+/// Examples and exit codes of `guestwall netsh --help`.
+pub const NETSH_HELP: &str = "\
+Examples:
+  guestwall netsh --system SYSTEM advfirewall firewall set rule group=\"Remote Desktop\" new enable=yes
+  guestwall netsh --system SYSTEM advfirewall set allprofiles firewallpolicy blockinbound,allowoutbound
+  guestwall netsh --system SYSTEM advfirewall firewall show rule name=all dir=in verbose
+  guestwall netsh --system /mnt/win advfirewall show allprofiles
+
+Output is netsh's; guestwall's own notes (backup, the diagnosis afterwards) go to stderr.
+
+Exit codes: 0 done, 1 no rule matched (as netsh), 2 bad syntax, bad input or a refused write.";
+
 /// The machine: a SYSTEM hive or a Windows folder.
 #[derive(Args)]
 pub struct TargetArgs {
     /// A SYSTEM hive file (SOFTWARE is looked for beside it), or a Windows folder: a mounted
-    /// OS volume, its Windows folder, or Windows\System32\config.
+    /// OS volume, its Windows folder, System32, or System32\config.
     target: PathBuf,
-    /// The SOFTWARE hive, when it is not beside SYSTEM.
+    /// The SOFTWARE hive, when it is not beside SYSTEM (it must exist).
     #[arg(long, value_name = "FILE")]
     software: Option<PathBuf>,
 }
@@ -33,15 +85,15 @@ impl TargetArgs {
 /// What to fix and how far to go.
 #[derive(Args)]
 pub struct FixFlags {
-    /// Examine this TCP port instead of the configured RDP port.
-    #[arg(long)]
+    /// The TCP port RDP listens on, when the hive does not say (1-65535).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     port: Option<u16>,
     /// The article's temporary step: default inbound action ALLOW on every profile. Exposes
     /// every listening port; undo it once RDP works.
     #[arg(long)]
     allow_inbound: bool,
-    /// The article's temporary step: switch the firewall OFF on every profile. Exposes every
-    /// listening port; turn it back on once RDP works.
+    /// The article's temporary step: switch the firewall OFF on every profile (the minimal
+    /// fix is made too). Exposes every listening port; turn it back on once RDP works.
     #[arg(long)]
     firewall_off: bool,
     /// Also edit the Group Policy cache in SOFTWARE (the next policy refresh restores it).
@@ -79,9 +131,16 @@ pub struct FixArgs {
     #[arg(long)]
     allow_dirty: bool,
     /// Print JSON: the changes, what stays unresolved, warnings, files written, and the
-    /// diagnosis before and after.
+    /// diagnosis before and after (schema in docs/json.md); errors are JSON too.
     #[arg(long)]
     json: bool,
+}
+
+impl FixArgs {
+    /// True with --json.
+    pub fn json(&self) -> bool {
+        self.json
+    }
 }
 
 /// Runs `guestwall fix`; exit code 0 when RDP is reachable afterwards, 1 when not.
@@ -91,6 +150,7 @@ pub fn fix(a: FixArgs, out: &mut dyn Write) -> Result<u8> {
     let save = crate::save_options(a.allow_dirty, a.dry_run);
     let fixed = guestwall_repair::fix(&target, &opts, &save)
         .with_context(|| format!("cannot fix {}", target.system.display()))?;
+    let named = a.target.target.display().to_string();
     // What is exposed is said once the write has succeeded (never before: a failed write
     // exposes nothing), on stderr as well when stdout is not read by a person.
     if !a.dry_run && (a.json || !std::io::stdout().is_terminal()) {
@@ -99,10 +159,10 @@ pub fn fix(a: FixArgs, out: &mut dyn Write) -> Result<u8> {
         }
     }
     if a.json {
-        let text = serde_json::to_string_pretty(&guestwall_repair::fixed_json(&fixed))?;
+        let text = serde_json::to_string_pretty(&guestwall_repair::fixed_json(&fixed, &named))?;
         writeln!(out, "{text}")?;
     } else {
-        guestwall_repair::write_fixed(&fixed, out)?;
+        guestwall_repair::write_fixed(&fixed, &named, out)?;
     }
     Ok(if fixed.reachable() {
         0
@@ -185,7 +245,8 @@ pub struct ScriptArgs {
     /// reg unload.
     #[arg(long)]
     offline_cmd: bool,
-    /// The drive the OS disk is attached as on the rescue VM (with --offline-cmd).
+    /// The drive letter the OS disk is attached as on the rescue VM (with --offline-cmd):
+    /// F or F: alike.
     #[arg(long, default_value = "F:", requires = "offline_cmd")]
     drive: String,
 }
@@ -200,11 +261,20 @@ pub fn script(a: ScriptArgs, out: &mut dyn Write) -> Result<u8> {
     let kind = if a.powershell {
         ScriptKind::PowerShell
     } else if a.offline_cmd {
-        let drive = a.drive.trim().to_string();
+        let letter = a
+            .drive
+            .trim()
+            .trim_end_matches(['\\', '/'])
+            .trim_end_matches(':');
         anyhow::ensure!(
-            drive.len() == 2 && drive.ends_with(':') && drive.as_bytes()[0].is_ascii_alphabetic(),
-            "--drive takes a drive letter with its colon, such as F:"
+            letter.len() == 1 && letter.as_bytes()[0].is_ascii_alphabetic(),
+            "--drive takes a drive letter, such as F or F: (got {:?})",
+            a.drive
         );
+        let drive = format!("{}:", letter.to_ascii_uppercase());
+        if drive == "C:" {
+            crate::warn("--drive C: is normally the rescue VM's own system disk: the script would back up and edit the rescue VM's registry, not the broken VM's. Check the letter the attached OS disk got (diskmgmt.msc or `Get-Disk`)");
+        }
         ScriptKind::OfflineCmd { drive }
     } else {
         ScriptKind::Netsh

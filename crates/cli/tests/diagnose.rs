@@ -26,8 +26,21 @@ fn exit_codes_follow_reachability() {
     assert_eq!(o.status.code(), Some(1));
     let text = stdout(&o);
     assert!(text.contains("Public   BLOCKED"), "{text}");
-    assert!(text.contains("[rdp-rule-disabled] rule \"Remote Desktop - User Mode (TCP-In)\" (RemoteDesktop-UserMode-In-TCP, local store)"), "{text}");
-    assert!(text.contains("[block-all-inbound]"), "{text}");
+    // Each cause once, with the profiles it affects (lines are wrapped: compare words).
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("1. [rdp-rule-disabled] Domain, Private, Public rule \"Remote Desktop - User Mode (TCP-In)\" (RemoteDesktop-UserMode-In-TCP, local store)"), "{text}");
+    assert_eq!(text.matches("[rdp-rule-disabled]").count(), 1, "{text}");
+    assert!(text.contains("2. [block-all-inbound] Public"), "{text}");
+    // Lines are wrapped at 100 columns; only a single word (a long registry path) and the
+    // commands to copy are longer.
+    assert!(
+        text.lines().all(|l| l.chars().count() <= 100
+            || !l.trim().contains(' ')
+            || l.starts_with("  guestwall ")),
+        "{text}"
+    );
+    // The result names the causes and the next command.
+    assert!(text.contains("Result: RDP is NOT reachable (rdp-rule-disabled, block-all-inbound).\nNext:\n  guestwall fix --dry-run "), "{text}");
     // Bad input: a missing file, a non-hive, a folder without Windows in it.
     assert_eq!(gw(&["diagnose", "/nonexistent"]).status.code(), Some(2));
     let junk = write(&t.0, "junk", b"not a hive".to_vec());
@@ -62,15 +75,17 @@ fn json_has_the_documented_shape() {
         "block-all-inbound"
     );
     assert!(v["findings"].is_array());
-    // --port examines another port; the configured one is the default.
+    // --port cannot move the listener: the diagnosis stays on the hive's port, and the
+    // mismatch is reported (issue 8, finding 8).
     let o = gw(&["diagnose", "--json", "--port", "3390", &broken]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["port"], 3390);
+    assert_eq!(v["port"], 3389);
+    assert_eq!(v["port_source"]["kind"], "hive");
     assert!(v["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|f| f["code"] == "custom-port"));
+        .any(|f| f["code"] == "port-mismatch"));
 }
 
 #[test]

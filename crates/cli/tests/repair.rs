@@ -127,8 +127,9 @@ fn fix_json_lists_changes_writes_and_verdicts() {
     assert_eq!(changes[1]["code"], "block-all-inbound");
     let backup = v["writes"][0]["backup"].as_str().unwrap();
     assert!(std::path::Path::new(backup).is_file());
-    assert_eq!(v["before"][0]["profiles"]["public"]["verdict"], "blocked");
-    assert_eq!(v["after"][0]["profiles"]["public"]["verdict"], "allowed");
+    assert_eq!(v["before"]["profiles"]["public"]["verdict"], "blocked");
+    assert_eq!(v["after"]["profiles"]["public"]["verdict"], "allowed");
+    assert_eq!(v["schema"], 1);
     // Fixed already: no change, nothing written.
     let v: serde_json::Value =
         serde_json::from_str(&stdout(&gw(&["fix", "--json", &sys]))).unwrap();

@@ -9,14 +9,21 @@
 //! 2. [`diagnose`] returns a [`Diagnosis`]: per profile a [`Verdict`] and its causes, plus
 //!    findings outside the firewall, in the order Microsoft's article reasons: the RDP rule,
 //!    then block-all-inbound, then the rest.
-//! 3. [`write_text`] and [`write_json`] print it.
+//! 3. [`write_text`] and [`write_json`] print it (the JSON schema is in `docs/json.md`).
 //!
 //! Cause codes are stable: see [`codes`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::io::{self, Write};
+mod report;
+
+use serde::{Serialize, Serializer};
+
+pub use report::{
+    blocking_codes, error_json, grouped_causes, shell_quote, to_json, write_json, write_text,
+    write_wrapped, GroupedCause, JSON_SCHEMA,
+};
 
 use guestwall_firewall::names::display;
 use guestwall_firewall::{
@@ -62,6 +69,39 @@ pub mod codes {
     pub const DISABLED_INTERFACES: &str = "disabled-interfaces";
     /// Informational: something about the input (dirty hive, missing SOFTWARE, …).
     pub const INPUT_NOTE: &str = "input-note";
+    /// A hive's transaction logs could be applied only in part (a damaged entry): what is read
+    /// is what Windows would load, but the changes logged after the damage are lost.
+    pub const LOGS_PARTLY_APPLIED: &str = "logs-partly-applied";
+    /// `--port` names a port RDP does not listen on; the diagnosis is for the port it does.
+    pub const PORT_MISMATCH: &str = "port-mismatch";
+    /// An RDP allow rule admits only some clients (remote address, interface, authorization
+    /// …): the verdict is conditional, or the rule is disabled and would be.
+    pub const RDP_RULE_SCOPED: &str = "rdp-rule-scoped";
+
+    /// Every code, in the order documented in `docs/json.md`.
+    pub const ALL: &[&str] = &[
+        RDP_RULE_DISABLED,
+        RDP_RULE_WRONG_PROFILE,
+        RDP_PORT_NOT_ALLOWED,
+        RDP_RULE_MISSING,
+        RDP_RULE_SCOPED,
+        BLOCK_ALL_INBOUND,
+        BLOCK_RULE,
+        POLICY_OVERRIDE,
+        FIREWALL_OFF,
+        IPSEC_REQUIRED,
+        RDP_DISABLED,
+        FIREWALL_SERVICE_DISABLED,
+        TERMSERVICE_DISABLED,
+        PORT_MISMATCH,
+        CUSTOM_PORT,
+        DEFAULT_INBOUND_ALLOW,
+        DISABLED_INTERFACES,
+        ACTIVE_PROFILE_HINT,
+        CONTROL_SET_MISMATCH,
+        LOGS_PARTLY_APPLIED,
+        INPUT_NOTE,
+    ];
 }
 
 /// A service's start type as read.
@@ -86,19 +126,43 @@ pub struct NetworkHint {
     pub last_connected: Option<String>,
 }
 
+/// A note about the input, with its code ([`codes::INPUT_NOTE`] or a more specific one such
+/// as [`codes::LOGS_PARTLY_APPLIED`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// The code.
+    pub code: &'static str,
+    /// The text.
+    pub text: String,
+}
+
+impl Note {
+    /// A plain input note.
+    pub fn input(text: impl Into<String>) -> Note {
+        Note {
+            code: codes::INPUT_NOTE,
+            text: text.into(),
+        }
+    }
+}
+
 /// Everything the diagnosis needs to know about one control set of a machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MachineConfig {
-    /// What this is, e.g. `ControlSet001 (Select\Current)`.
+    /// What this is, for people: `SYSTEM: ControlSet001 (Select\Current)`.
     pub label: String,
     /// The control set's key name (`ControlSet001`).
     pub control_set: String,
+    /// Why this control set: `Select\Current`, `Select\Default`, both, or `assumed`.
+    pub control_set_source: String,
     /// The firewall.
     pub policy: Policy,
     /// The OS, when known.
     pub os: Os,
     /// The OS's name and build, for display.
     pub os_name: Option<String>,
+    /// The OS version was inferred from the firewall rules (no SOFTWARE hive).
+    pub os_inferred: bool,
     /// `Terminal Server\fDenyTSConnections`.
     pub deny_ts: Option<Setting<bool>>,
     /// The Group Policy copy of fDenyTSConnections (it wins when set).
@@ -109,91 +173,221 @@ pub struct MachineConfig {
     pub services: Vec<ServiceStart>,
     /// The last known network.
     pub network_hint: Option<NetworkHint>,
-    /// Notes about the input, shown as informational findings.
-    pub notes: Vec<String>,
+    /// Notes about the input, shown as findings.
+    pub notes: Vec<Note>,
+}
+
+/// A rule as reports name it: ID, display name and store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleRef {
+    /// The rule ID (the registry value name).
+    pub id: String,
+    /// The display name (English text of an indirect string when known), if it has one.
+    pub name: Option<String>,
+    /// The store it lives in.
+    #[serde(serialize_with = "store_key")]
+    pub store: Store,
+}
+
+impl RuleRef {
+    /// The reference to a stored rule.
+    pub fn of(sr: &StoredRule) -> RuleRef {
+        RuleRef {
+            id: sr.rule.id.clone(),
+            name: sr.rule.name.as_deref().map(display),
+            store: sr.store,
+        }
+    }
+
+    /// `rule "Name" (ID, store)`, for text.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) if *n != self.id => format!("rule \"{n}\" ({}, {})", self.id, self.store),
+            _ => format!("rule {} ({})", self.id, self.store),
+        }
+    }
+}
+
+fn store_key<S: Serializer>(s: &Store, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.key())
+}
+
+fn opt_store_key<S: Serializer>(s: &Option<Store>, ser: S) -> Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => ser.serialize_str(s.key()),
+        None => ser.serialize_none(),
+    }
 }
 
 /// One reason, with its stable code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cause {
     /// The code (see [`codes`]).
     pub code: &'static str,
+    /// True when it keeps RDP from working (false: informational).
+    #[serde(rename = "blocking")]
+    pub blocks: bool,
     /// What is wrong, naming the exact key, value or rule.
     pub detail: String,
     /// What fixes it.
     pub fix: Option<String>,
-    /// The rule ID, when a rule is the cause.
+    /// The rule, when a rule is the cause.
+    #[serde(skip)]
     pub rule: Option<String>,
+    /// The rule, as reports name it.
+    #[serde(rename = "rule")]
+    pub rule_ref: Option<RuleRef>,
     /// The store it lives in.
+    #[serde(serialize_with = "opt_store_key")]
     pub store: Option<Store>,
+    /// For a scoped rule: the conditions under which it applies.
+    pub conditions: Vec<String>,
+    /// For a scoped rule: what a client from the internet gets.
+    pub internet_client: Option<String>,
 }
 
 /// One profile's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProfileResult {
     /// The profile.
+    #[serde(skip)]
     pub profile: Profile,
     /// The firewall's decision for TCP to the RDP port.
+    #[serde(serialize_with = "verdict_key")]
     pub verdict: Verdict,
     /// Why, in the article's order.
     pub causes: Vec<Cause>,
     /// The rules that allow RDP (when allowed).
-    pub allowed_by: Vec<String>,
+    pub allowed_by: Vec<RuleRef>,
+}
+
+fn verdict_key<S: Serializer>(v: &Verdict, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(v.key())
+}
+
+/// Where the examined port comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum PortSource {
+    /// `RDP-Tcp\PortNumber` in the hive.
+    Hive {
+        /// The value's path.
+        origin: String,
+    },
+    /// `--port`, because the hive has no (valid) PortNumber.
+    CommandLine,
+    /// Windows' default, 3389: the hive has no PortNumber.
+    Default,
+}
+
+/// The control set a diagnosis is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ControlSetRef {
+    /// Its key name (`ControlSet001`).
+    pub name: String,
+    /// Why it was diagnosed (`Select\Current`, …).
+    pub source: String,
+}
+
+/// The OS, as far as it is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OsInfo {
+    /// Product name and build, for display.
+    pub name: Option<String>,
+    /// NT version (`10.0`, `6.1`).
+    pub version: Option<String>,
+    /// Build number.
+    pub build: Option<u32>,
+    /// Inferred from the firewall rules (no SOFTWARE hive).
+    pub inferred: bool,
 }
 
 /// The diagnosis of one control set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnosis {
-    /// Which control set.
+    /// Which control set, for people.
     pub label: String,
+    /// Which control set.
+    pub control_set: ControlSetRef,
     /// The RDP port examined.
     pub port: u16,
+    /// Where the port comes from.
+    pub port_source: PortSource,
     /// True only when every profile is allowed and nothing else stops RDP.
     pub reachable: bool,
     /// Domain, Private, Public.
     pub profiles: Vec<ProfileResult>,
     /// Causes outside the firewall, and what is worth knowing.
     pub findings: Vec<Cause>,
-    /// The OS, for display.
-    pub os_name: Option<String>,
+    /// The OS.
+    pub os: OsInfo,
 }
 
-fn rule_label(sr: &StoredRule) -> String {
-    let name = sr.rule.name.as_deref().map(display);
-    match name {
-        Some(n) if n != sr.rule.id => format!("rule \"{n}\" ({}, {})", sr.rule.id, sr.store),
-        _ => format!("rule {} ({})", sr.rule.id, sr.store),
+impl Diagnosis {
+    /// The OS's name, for display.
+    pub fn os_name(&self) -> Option<&str> {
+        self.os.name.as_deref()
     }
 }
 
-fn cause(code: &'static str, detail: String, fix: Option<String>) -> Cause {
+fn rule_label(sr: &StoredRule) -> String {
+    RuleRef::of(sr).label()
+}
+
+fn cause(code: &'static str, blocks: bool, detail: String, fix: Option<String>) -> Cause {
     Cause {
         code,
+        blocks,
         detail,
         fix,
         rule: None,
+        rule_ref: None,
         store: None,
+        conditions: Vec::new(),
+        internet_client: None,
     }
 }
 
 fn rule_cause(code: &'static str, sr: &StoredRule, detail: String, fix: String) -> Cause {
     Cause {
         code,
+        blocks: true,
         detail,
         fix: Some(fix),
         rule: Some(sr.rule.id.clone()),
+        rule_ref: Some(RuleRef::of(sr)),
         store: Some(sr.store),
+        conditions: Vec::new(),
+        internet_client: None,
     }
 }
 
-/// Diagnoses inbound RDP for one control set. `port` overrides the configured RDP port.
-pub fn diagnose(cfg: &MachineConfig, port: Option<u16>) -> Diagnosis {
-    let configured = cfg.port.as_ref().map(|p| p.value);
-    let port = port
-        .or(configured
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p != 0))
-        .unwrap_or(3389);
+/// The port to examine and where it comes from: the hive's `PortNumber` when it has a valid
+/// one (`--port` cannot move the listener), else `--port`, else 3389.
+fn rdp_port(cfg: &MachineConfig, requested: Option<u16>) -> (u16, PortSource) {
+    let hive = cfg.port.as_ref().and_then(|p| {
+        u16::try_from(p.value)
+            .ok()
+            .filter(|v| *v != 0)
+            .map(|v| (v, p))
+    });
+    match (hive, requested) {
+        (Some((v, p)), _) => (
+            v,
+            PortSource::Hive {
+                origin: p.origin.clone(),
+            },
+        ),
+        (None, Some(r)) => (r, PortSource::CommandLine),
+        (None, None) => (3389, PortSource::Default),
+    }
+}
+
+/// Diagnoses inbound RDP for one control set. `requested` is `--port`: it is used only when
+/// the hive does not say where RDP listens; when it names another port than the hive's, a
+/// [`codes::PORT_MISMATCH`] finding says so and the diagnosis is for the port RDP listens on.
+pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
+    let (port, port_source) = rdp_port(cfg, requested);
     let listener = Listener::rdp(&cfg.os, port);
     let decisions = cfg.policy.evaluate(&listener, &cfg.os);
     let ipsec = cfg.policy.ipsec_requirements(&listener);
@@ -211,14 +405,22 @@ pub fn diagnose(cfg: &MachineConfig, port: Option<u16>) -> Diagnosis {
             if ps.contains(&d.profile) {
                 let c = &cfg.policy.consec_rules[*i];
                 r.causes.push(Cause {
-                    code: codes::IPSEC_REQUIRED,
-                    detail: format!(
-                        "connection security rule {} ({}, {}) requires IPsec for TCP {port}; a client without IPsec times out",
-                        c.rule.id, c.store, c.origin
-                    ),
-                    fix: Some(format!("disable it: set Active=FALSE in {}", c.origin)),
                     rule: Some(c.rule.id.clone()),
+                    rule_ref: Some(RuleRef {
+                        id: c.rule.id.clone(),
+                        name: c.rule.name.as_deref().map(display),
+                        store: c.store,
+                    }),
                     store: Some(c.store),
+                    ..cause(
+                        codes::IPSEC_REQUIRED,
+                        true,
+                        format!(
+                            "connection security rule {} ({}, {}) requires IPsec for TCP {port}; a client without IPsec times out",
+                            c.rule.id, c.store, c.origin
+                        ),
+                        Some(format!("disable it: set Active=FALSE in {}", c.origin)),
+                    )
                 });
             }
         }
@@ -230,6 +432,7 @@ pub fn diagnose(cfg: &MachineConfig, port: Option<u16>) -> Diagnosis {
                     0,
                     cause(
                         codes::FIREWALL_SERVICE_DISABLED,
+                        true,
                         format!("{} is disabled ({}\\Start = 4): the boot-time filters block all inbound traffic", s.name, s.origin),
                         Some(format!("set {}\\Start to 2 (automatic)", s.origin)),
                     ),
@@ -240,6 +443,20 @@ pub fn diagnose(cfg: &MachineConfig, port: Option<u16>) -> Diagnosis {
     }
 
     let mut findings = Vec::new();
+    if let (Some(r), PortSource::Hive { origin }) = (requested, &port_source) {
+        if r != port {
+            findings.push(cause(
+                codes::PORT_MISMATCH,
+                false,
+                format!(
+                    "--port {r} was given, but RDP listens on TCP {port} ({origin}): a client that connects to TCP {r} reaches no Remote Desktop listener. Everything here is for TCP {port}, the port RDP listens on"
+                ),
+                Some(format!(
+                    "connect to TCP {port}; to move RDP to TCP {r}, set {origin} to {r} and allow TCP {r} in the firewall and the cloud's network rules"
+                )),
+            ));
+        }
+    }
     let deny = match (&cfg.deny_ts_policy, &cfg.deny_ts) {
         (Some(p), _) => Some((p, true)),
         (None, Some(l)) => Some((l, false)),
@@ -248,33 +465,36 @@ pub fn diagnose(cfg: &MachineConfig, port: Option<u16>) -> Diagnosis {
     if let Some((s, policy)) = deny {
         if s.value {
             findings.push(Cause {
-                code: codes::RDP_DISABLED,
-                detail: format!(
-                    "Remote Desktop is turned off: {} = 1{}",
-                    s.origin,
-                    if policy {
-                        " (Group Policy: it overrides the local setting)"
-                    } else {
-                        ""
-                    }
-                ),
-                fix: Some(if policy {
-                    format!("set {} to 0 in the policy (a GPO re-applies it)", s.origin)
-                } else {
-                    format!("set {} to 0", s.origin)
-                }),
-                rule: None,
                 store: Some(if policy {
                     Store::GroupPolicy
                 } else {
                     Store::Local
                 }),
+                ..cause(
+                    codes::RDP_DISABLED,
+                    true,
+                    format!(
+                        "Remote Desktop is turned off: {} = 1{}",
+                        s.origin,
+                        if policy {
+                            " (Group Policy: it overrides the local setting)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    Some(if policy {
+                        format!("set {} to 0 in the policy (a GPO re-applies it)", s.origin)
+                    } else {
+                        format!("set {} to 0", s.origin)
+                    }),
+                )
             });
         }
     }
     for s in &fw_service_down {
         findings.push(cause(
             codes::FIREWALL_SERVICE_DISABLED,
+            true,
             format!("{} is disabled ({}\\Start = 4): everything inbound is blocked, whatever the firewall rules say", s.name, s.origin),
             Some(format!("set {}\\Start to 2 (automatic)", s.origin)),
         ));
@@ -282,29 +502,29 @@ pub fn diagnose(cfg: &MachineConfig, port: Option<u16>) -> Diagnosis {
     if let Some(s) = service("TermService").filter(|_| disabled("TermService")) {
         findings.push(cause(
             codes::TERMSERVICE_DISABLED,
+            true,
             format!("the Remote Desktop service is disabled ({}\\Start = 4): nothing listens on port {port}", s.origin),
             Some(format!("set {}\\Start to 3 (manual, the default)", s.origin)),
         ));
     }
-    if !ipsec.is_empty() {
-        for (i, _) in &ipsec {
-            let c = &cfg.policy.consec_rules[*i];
-            findings.push(cause(
-                codes::IPSEC_REQUIRED,
-                format!(
-                    "connection security rule {} ({}) requires IPsec for TCP {port}",
-                    c.rule.id, c.store
-                ),
-                Some(format!("disable it: set Active=FALSE in {}", c.origin)),
-            ));
-        }
+    for (i, _) in &ipsec {
+        let c = &cfg.policy.consec_rules[*i];
+        findings.push(cause(
+            codes::IPSEC_REQUIRED,
+            true,
+            format!(
+                "connection security rule {} ({}) requires IPsec for TCP {port}",
+                c.rule.id, c.store
+            ),
+            Some(format!("disable it: set Active=FALSE in {}", c.origin)),
+        ));
     }
     if port != 3389 {
         findings.push(cause(
             codes::CUSTOM_PORT,
+            false,
             format!(
-                "RDP listens on TCP {port}{}; clients and the cloud's network rules (NSG) must use it",
-                cfg.port.as_ref().map(|p| format!(" ({})", p.origin)).unwrap_or_default()
+                "RDP listens on TCP {port}, not the usual 3389; clients and the cloud's network rules (NSG) must use it"
             ),
             None,
         ));
@@ -313,6 +533,7 @@ pub fn diagnose(cfg: &MachineConfig, port: Option<u16>) -> Diagnosis {
         if !d.settings.default_inbound_block.value && d.settings.enable_firewall.value {
             findings.push(cause(
                 codes::DEFAULT_INBOUND_ALLOW,
+                false,
                 format!(
                     "the {} profile allows all inbound traffic by default (DefaultInboundAction = 0{}): not a blocker, but insecure",
                     d.profile,
@@ -327,6 +548,7 @@ pub fn diagnose(cfg: &MachineConfig, port: Option<u16>) -> Diagnosis {
         if !di.value.is_empty() {
             findings.push(cause(
                 codes::DISABLED_INTERFACES,
+                false,
                 format!(
                     "the {} profile's firewall is off on the interfaces {} ({}); if the VM's NIC is one of them, the profile's rules do not apply there",
                     d.profile,
@@ -340,6 +562,7 @@ pub fn diagnose(cfg: &MachineConfig, port: Option<u16>) -> Diagnosis {
     if let Some(h) = &cfg.network_hint {
         findings.push(cause(
             codes::ACTIVE_PROFILE_HINT,
+            false,
             format!(
                 "the last network this machine knew, \"{}\"{}, was {}: that profile is likely active (Azure VMs are usually Public unless domain-joined)",
                 h.name,
@@ -350,25 +573,109 @@ pub fn diagnose(cfg: &MachineConfig, port: Option<u16>) -> Diagnosis {
         ));
     }
     for n in &cfg.notes {
-        findings.push(cause(codes::INPUT_NOTE, n.clone(), None));
+        findings.push(cause(n.code, false, n.text.clone(), None));
     }
 
-    let blocking = [
-        codes::RDP_DISABLED,
-        codes::FIREWALL_SERVICE_DISABLED,
-        codes::TERMSERVICE_DISABLED,
-        codes::IPSEC_REQUIRED,
-    ];
     let reachable = profiles.iter().all(|p| p.verdict == Verdict::Allowed)
-        && !findings.iter().any(|f| blocking.contains(&f.code));
+        && !findings.iter().any(|f| f.blocks);
     Diagnosis {
         label: cfg.label.clone(),
+        control_set: ControlSetRef {
+            name: cfg.control_set.clone(),
+            source: cfg.control_set_source.clone(),
+        },
         port,
+        port_source,
         reachable,
         profiles,
         findings,
-        os_name: cfg.os_name.clone(),
+        os: OsInfo {
+            name: cfg.os_name.clone(),
+            version: cfg.os.nt.map(|(a, b)| format!("{a}.{b}")),
+            build: cfg.os.build,
+            inferred: cfg.os_inferred,
+        },
     }
+}
+
+/// What a client from the internet gets from a rule scoped by `conditions` (the rule's
+/// remote addresses tell): for an allow rule, whether it falls through to the default
+/// inbound action; for a block rule, whether it is blocked.
+fn internet_client(sr: &StoredRule, allow: bool, default_block: bool) -> String {
+    use guestwall_firewall::Address;
+    let r = &sr.rule;
+    let others = !r.local_addresses.is_any()
+        || !r.interfaces.is_empty()
+        || r.lu_auth.is_some()
+        || !r.unknown.is_empty()
+        || !r.remote_ports.is_any();
+    // Does the remote-address scope take in arbitrary internet addresses?
+    let internet = r.remote_addresses.is_any()
+        || r.remote_addresses.items.iter().any(|a| match a {
+            Address::Keyword(k) => k.eq_ignore_ascii_case("Internet") || k == "*",
+            Address::Subnet(_, 0) => true,
+            _ => false,
+        });
+    let listed = r
+        .remote_addresses
+        .items
+        .iter()
+        .any(|a| !matches!(a, Address::Keyword(_)));
+    let fallback = if default_block { "blocked" } else { "allowed" };
+    match (allow, internet, others) {
+        (true, false, _) if listed => format!(
+            "{fallback}, unless its address is one of {} (the rule covers only those; others fall through to the default inbound action)",
+            r.remote_addresses
+        ),
+        (true, false, _) => format!(
+            "{fallback}: the rule covers only {}, so a client from the internet falls through to the default inbound action",
+            r.remote_addresses
+        ),
+        (true, true, _) => "admitted by this rule if the conditions above hold on the VM (they cannot be checked offline)".to_string(),
+        (false, false, _) => format!(
+            "not blocked by this rule (it blocks only {})",
+            r.remote_addresses
+        ),
+        (false, true, _) => "blocked by this rule if the conditions above hold on the VM".to_string(),
+    }
+}
+
+fn scoped_cause(
+    sr: &StoredRule,
+    conditions: &[String],
+    port: u16,
+    default_block: bool,
+    disabled: bool,
+) -> Cause {
+    let allow = sr.rule.action == Some(Action::Allow);
+    let mut c = rule_cause(
+        codes::RDP_RULE_SCOPED,
+        sr,
+        if disabled {
+            format!(
+                "{} would allow TCP {port} only to some clients (see the conditions), and is disabled; guestwall does not enable it, because it would not let a client from outside that scope in",
+                rule_label(sr)
+            )
+        } else {
+            format!(
+                "{} allows TCP {port} only to some clients (see the conditions); guestwall does not widen a scope set on purpose",
+                rule_label(sr)
+            )
+        },
+        if disabled {
+            "leave it; the RDP rule for every client is what is missing (see the other causes)"
+                .to_string()
+        } else {
+            format!(
+                "if clients from elsewhere must connect, widen its scope (RemoteIP) in {}\\{}, or connect from inside the scope",
+                sr.origin, sr.rule.id
+            )
+        },
+    );
+    c.blocks = !disabled;
+    c.conditions = conditions.to_vec();
+    c.internet_client = Some(internet_client(sr, allow, default_block));
+    c
 }
 
 fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> ProfileResult {
@@ -377,6 +684,7 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
     let mut causes = Vec::new();
     let mut allowed_by = Vec::new();
     let p = d.profile;
+    let default_block = d.settings.default_inbound_block.value;
 
     // Allow rules in force for this profile.
     let effective_allow: Vec<usize> = d
@@ -392,9 +700,19 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
     if d.verdict == Verdict::Allowed {
         allowed_by = effective_allow
             .iter()
-            .map(|&i| rule_label(rule(i)))
+            .map(|&i| RuleRef::of(rule(i)))
             .collect();
     }
+    let conditions_of = |i: usize| -> Vec<String> {
+        d.relevant
+            .iter()
+            .find(|o| o.index == i)
+            .and_then(|o| match &o.flow {
+                FlowMatch::Conditional(c) => Some(c.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
 
     // Cause 1: no rule allows RDP on this profile.
     if effective_allow.is_empty() && d.settings.enable_firewall.value {
@@ -402,76 +720,92 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
             rule(o.index).rule.action == Some(Action::Allow)
                 && rule(o.index).store != Store::ServiceHardening
         };
+        // A rule that covers every client, in any state; and enabled rules in force that
+        // cover only some clients (a deliberate scope: not "missing").
         let mut found_any = false;
+        let mut scoped_in_force = false;
         for o in d.relevant.iter().filter(allows) {
             let sr = rule(o.index);
-            let covers = matches!(o.flow, FlowMatch::Yes | FlowMatch::Conditional(_));
-            if covers {
-                found_any = true;
-            }
-            match (&o.excluded, covers) {
-                (Some(Exclusion::Inactive), true) if sr.rule.profiles.contains(p) => {
-                    causes.push(rule_cause(
-                        codes::RDP_RULE_DISABLED,
-                        sr,
-                        format!(
-                            "{} would allow TCP {port} but is disabled (Active=FALSE)",
-                            rule_label(sr)
-                        ),
-                        format!("enable it: Active=TRUE in {}\\{}", sr.origin, sr.rule.id),
-                    ));
-                }
-                (Some(Exclusion::OtherProfile), true) => {
-                    let code = if sr.rule.active {
-                        codes::RDP_RULE_WRONG_PROFILE
-                    } else {
-                        codes::RDP_RULE_DISABLED
-                    };
-                    causes.push(rule_cause(
-                        code,
-                        sr,
-                        format!(
-                            "{} allows TCP {port} only on the {} profile(s){}",
-                            rule_label(sr),
-                            sr.rule.profiles,
-                            if sr.rule.active {
-                                ""
+            match &o.flow {
+                FlowMatch::Yes => {
+                    found_any = true;
+                    match &o.excluded {
+                        Some(Exclusion::Inactive) if sr.rule.profiles.contains(p) => {
+                            causes.push(rule_cause(
+                                codes::RDP_RULE_DISABLED,
+                                sr,
+                                format!(
+                                    "{} would allow TCP {port} but is disabled (Active=FALSE)",
+                                    rule_label(sr)
+                                ),
+                                format!("enable it: Active=TRUE in {}\\{}", sr.origin, sr.rule.id),
+                            ));
+                        }
+                        Some(Exclusion::OtherProfile) => {
+                            let code = if sr.rule.active {
+                                codes::RDP_RULE_WRONG_PROFILE
                             } else {
-                                " and is disabled"
-                            }
-                        ),
-                        format!(
-                            "add the {p} profile to it (Profile={p} in {}\\{})",
-                            sr.origin, sr.rule.id
-                        ),
-                    ));
+                                codes::RDP_RULE_DISABLED
+                            };
+                            causes.push(rule_cause(
+                                code,
+                                sr,
+                                format!(
+                                    "{} allows TCP {port} only on the {} profile(s){}",
+                                    rule_label(sr),
+                                    sr.rule.profiles,
+                                    if sr.rule.active {
+                                        ""
+                                    } else {
+                                        " and is disabled"
+                                    }
+                                ),
+                                format!(
+                                    "add the missing profile(s) to it (a Profile= token in {}\\{})",
+                                    sr.origin, sr.rule.id
+                                ),
+                            ));
+                        }
+                        Some(Exclusion::LocalRulesOff) => {
+                            let origin = d
+                                .settings
+                                .allow_local_policy_merge
+                                .origin
+                                .clone()
+                                .unwrap_or_default();
+                            causes.push(rule_cause(
+                                codes::POLICY_OVERRIDE,
+                                sr,
+                                format!(
+                                    "{} would allow TCP {port}, but Group Policy turns local rules off (AllowLocalPolicyMerge = 0, {origin})",
+                                    rule_label(sr)
+                                ),
+                                "allow local rules in the GPO, or add the RDP rule to the GPO; a local change cannot override it".into(),
+                            ));
+                        }
+                        Some(Exclusion::Malformed) => {
+                            causes.push(rule_cause(
+                                codes::RDP_RULE_DISABLED,
+                                sr,
+                                format!("{} would allow TCP {port} but does not parse ({}), so Windows ignores it", rule_label(sr), sr.rule.problems.join("; ")),
+                                format!("repair the rule string in {}\\{}", sr.origin, sr.rule.id),
+                            ));
+                        }
+                        _ => {}
+                    }
                 }
-                (Some(Exclusion::LocalRulesOff), true) => {
-                    let origin = d
-                        .settings
-                        .allow_local_policy_merge
-                        .origin
-                        .clone()
-                        .unwrap_or_default();
-                    causes.push(rule_cause(
-                        codes::POLICY_OVERRIDE,
-                        sr,
-                        format!(
-                            "{} would allow TCP {port}, but Group Policy turns local rules off on this profile (AllowLocalPolicyMerge = 0, {origin})",
-                            rule_label(sr)
-                        ),
-                        "allow local rules in the GPO, or add the RDP rule to the GPO; a local change cannot override it".into(),
-                    ));
+                FlowMatch::Conditional(conds) => {
+                    let in_force = o.excluded.is_none();
+                    let disabled_here = matches!(o.excluded, Some(Exclusion::Inactive))
+                        && sr.rule.profiles.contains(p);
+                    if in_force {
+                        scoped_in_force = true;
+                    }
+                    if in_force || disabled_here {
+                        causes.push(scoped_cause(sr, conds, port, default_block, !in_force));
+                    }
                 }
-                (Some(Exclusion::Malformed), true) => {
-                    causes.push(rule_cause(
-                        codes::RDP_RULE_DISABLED,
-                        sr,
-                        format!("{} would allow TCP {port} but does not parse ({}), so Windows ignores it", rule_label(sr), sr.rule.problems.join("; ")),
-                        format!("repair the rule string in {}\\{}", sr.origin, sr.rule.id),
-                    ));
-                }
-                _ => {}
+                FlowMatch::No(_) => {}
             }
         }
         // Rules pinned to the default port 3389 when RDP listens elsewhere.
@@ -484,22 +818,27 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
             .map(|o| rule(o.index))
             .filter(|sr| match_flow(&sr.rule, &default_listener, &cfg.os, false) == FlowMatch::Yes)
             .collect();
-        if port != 3389 && !pinned.is_empty() {
+        if port != 3389 && !pinned.is_empty() && !found_any && !scoped_in_force {
             let names: Vec<String> = pinned
                 .iter()
                 .map(|sr| format!("{} (LPort={})", rule_label(sr), sr.rule.local_ports))
                 .collect();
             causes.push(Cause {
-                code: codes::RDP_PORT_NOT_ALLOWED,
-                detail: format!("RDP listens on TCP {port}, but the RDP rules cover other ports: {}", names.join(", ")),
-                fix: Some(format!("add an inbound allow rule for TCP {port} (svchost.exe, service TermService), or set the RDP port back to 3389")),
                 rule: pinned.first().map(|sr| sr.rule.id.clone()),
+                rule_ref: pinned.first().map(|sr| RuleRef::of(sr)),
                 store: pinned.first().map(|sr| sr.store),
+                ..cause(
+                    codes::RDP_PORT_NOT_ALLOWED,
+                    true,
+                    format!("RDP listens on TCP {port}, but the RDP rules cover other ports: {}", names.join(", ")),
+                    Some(format!("add an inbound allow rule for TCP {port} (the Remote Desktop listener), or set the RDP port back to 3389")),
+                )
             });
-        } else if !found_any {
+        } else if !found_any && !scoped_in_force {
             causes.push(cause(
                 codes::RDP_RULE_MISSING,
-                format!("no firewall rule allows inbound TCP {port} to the Remote Desktop service, in any state or profile"),
+                true,
+                format!("no firewall rule allows inbound TCP {port} to the Remote Desktop service for every client, in any state or profile"),
                 Some(format!("restore the Remote Desktop rules (group \"Remote Desktop\"), or add an allow rule for TCP {port}")),
             ));
         }
@@ -510,39 +849,31 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
         let origin = d.settings.shielded.origin.clone().unwrap_or_default();
         let gp = d.settings.shielded.store == Some(Store::GroupPolicy);
         causes.push(Cause {
-            code: if gp { codes::POLICY_OVERRIDE } else { codes::BLOCK_ALL_INBOUND },
-            detail: format!(
-                "the {p} profile blocks all inbound connections: {origin} = 1 (netsh: BlockInboundAlways){}",
-                if gp { "; set by Group Policy, where \"on\" wins over the local store" } else { "" }
-            ),
-            fix: Some(if gp {
-                "change \"Block all incoming connections\" in the GPO; a local change cannot override it".into()
-            } else {
-                format!("delete {origin} (or set it to 0); netsh: set allprofiles firewallpolicy blockinbound,allowoutbound")
-            }),
-            rule: None,
             store: d.settings.shielded.store,
+            ..cause(
+                if gp { codes::POLICY_OVERRIDE } else { codes::BLOCK_ALL_INBOUND },
+                true,
+                format!(
+                    "the profile blocks all inbound connections: {origin} = 1 (netsh: BlockInboundAlways){}",
+                    if gp { "; set by Group Policy, where \"on\" wins over the local store" } else { "" }
+                ),
+                Some(if gp {
+                    "change \"Block all incoming connections\" in the GPO; a local change cannot override it".into()
+                } else {
+                    format!("delete {origin} (or set it to 0); netsh: set allprofiles firewallpolicy blockinbound,allowoutbound")
+                }),
+            )
         });
     }
 
-    // Block rules.
+    // Block rules (definite, or scoped: then the verdict is conditional).
     if let Decider::BlockRules(ix) | Decider::ConditionalRules(ix) = &d.decider {
         for &i in ix {
             let sr = rule(i);
             if sr.rule.action != Some(Action::Block) {
                 continue;
             }
-            let conditional =
-                d.relevant
-                    .iter()
-                    .find(|o| o.index == i)
-                    .and_then(|o| match &o.flow {
-                        FlowMatch::Conditional(c) => Some(c.join("; ")),
-                        _ => None,
-                    });
-            let when = conditional
-                .map(|c| format!(" when {c}"))
-                .unwrap_or_default();
+            let conds = conditions_of(i);
             let (code, fix) = match sr.store {
                 Store::GroupPolicy => (
                     codes::POLICY_OVERRIDE,
@@ -557,12 +888,17 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
                     ),
                 ),
             };
-            causes.push(rule_cause(
+            let mut c = rule_cause(
                 code,
                 sr,
-                format!("{} blocks inbound TCP {port}{when}", rule_label(sr)),
+                format!("{} blocks inbound TCP {port}", rule_label(sr)),
                 fix,
-            ));
+            );
+            if !conds.is_empty() {
+                c.internet_client = Some(internet_client(sr, false, default_block));
+                c.conditions = conds;
+            }
+            causes.push(c);
         }
     }
 
@@ -574,11 +910,13 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
             .clone()
             .unwrap_or_default();
         causes.push(Cause {
-            code: codes::FIREWALL_OFF,
-            detail: format!("the {p} profile's firewall is off ({origin} = 0): RDP passes, but the machine is unprotected on this profile"),
-            fix: Some(format!("turn it back on ({origin} = 1) once RDP is allowed by rule")),
-            rule: None,
             store: d.settings.enable_firewall.store,
+            ..cause(
+                codes::FIREWALL_OFF,
+                false,
+                format!("the profile's firewall is off ({origin} = 0): RDP passes, but the machine is unprotected there"),
+                Some(format!("turn it back on ({origin} = 1) once RDP is allowed by rule")),
+            )
         });
     }
     for &i in &d.auth_only {
@@ -590,120 +928,19 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
             format!("remove the Security/authorization tokens from {}\\{}, or use an IPsec-capable client", sr.origin, sr.rule.id),
         ));
     }
+    // A blocked or conditional verdict always names what decides it.
+    if d.verdict != Verdict::Allowed && !causes.iter().any(|c| c.blocks) {
+        causes.push(cause(
+            codes::RDP_RULE_MISSING,
+            true,
+            format!("no firewall rule in force allows inbound TCP {port} on this profile, and the default inbound action blocks it"),
+            Some(format!("enable or add an allow rule for TCP {port} (the Remote Desktop listener)")),
+        ));
+    }
     ProfileResult {
         profile: p,
         verdict: d.verdict,
         causes,
         allowed_by,
     }
-}
-
-/// Writes the diagnoses for people: per control set, a verdict per profile with its causes and
-/// fixes, then the findings.
-pub fn write_text(diags: &[Diagnosis], out: &mut dyn Write) -> io::Result<()> {
-    for (n, d) in diags.iter().enumerate() {
-        if n > 0 {
-            writeln!(out)?;
-        }
-        writeln!(out, "{}", d.label)?;
-        if let Some(os) = &d.os_name {
-            writeln!(out, "  OS: {os}")?;
-        }
-        writeln!(out, "  Inbound TCP {} (Remote Desktop):", d.port)?;
-        for p in &d.profiles {
-            writeln!(
-                out,
-                "  {:<8} {}",
-                p.profile.to_string(),
-                p.verdict.key().to_uppercase()
-            )?;
-            for r in &p.allowed_by {
-                writeln!(out, "           allowed by {r}")?;
-            }
-            for c in &p.causes {
-                writeln!(out, "           - [{}] {}", c.code, c.detail)?;
-                if let Some(f) = &c.fix {
-                    writeln!(out, "             fix: {f}")?;
-                }
-            }
-        }
-        if !d.findings.is_empty() {
-            writeln!(out, "  Findings:")?;
-            for c in &d.findings {
-                writeln!(out, "  - [{}] {}", c.code, c.detail)?;
-                if let Some(f) = &c.fix {
-                    writeln!(out, "    fix: {f}")?;
-                }
-            }
-        }
-        writeln!(
-            out,
-            "  Result: RDP is {}",
-            if d.reachable {
-                "reachable on every profile"
-            } else {
-                "NOT reachable (see above)"
-            }
-        )?;
-    }
-    Ok(())
-}
-
-fn cause_json(c: &Cause) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    m.insert("code".into(), c.code.into());
-    m.insert("detail".into(), c.detail.clone().into());
-    if let Some(f) = &c.fix {
-        m.insert("fix".into(), f.clone().into());
-    }
-    if let Some(r) = &c.rule {
-        m.insert("rule".into(), r.clone().into());
-    }
-    if let Some(s) = c.store {
-        m.insert("store".into(), s.key().into());
-    }
-    serde_json::Value::Object(m)
-}
-
-/// The JSON form of one diagnosis.
-pub fn to_json(d: &Diagnosis) -> serde_json::Value {
-    let mut profiles = serde_json::Map::new();
-    for p in &d.profiles {
-        profiles.insert(
-            p.profile.key().into(),
-            serde_json::json!({
-                "verdict": p.verdict.key(),
-                "causes": p.causes.iter().map(cause_json).collect::<Vec<_>>(),
-                "allowed_by": p.allowed_by,
-            }),
-        );
-    }
-    serde_json::json!({
-        "control_set": d.label,
-        "port": d.port,
-        "reachable": d.reachable,
-        "profiles": profiles,
-        "findings": d.findings.iter().map(cause_json).collect::<Vec<_>>(),
-    })
-}
-
-/// Writes the diagnosis as JSON: the first control set's fields at the top level
-/// (`port`, `reachable`, `profiles`, `findings`); when several control sets were diagnosed,
-/// `reachable` covers all of them and `control_sets` lists each one.
-pub fn write_json(diags: &[Diagnosis], out: &mut dyn Write) -> io::Result<()> {
-    let mut top = diags
-        .first()
-        .map(to_json)
-        .unwrap_or_else(|| serde_json::json!({}));
-    if diags.len() > 1 {
-        if let Some(m) = top.as_object_mut() {
-            m.insert("reachable".into(), diags.iter().all(|d| d.reachable).into());
-            m.insert(
-                "control_sets".into(),
-                diags.iter().map(to_json).collect::<Vec<_>>().into(),
-            );
-        }
-    }
-    serde_json::to_writer_pretty(&mut *out, &top)?;
-    writeln!(out)
 }

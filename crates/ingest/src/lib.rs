@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use guestwall_diagnose::{MachineConfig, NetworkHint, ServiceStart};
+use guestwall_diagnose::{codes, MachineConfig, NetworkHint, Note, ServiceStart};
 use guestwall_firewall::{
     ConSecRule, Os, Policy, Profile, Rule, Setting, Store, StoreProfile, StoreSettings,
     StoredConSec, StoredRule,
@@ -48,6 +48,28 @@ pub enum IngestError {
         /// Why it does not do.
         reason: String,
     },
+    /// The file is a registry hive, but not the one needed.
+    #[error("{} is not a {wanted} hive: it looks like {looks_like}. {hint}", path.display())]
+    WrongHive {
+        /// The file.
+        path: PathBuf,
+        /// SYSTEM or SOFTWARE.
+        wanted: &'static str,
+        /// What it seems to be, and why.
+        looks_like: String,
+        /// What to give instead.
+        hint: &'static str,
+    },
+    /// The file is a disk image, not a hive.
+    #[error("{} is {what}, not a registry hive. {hint}", path.display())]
+    DiskImage {
+        /// The file.
+        path: PathBuf,
+        /// Which kind of image.
+        what: &'static str,
+        /// What to do.
+        hint: &'static str,
+    },
     /// A hive could not be read.
     #[error("{}", path.display())]
     Hive {
@@ -69,6 +91,8 @@ pub struct Target {
     pub system: PathBuf,
     /// The SOFTWARE hive, when there is one.
     pub software: Option<PathBuf>,
+    /// SOFTWARE was named by the user (`--software`): reading it must succeed.
+    pub software_given: bool,
 }
 
 /// The entry of `dir` named `name`, compared case-insensitively (Windows volumes mounted on
@@ -86,7 +110,9 @@ pub fn find_ci(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// Finds the hives: `target` is a SYSTEM hive file, a folder holding SYSTEM (the config
-/// folder), or a Windows volume or `Windows` folder. `software` overrides where SOFTWARE is.
+/// folder), `System32`, a `Windows` folder, or a Windows volume. `software` overrides where
+/// SOFTWARE is; it must exist. A disk image is recognised by its content and refused with
+/// what to do.
 pub fn locate(target: &Path, software: Option<&Path>) -> Result<Target> {
     let not_found = |reason: &str| IngestError::NotFound {
         path: target.to_path_buf(),
@@ -95,6 +121,7 @@ pub fn locate(target: &Path, software: Option<&Path>) -> Result<Target> {
     let system = if target.is_dir() {
         let config = [
             &["SYSTEM"][..],
+            &["config", "SYSTEM"][..],
             &["System32", "config", "SYSTEM"][..],
             &["Windows", "System32", "config", "SYSTEM"][..],
         ]
@@ -107,21 +134,141 @@ pub fn locate(target: &Path, software: Option<&Path>) -> Result<Target> {
             p.is_file().then_some(p)
         });
         config.ok_or_else(|| {
-            not_found("no SYSTEM hive in it, nor in Windows\\System32\\config below it")
+            not_found("no SYSTEM hive in it, nor in config, System32\\config or Windows\\System32\\config below it")
         })?
-    } else if target.is_file() {
+    } else if target.exists() {
+        sniff(target)?;
         target.to_path_buf()
     } else {
         return Err(not_found("no such file or folder"));
     };
+    let given = software.is_some();
     let software = match software {
-        Some(s) => Some(s.to_path_buf()),
+        Some(s) if s.is_file() => {
+            sniff(s)?;
+            Some(s.to_path_buf())
+        }
+        Some(s) if s.exists() => {
+            return Err(IngestError::NotFound {
+                path: s.to_path_buf(),
+                reason: "--software must name the SOFTWARE hive file".into(),
+            })
+        }
+        Some(s) => {
+            return Err(IngestError::NotFound {
+                path: s.to_path_buf(),
+                reason: "no such file (given with --software)".into(),
+            })
+        }
         None => system
             .parent()
             .and_then(|d| find_ci(d, "SOFTWARE"))
             .filter(|p| p.is_file()),
     };
-    Ok(Target { system, software })
+    Ok(Target {
+        system,
+        software,
+        software_given: given,
+    })
+}
+
+/// Refuses a disk image given where a hive is expected, saying what it is.
+fn sniff(path: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        // Unreadable: the hive reader says why.
+        Err(_) => return Ok(()),
+    };
+    let mut head = [0u8; 1024];
+    let n = f.read(&mut head).unwrap_or(0);
+    let head = &head[..n];
+    let len = f.seek(SeekFrom::End(0)).unwrap_or(0);
+    let mut tail = [0u8; 512];
+    let tail_ok =
+        len >= 512 && f.seek(SeekFrom::Start(len - 512)).is_ok() && f.read_exact(&mut tail).is_ok();
+    let at = |off: usize, sig: &[u8]| head.get(off..off + sig.len()) == Some(sig);
+    let what = if at(0, b"regf") {
+        return Ok(());
+    } else if at(0, b"vhdxfile") {
+        "a VHDX disk image"
+    } else if at(0, b"conectix") || (tail_ok && tail.starts_with(b"conectix")) {
+        "a VHD disk image"
+    } else if at(0, b"QFI\xfb") {
+        "a QCOW2 disk image"
+    } else if at(0, b"KDMV") || at(0, b"# Disk DescriptorFile") {
+        "a VMDK disk image"
+    } else if at(3, b"-FVE-FS-") {
+        "a BitLocker-encrypted volume"
+    } else if at(3, b"NTFS    ") {
+        "an NTFS volume image"
+    } else if at(512, b"EFI PART") {
+        "a raw disk image with a GPT partition table"
+    } else if at(510, &[0x55, 0xAA]) && head.len() >= 512 {
+        "a raw disk image with an MBR partition table"
+    } else {
+        return Ok(());
+    };
+    Err(IngestError::DiskImage {
+        path: path.to_path_buf(),
+        what,
+        hint: "Give the Windows folder of its mounted OS volume (for example with `qemu-nbd` and `ntfs-3g`, or `guestmount`), or the SYSTEM hive itself (Windows/System32/config/SYSTEM)",
+    })
+}
+
+/// What a hive that is not SYSTEM looks like, from its root keys and the file name Windows
+/// recorded in its base block.
+fn hive_kind(hive: &Hive) -> Option<String> {
+    let names: Vec<String> = hive
+        .root()
+        .ok()
+        .and_then(|r| r.subkeys().ok())
+        .unwrap_or_default()
+        .iter()
+        .map(|k| k.name().to_string_lossy())
+        .collect();
+    let has = |n: &str| names.iter().any(|x| x.eq_ignore_ascii_case(n));
+    let kind = if names
+        .iter()
+        .any(|n| n.to_ascii_lowercase().starts_with("controlset"))
+    {
+        return None;
+    } else if has("Microsoft") && (has("Classes") || has("Policies") || has("Clients")) {
+        "SOFTWARE (the machine's software hive)"
+    } else if has("SAM") {
+        "SAM (the accounts hive)"
+    } else if has("Policy") && has("RXACT") {
+        "SECURITY (the security policy hive)"
+    } else if has("Control Panel") || has("Environment") {
+        "NTUSER.DAT or DEFAULT (a user profile hive)"
+    } else if has("Objects") && has("Description") {
+        "BCD (the boot configuration)"
+    } else if has("Root") && names.len() <= 2 {
+        "Amcache.hve (program inventory)"
+    } else if has("Local Settings") || has("CLSID") {
+        "UsrClass.dat (a user's classes hive)"
+    } else if has("DriverDatabase") {
+        "DRIVERS"
+    } else if has("DerivedData") || has("CanonicalData") {
+        "COMPONENTS"
+    } else {
+        "another hive"
+    };
+    let recorded = hive.base_block().file_name.trim().to_string();
+    let roots = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "{kind}: its root keys are {}{}",
+        if roots.is_empty() {
+            "none".into()
+        } else {
+            roots
+        },
+        if recorded.is_empty() {
+            String::new()
+        } else {
+            format!(", and Windows recorded its file name as {recorded:?}")
+        }
+    ))
 }
 
 fn dword(key: &Key<'_>, name: &str) -> Option<u32> {
@@ -396,36 +543,71 @@ fn hive_err(path: &Path) -> impl Fn(guestwall_regf::Error) -> IngestError + '_ {
 
 /// Reads the machine: one [`MachineConfig`] for `Select\Current`, and one for
 /// `Select\Default` when it names another control set.
+/// The notes a hive's opening gives: its warnings, with a code of their own for a partial log
+/// recovery.
+fn hive_notes(path: &Path, hive: &Hive, notes: &mut Vec<Note>) {
+    for w in hive.warnings() {
+        let code = if hive.recovery().partial.is_some() && w.contains("only in part") {
+            codes::LOGS_PARTLY_APPLIED
+        } else {
+            codes::INPUT_NOTE
+        };
+        notes.push(Note {
+            code,
+            text: format!("{}: {w}", path.display()),
+        });
+    }
+    if hive.recovery().applied() && hive.recovery().partial.is_none() {
+        notes.push(Note::input(format!(
+            "{}: the hive was dirty; its transaction logs were replayed in memory",
+            path.display()
+        )));
+    }
+}
+
+/// Reads the machine: one [`MachineConfig`] for `Select\Current`, and one for
+/// `Select\Default` when it names another control set. A SYSTEM path that holds another hive
+/// (NTUSER.DAT, SOFTWARE, …) is an error that says what it is; so is a `--software` file that
+/// cannot be read or is not SOFTWARE. A SOFTWARE found beside SYSTEM that cannot be read is a
+/// note.
 pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
     let system = Hive::open(&target.system).map_err(hive_err(&target.system))?;
-    let mut notes: Vec<String> = system
-        .warnings()
-        .iter()
-        .map(|w| format!("{}: {w}", target.system.display()))
-        .collect();
-    if system.recovery().applied() {
-        notes.push(format!(
-            "{}: the hive was dirty; its transaction logs were replayed in memory",
-            target.system.display()
-        ));
+    if let Some(looks_like) = hive_kind(&system) {
+        return Err(IngestError::WrongHive {
+            path: target.system.clone(),
+            wanted: "SYSTEM",
+            looks_like,
+            hint: "Give the SYSTEM hive (Windows/System32/config/SYSTEM) or the Windows folder",
+        });
     }
+    let mut notes: Vec<Note> = Vec::new();
+    hive_notes(&target.system, &system, &mut notes);
     let software = match &target.software {
         Some(p) => match Hive::open(p) {
             Ok(h) => {
-                notes.extend(h.warnings().iter().map(|w| format!("{}: {w}", p.display())));
+                if hive_kind(&h).is_none() {
+                    return Err(IngestError::WrongHive {
+                        path: p.clone(),
+                        wanted: "SOFTWARE",
+                        looks_like: "SYSTEM (it has Select and ControlSet keys)".into(),
+                        hint: "Give the SOFTWARE hive (Windows/System32/config/SOFTWARE) with --software, or leave it out",
+                    });
+                }
+                hive_notes(p, &h, &mut notes);
                 Some(read_software(&h))
             }
+            Err(e) if target.software_given => return Err(hive_err(p)(e)),
             Err(e) => {
-                notes.push(format!(
+                notes.push(Note::input(format!(
                     "{}: not read ({}); the Group Policy store and the OS version are unknown",
                     p.display(),
                     guestwall_regf::error_chain(&e)
-                ));
+                )));
                 None
             }
         },
         None => {
-            notes.push("no SOFTWARE hive beside SYSTEM: the Group Policy store and the OS version are unknown (pass --software FILE)".into());
+            notes.push(Note::input("no SOFTWARE hive beside SYSTEM: the Group Policy store and the OS version are unknown (pass --software FILE)"));
             None
         }
     };
@@ -449,13 +631,18 @@ pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
             ));
             if let Some(d) = default.filter(|d| *d != c) {
                 sets.push((d, "Select\\Default, the next boot".into()));
-                notes.push(format!(
-                    "Select\\Current is {c} but Select\\Default is {d}: the next boot loads ControlSet{d:03}, so both are diagnosed"
-                ));
+                notes.push(Note {
+                    code: codes::CONTROL_SET_MISMATCH,
+                    text: format!(
+                        "Select\\Current is {c} but Select\\Default is {d}: the next boot loads ControlSet{d:03}, so both are diagnosed"
+                    ),
+                });
             }
         }
         None => {
-            notes.push("no Select\\Current in SYSTEM; ControlSet001 is assumed".into());
+            notes.push(Note::input(
+                "no Select\\Current in SYSTEM; ControlSet001 is assumed",
+            ));
             sets.push((1, "assumed".into()));
         }
     }
@@ -520,6 +707,7 @@ pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
         let mut cfg = MachineConfig {
             label: format!("{}: {cs} ({why})", target.system.display()),
             control_set: cs.clone(),
+            control_set_source: why.clone(),
             ..MachineConfig::default()
         };
         if let Some(sw) = &software {
@@ -533,6 +721,7 @@ pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
         }
         if cfg.os.nt.is_none() {
             cfg.os = infer_os(&policy);
+            cfg.os_inferred = cfg.os.nt.is_some();
             if let Some((a, b)) = cfg.os.nt {
                 cfg.os_name = Some(format!(
                     "Windows NT {a}.{b} (inferred from the firewall rules)"

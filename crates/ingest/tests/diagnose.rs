@@ -107,7 +107,9 @@ fn windows7_rdp_is_allowed_on_domain_and_private_only() {
         public.causes[1].rule.as_deref(),
         Some("RemoteDesktop-In-TCP_1")
     );
-    assert!(d.profiles[0].allowed_by[0].contains("Remote Desktop (TCP-In)"));
+    assert!(d.profiles[0].allowed_by[0]
+        .label()
+        .contains("Remote Desktop (TCP-In)"));
     assert!(!d.reachable);
     assert_eq!(finding_codes(d), Vec::<&str>::new());
 }
@@ -143,9 +145,18 @@ fn windows8_and_10_have_rdp_off_and_their_rules_disabled() {
 #[test]
 fn non_system_hives_are_refused_clearly() {
     let Some(c) = corpus() else { return };
-    let t = guestwall_ingest::locate(&c.join("regipy/NTUSER.DAT"), None).unwrap();
-    let e = guestwall_ingest::load(&t).unwrap_err().to_string();
-    assert!(e.contains("ControlSet001"), "{e}");
+    for (file, looks) in [
+        ("regipy/NTUSER.DAT", "NTUSER.DAT"),
+        ("regipy/SAM", "SAM"),
+        ("regipy/UsrClass.dat", "UsrClass.dat"),
+    ] {
+        let t = guestwall_ingest::locate(&c.join(file), None).unwrap();
+        let e = guestwall_ingest::load(&t).unwrap_err().to_string();
+        assert!(
+            e.contains("is not a SYSTEM hive") && e.contains(looks),
+            "{file}: {e}"
+        );
+    }
 }
 
 // ----- scenarios -----
@@ -270,7 +281,8 @@ fn scenario_block_rule() {
         None,
     )[0];
     assert_eq!(verdicts(d), [C, C, C]);
-    assert!(d.profiles[0].causes[0].detail.contains("LocalSubnet"));
+    assert!(d.profiles[0].causes[0].conditions[0].contains("LocalSubnet"));
+    assert!(d.profiles[0].causes[0].internet_client.is_some());
 }
 
 #[test]
@@ -312,7 +324,7 @@ fn scenario_group_policy_overrides() {
         .detail
         .contains("AllowLocalPolicyMerge = 0"));
     assert_eq!(
-        d.os_name.as_deref(),
+        d.os_name(),
         Some("Windows Server 2008 R2 Datacenter, build 7601")
     );
     // A GP block rule.

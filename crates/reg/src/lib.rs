@@ -92,6 +92,58 @@ pub struct RunOptions<'a> {
     /// Asks the user to confirm a change made without `/f`: `Some(true)` yes, `Some(false)`
     /// no, `None` no answer (such changes are then refused). Without it they are refused.
     pub confirm: Option<Confirm<'a>>,
+    /// Told what guestwall itself has to say beside reg.exe's output (how an offline path was
+    /// mapped, the hive's warnings).
+    pub note: Option<&'a mut dyn FnMut(&str)>,
+}
+
+fn note(opts: &mut RunOptions<'_>, text: &str) {
+    if let Some(n) = opts.note.as_mut() {
+        n(text);
+    }
+}
+
+/// `mounts.resolve`, with `CurrentControlSet` mapped to the control set that
+/// `Select\Current` names: on a running Windows it is a link, which an offline hive does not
+/// have.
+fn resolve<'m>(
+    mounts: &'m Mounts,
+    path: &str,
+    opts: &mut RunOptions<'_>,
+) -> Result<(&'m Mount, String)> {
+    let (m, rel) = mounts.resolve(path)?;
+    let mut parts = rel.splitn(2, '\\');
+    let first = parts.next().unwrap_or("");
+    if !first.eq_ignore_ascii_case("CurrentControlSet") {
+        return Ok((m, rel));
+    }
+    let rest = parts.next();
+    let hive = open(&m.file)?;
+    let current = hive
+        .find_key("Select")?
+        .and_then(|k| k.value("Current").ok().flatten())
+        .and_then(|v| v.data().ok().map(|d| d.into_owned()))
+        .and_then(|d| {
+            d.get(..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        });
+    let Some(n) = current else {
+        return Err(RegError::NotFound(format!(
+            "{path} (CurrentControlSet exists only on a running Windows, and this hive has no Select\\Current to map it)"
+        )));
+    };
+    let cs = format!("ControlSet{n:03}");
+    note(
+        opts,
+        &format!("CurrentControlSet is a link that exists only on a running Windows; in {} it is {cs} (Select\\Current = {n})", m.file.display()),
+    );
+    Ok((
+        m,
+        match rest {
+            Some(r) => format!("{cs}\\{r}"),
+            None => cs,
+        },
+    ))
 }
 
 fn io(e: std::io::Error) -> RegError {
@@ -127,8 +179,11 @@ pub fn run(
             value,
             recurse,
         } => {
-            let (m, rel) = mounts.resolve(&key)?;
+            let (m, rel) = resolve(mounts, &key, &mut opts)?;
             let hive = open(&m.file)?;
+            for w in hive.warnings() {
+                note(&mut opts, &format!("{}: {w}", m.file.display()));
+            }
             query::query(
                 &hive,
                 &rel,
@@ -143,8 +198,11 @@ pub fn run(
             file,
             overwrite,
         } => {
-            let (m, rel) = mounts.resolve(&key)?;
+            let (m, rel) = resolve(mounts, &key, &mut opts)?;
             let hive = open(&m.file)?;
+            for w in hive.warnings() {
+                note(&mut opts, &format!("{}: {w}", m.file.display()));
+            }
             if file.exists() {
                 confirm(
                     &mut opts,
@@ -174,7 +232,7 @@ pub fn run(
             data,
             force,
         } => {
-            let (m, rel) = mounts.resolve(&key)?;
+            let (m, rel) = resolve(mounts, &key, &mut opts)?;
             let mut edits = vec![Edit::CreateKey { key: rel.clone() }];
             if let Some(name) = value {
                 let bytes = parse_data(
@@ -207,7 +265,7 @@ pub fn run(
             save(&m.file, &edits, &opts, out)
         }
         Operation::Delete { key, target, force } => {
-            let (m, rel) = mounts.resolve(&key)?;
+            let (m, rel) = resolve(mounts, &key, &mut opts)?;
             let hive = open(&m.file)?;
             let Some(k) = hive.find_key(&rel)? else {
                 return Err(RegError::NotFound(key));
@@ -268,7 +326,7 @@ pub fn run(
                 file: file.clone(),
                 source,
             })?;
-            import(&ops, mounts, &opts, out)
+            import(&ops, mounts, &mut opts, out)
         }
     }
 }
@@ -347,7 +405,7 @@ pub fn write_report(file: &Path, r: &SaveReport, dry_run: bool, out: &mut dyn Wr
 pub fn import(
     ops: &[RegOp],
     mounts: &Mounts,
-    opts: &RunOptions<'_>,
+    opts: &mut RunOptions<'_>,
     out: &mut dyn Write,
 ) -> Result<()> {
     // Group the edits per hive file, in order, deciding deletes against the evolving content.
@@ -357,7 +415,7 @@ pub fn import(
             RegOp::CreateKey(k) | RegOp::DeleteKey(k) => k,
             RegOp::SetValue { key, .. } | RegOp::DeleteValue { key, .. } => key,
         };
-        let (m, rel) = mounts.resolve(path)?;
+        let (m, rel) = resolve(mounts, path, opts)?;
         let idx = match per_file.iter().position(|(f, _, _)| *f == m.file) {
             Some(i) => i,
             None => {

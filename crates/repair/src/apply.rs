@@ -210,8 +210,9 @@ pub fn history(target: &Target) -> Result<Vec<OpRecord>> {
 }
 
 /// Writes what a fix did, for people: the plan, the hives written (backup, logs moved,
-/// verification), and the diagnosis read back afterwards.
-pub fn write_fixed(f: &Fixed, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+/// verification), and the diagnosis read back afterwards. `target` is the target as the
+/// user named it (for the undo command).
+pub fn write_fixed(f: &Fixed, target: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     for d in &f.plan.before {
         writeln!(out, "Before: {}: {}", d.label, summary(d))?;
     }
@@ -225,23 +226,22 @@ pub fn write_fixed(f: &Fixed, out: &mut dyn std::io::Write) -> std::io::Result<(
         }
     } else {
         for w in &f.writes {
+            let shown = match &w.report.real_path {
+                Some(real) => format!("{} -> {}", w.path.display(), real.display()),
+                None => w.path.display().to_string(),
+            };
             if w.report.unchanged {
                 writeln!(
                     out,
-                    "{}: {} already holds these values; not written",
-                    w.hive,
-                    w.path.display()
+                    "{}: {shown} already holds these values; not written",
+                    w.hive
                 )?;
                 continue;
             }
             writeln!(
                 out,
-                "Wrote {} ({}): {} changes, re-read and verified ({} keys, {} values)",
-                w.hive,
-                w.path.display(),
-                w.changes,
-                w.report.verified_keys,
-                w.report.verified_values
+                "Wrote {} ({shown}): {} changes, re-read and verified ({} keys, {} values)",
+                w.hive, w.changes, w.report.verified_keys, w.report.verified_values
             )?;
             if let Some(b) = &w.report.backup {
                 writeln!(out, "  backup: {}", b.display())?;
@@ -263,28 +263,48 @@ pub fn write_fixed(f: &Fixed, out: &mut dyn std::io::Write) -> std::io::Result<(
     for d in &f.after {
         writeln!(out, "{label}: {}: {}", d.label, summary(d))?;
     }
-    if !f.dry_run && !f.plan.changes.is_empty() {
-        writeln!(out, "Undo with: guestwall undo <same target>")?;
+    if !f.dry_run && f.writes.iter().any(|w| !w.report.unchanged) {
+        writeln!(
+            out,
+            "Undo with: guestwall undo {}",
+            guestwall_diagnose::shell_quote(target)
+        )?;
     }
     Ok(())
 }
 
-/// `Domain allowed, Private allowed, Public blocked; RDP NOT reachable`.
-fn summary(d: &Diagnosis) -> String {
+/// `Domain allowed, Private allowed, Public blocked; RDP NOT reachable: <code> (<what>), …`:
+/// the verdicts, and what still keeps RDP from working, by name.
+pub fn summary(d: &Diagnosis) -> String {
     let v: Vec<String> = d
         .profiles
         .iter()
         .map(|p| format!("{} {}", p.profile, p.verdict.key()))
         .collect();
-    format!(
-        "{}; RDP {}",
-        v.join(", "),
-        if d.reachable {
-            "reachable"
-        } else {
-            "NOT reachable"
+    if d.reachable {
+        return format!("{}; RDP reachable", v.join(", "));
+    }
+    let mut why: Vec<String> = Vec::new();
+    for g in guestwall_diagnose::grouped_causes(d) {
+        if g.cause.blocks {
+            let what = match &g.cause.rule_ref {
+                Some(r) => r.label(),
+                None => g.cause.detail.clone(),
+            };
+            why.push(format!(
+                "{} on {} ({what})",
+                g.cause.code,
+                g.profiles.join("/")
+            ));
         }
-    )
+    }
+    for c in d.findings.iter().filter(|c| c.blocks) {
+        why.push(format!("{} ({})", c.code, c.detail));
+    }
+    if why.is_empty() {
+        why.push("only some clients get through (a rule is scoped)".into());
+    }
+    format!("{}; RDP NOT reachable: {}", v.join(", "), why.join("; "))
 }
 
 /// Writes what an undo did.
@@ -389,12 +409,12 @@ pub fn write_history(ops: &[OpRecord], out: &mut dyn std::io::Write) -> std::io:
     Ok(())
 }
 
-/// What a fix did, as JSON: `reachable` (afterwards, every control set), `dry_run`,
-/// `changes` (hive, key, value, before, after — `null` for absent/deleted — code,
-/// policy_cache), `unresolved`, `warnings`, `writes` (hive, path, backup, logs_moved,
-/// verified keys and values) and `before`/`after` (one diagnosis per control set, as
-/// `guestwall diagnose --json` writes each).
-pub fn fixed_json(f: &Fixed) -> serde_json::Value {
+/// What a fix did, as JSON (schema in `docs/json.md`): `schema`, `target`, `reachable`
+/// (afterwards, every control set), `dry_run`, `changes` (hive, key, value, before, after —
+/// `null` for absent/deleted — code, policy_cache), `unresolved`, `warnings`, `writes` (hive,
+/// path, real_path, backup, logs_moved, verified keys and values) and `before`/`after` (each a
+/// whole `guestwall diagnose --json` document).
+pub fn fixed_json(f: &Fixed, target: &str) -> serde_json::Value {
     use serde_json::json;
     let changes: Vec<_> = f
         .plan
@@ -426,6 +446,7 @@ pub fn fixed_json(f: &Fixed) -> serde_json::Value {
             json!({
                 "hive": w.hive.to_string(),
                 "path": w.path.display().to_string(),
+                "real_path": w.report.real_path.as_ref().map(|p| p.display().to_string()),
                 "backup": w.report.backup.as_ref().map(|b| b.display().to_string()),
                 "logs_moved": w.report.logs_moved.iter().map(|(a, b)| json!([a.display().to_string(), b.display().to_string()])).collect::<Vec<_>>(),
                 "verified_keys": w.report.verified_keys,
@@ -434,13 +455,15 @@ pub fn fixed_json(f: &Fixed) -> serde_json::Value {
         })
         .collect();
     json!({
+        "schema": guestwall_diagnose::JSON_SCHEMA,
+        "target": target,
         "reachable": f.reachable(),
         "dry_run": f.dry_run,
         "changes": changes,
         "unresolved": unresolved,
         "warnings": f.plan.warnings,
         "writes": writes,
-        "before": f.plan.before.iter().map(guestwall_diagnose::to_json).collect::<Vec<_>>(),
-        "after": f.after.iter().map(guestwall_diagnose::to_json).collect::<Vec<_>>(),
+        "before": guestwall_diagnose::to_json(&f.plan.before, target),
+        "after": guestwall_diagnose::to_json(&f.after, target),
     })
 }

@@ -567,7 +567,21 @@ fn rule_name(sr: &StoredRule) -> String {
 pub fn plan(configs: &[MachineConfig], opts: &FixOptions) -> Plan {
     let mut out = Plan::default();
     for cfg in configs {
-        out.before.push(diagnose(cfg, opts.port));
+        let before = diagnose(cfg, opts.port);
+        for f in before
+            .findings
+            .iter()
+            .filter(|f| f.code == codes::PORT_MISMATCH)
+        {
+            let w = format!(
+                "{}: {}; the fix is for that port",
+                cfg.control_set, f.detail
+            );
+            if !out.warnings.contains(&w) {
+                out.warnings.push(w);
+            }
+        }
+        out.before.push(before);
         out.control_sets.push(cfg.control_set.clone());
         let mut w = Work {
             cfg: cfg.clone(),
@@ -578,13 +592,16 @@ pub fn plan(configs: &[MachineConfig], opts: &FixOptions) -> Plan {
         if opts.reset_rdp_config {
             reset_rdp_config(&mut w);
         } else {
-            explicit_steps(&mut w);
+            // The minimal fix first, on the firewall as it is: the temporary steps asked for
+            // (--firewall-off, --allow-inbound) come on top of it, so that RDP keeps working
+            // once they are undone.
             for _ in 0..16 {
                 let d = diagnose(&w.cfg, opts.port);
                 if d.reachable || !fix_round(&mut w, &d) {
                     break;
                 }
             }
+            explicit_steps(&mut w);
         }
         let after = diagnose(&w.cfg, opts.port);
         collect_unresolved(&w, &after, &mut out.unresolved);
@@ -648,7 +665,7 @@ fn explicit_steps(w: &mut Work<'_>) {
                 FixKind::AllowInbound { profile: p },
             );
         }
-        w.warnings.push("--allow-inbound: every profile now lets in ALL inbound traffic to every listening port (SMB, WinRM, databases…); only the cloud's network rules (NSG) still filter. Undo it as soon as RDP works: set DefaultInboundAction back to 1".into());
+        w.warnings.push("--allow-inbound: every profile now lets in ALL inbound traffic to every listening port (SMB, WinRM, databases…); only the cloud's network rules (NSG) still filter. The minimal fix was made as well, so RDP keeps working when you set DefaultInboundAction back to 1 (netsh: firewallpolicy blockinbound,allowoutbound); do that as soon as you are in".into());
     }
     if w.opts.firewall_off {
         for p in Profile::ALL {
@@ -664,7 +681,7 @@ fn explicit_steps(w: &mut Work<'_>) {
                 FixKind::FirewallOff { profile: p },
             );
         }
-        w.warnings.push("--firewall-off: the Windows Firewall is OFF on every profile: nothing on the VM filters inbound traffic any more; only the cloud's network rules (NSG) do. Turn it back on (EnableFirewall = 1) once RDP is fixed".into());
+        w.warnings.push("--firewall-off: the Windows Firewall is OFF on every profile: nothing on the VM filters inbound traffic any more; only the cloud's network rules (NSG) do. The minimal fix was made as well (the changes above), so RDP keeps working when you turn the firewall back on (EnableFirewall = 1, or `netsh advfirewall set allprofiles state on`) once you are in".into());
     }
 }
 

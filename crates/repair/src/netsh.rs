@@ -87,9 +87,14 @@ pub fn run(
                     if !matches(&r.rule, &filter).map_err(|e| RepairError::Usage(e.0))? {
                         continue;
                     }
-                    if r.store != Store::Local {
-                        policy_hits += usize::from(n == 0);
-                        continue;
+                    match r.store {
+                        Store::Local => {}
+                        Store::GroupPolicy | Store::Mdm => {
+                            policy_hits += usize::from(n == 0);
+                            continue;
+                        }
+                        // Service-hardening rules are not shown or changed by netsh at all.
+                        Store::ServiceHardening => continue,
                     }
                     updated += usize::from(n == 0);
                     let mut raw = r.rule.raw.clone();
@@ -108,7 +113,7 @@ pub fn run(
                 }
             }
             if policy_hits > 0 {
-                writeln!(err, "guestwall: {policy_hits} matching rule(s) come from Group Policy and were left alone: change them in the GPO").map_err(io)?;
+                writeln!(err, "guestwall: {policy_hits} matching rule(s) come from Group Policy or MDM and were left alone: change them there").map_err(io)?;
             }
             if updated == 0 {
                 writeln!(out, "\n{NO_MATCH}\n").map_err(io)?;
@@ -457,22 +462,12 @@ fn write_changes(
         }
     }
     for d in &fixed.after {
-        let v: Vec<String> = d
-            .profiles
-            .iter()
-            .map(|p| format!("{} {}", p.profile, p.verdict.key()))
-            .collect();
         writeln!(
             err,
-            "guestwall: RDP (TCP {}) afterwards, {}: {}; {}",
+            "guestwall: RDP (TCP {}) afterwards, {}: {}",
             d.port,
             d.label,
-            v.join(", "),
-            if d.reachable {
-                "reachable"
-            } else {
-                "NOT reachable (guestwall diagnose says why)"
-            }
+            crate::apply::summary(d)
         )
         .map_err(io)?;
     }

@@ -176,8 +176,36 @@ fn online(plan: &Plan, powershell: bool) -> String {
     out
 }
 
+/// netsh names rules by display name: an indirect string that guestwall cannot resolve
+/// (`@FirewallAPI.dll,-30793`) is no name netsh accepts, so such a rule is changed by its ID
+/// through PowerShell, which the cmd channel can start.
+fn unnamed(name: &str) -> bool {
+    name.trim_start().starts_with('@')
+}
+
+fn via_powershell(c: &Change, start: &mut Vec<String>) -> String {
+    let cmd = ps_line(c, start);
+    format!(
+        "REM netsh has no name for this rule (its display name is an unresolved {}); PowerShell changes it by ID\npowershell -NoProfile -Command \"{}\"",
+        match &c.kind {
+            FixKind::EnableRule { name, .. }
+            | FixKind::DisableRule { name, .. }
+            | FixKind::AddProfile { name, .. } => name.as_str(),
+            _ => "string",
+        },
+        cmd.replace('"', "\\\"")
+    )
+}
+
 fn netsh_line(c: &Change, start: &mut Vec<String>) -> String {
     match &c.kind {
+        FixKind::EnableRule { name, .. }
+        | FixKind::DisableRule { name, .. }
+        | FixKind::AddProfile { name, .. }
+            if !c.policy_cache && unnamed(name) =>
+        {
+            via_powershell(c, start)
+        }
         FixKind::EnableRule { name, .. } | FixKind::DisableRule { name, .. } if !c.policy_cache => {
             let yn = if matches!(c.kind, FixKind::EnableRule { .. }) {
                 "yes"

@@ -686,6 +686,7 @@ fn dry_run_writes_nothing() {
     let target = Target {
         system: sys.clone(),
         software: None,
+        software_given: false,
     };
     let f = fix(
         &target,
@@ -702,7 +703,7 @@ fn dry_run_writes_nothing() {
     assert!(std::fs::read(&sys).unwrap() == original);
     assert_eq!(std::fs::read_dir(&t.0).unwrap().count(), 1);
     let mut text = Vec::new();
-    guestwall_repair::write_fixed(&f, &mut text).unwrap();
+    guestwall_repair::write_fixed(&f, "SYSTEM", &mut text).unwrap();
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains("1 -> (deleted)"), "{text}");
     assert!(
@@ -721,17 +722,21 @@ fn undo_without_a_backup_changes_nothing_and_undo_goes_back_step_by_step() {
     let target = Target {
         system: sys.clone(),
         software: None,
+        software_given: false,
     };
     let u = undo(&target, &UndoOptions::default()).unwrap();
     assert!(u.nothing());
     assert!(std::fs::read(&sys).unwrap() == v0);
-    // Two fixes: first for a custom port (a rule for 3390 added), then the real one.
-    fix(
-        &target,
-        &FixOptions {
-            port: Some(3390),
-            ..FixOptions::default()
-        },
+    // Two operations: first RDP moved to TCP 3390 (a reg-style edit), then the fix (which
+    // now adds a rule for 3390 as well).
+    guestwall_regf::save::edit_file(
+        &sys,
+        &[Edit::SetValue {
+            key: "ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp".into(),
+            name: "PortNumber".into(),
+            data_type: REG_DWORD,
+            data: 3390u32.to_le_bytes().to_vec(),
+        }],
         &SaveOptions::default(),
     )
     .unwrap();

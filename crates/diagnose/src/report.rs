@@ -1,0 +1,329 @@
+//! The diagnosis report: text for people, JSON for programs (schema in `docs/json.md`).
+//!
+//! Text: per control set a header (OS, where the port comes from), one line per profile with
+//! its verdict, then each cause **once** with the profiles it affects, the findings, and a
+//! result line that names the causes and the next command. Long lines are wrapped at 100
+//! columns with a hanging indent.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::{Cause, Diagnosis, PortSource};
+
+/// Version of the JSON documents guestwall writes (`"schema"`); raised when a field changes
+/// meaning or goes away, not when one is added.
+pub const JSON_SCHEMA: u32 = 1;
+
+/// Width text output is wrapped at.
+const WIDTH: usize = 100;
+
+/// Writes `text` with `first` before the first line and `rest` before the others, wrapped at
+/// [`WIDTH`] columns on spaces (a word longer than a line stays whole).
+pub fn write_wrapped(out: &mut dyn Write, first: &str, rest: &str, text: &str) -> io::Result<()> {
+    let mut line = String::from(first);
+    // A prefix such as "Fix:" is followed by a space; an indent already ends in one.
+    let mut empty = first.is_empty() || first.ends_with(' ');
+    for word in text.split(' ') {
+        if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
+            writeln!(out, "{line}")?;
+            line = String::from(rest);
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    writeln!(out, "{line}")
+}
+
+/// One cause and the profiles it applies to (profile causes grouped; findings have none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupedCause<'a> {
+    /// The profiles (`domain`, `private`, `public`), empty for a machine-wide finding.
+    pub profiles: Vec<&'static str>,
+    /// The cause.
+    #[serde(flatten)]
+    pub cause: &'a Cause,
+}
+
+/// The causes of every profile, each once, in the order first met (the article's order),
+/// with the profiles it affects.
+pub fn grouped_causes(d: &Diagnosis) -> Vec<GroupedCause<'_>> {
+    let mut out: Vec<GroupedCause<'_>> = Vec::new();
+    for p in &d.profiles {
+        for c in &p.causes {
+            match out.iter_mut().find(|g| g.cause == c) {
+                Some(g) => g.profiles.push(p.profile.key()),
+                None => out.push(GroupedCause {
+                    profiles: vec![p.profile.key()],
+                    cause: c,
+                }),
+            }
+        }
+    }
+    out
+}
+
+fn profile_names(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| {
+            let mut c = k.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The codes that keep RDP from working, in order, each once.
+pub fn blocking_codes(d: &Diagnosis) -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = Vec::new();
+    let from_profiles = d.profiles.iter().flat_map(|p| p.causes.iter());
+    let from_findings = d.findings.iter().filter(|f| f.blocks);
+    for c in from_profiles.chain(from_findings) {
+        if c.blocks && !codes.contains(&c.code) {
+            codes.push(c.code);
+        }
+    }
+    codes
+}
+
+/// Writes the diagnoses for people (see the module documentation). `target` is the target as
+/// the user named it, for the next command.
+pub fn write_text(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::Result<()> {
+    for (n, d) in diags.iter().enumerate() {
+        if n > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{}", d.label)?;
+        if let Some(os) = &d.os.name {
+            writeln!(out, "  OS: {os}")?;
+        }
+        let from = match &d.port_source {
+            PortSource::Hive { origin } => format!("PortNumber in the hive: {origin}"),
+            PortSource::CommandLine => {
+                "from --port; the hive has no valid PortNumber (Windows' default is 3389)".into()
+            }
+            PortSource::Default => "Windows' default: the hive has no PortNumber".into(),
+        };
+        write_wrapped(
+            out,
+            "  ",
+            "    ",
+            &format!("RDP listens on TCP {} ({from})", d.port),
+        )?;
+        writeln!(
+            out,
+            "  Inbound TCP {} (Remote Desktop), per profile:",
+            d.port
+        )?;
+        for p in &d.profiles {
+            let by: Vec<String> = p.allowed_by.iter().map(|r| r.label()).collect();
+            let head = format!(
+                "    {:<8} {}",
+                p.profile.to_string(),
+                p.verdict.key().to_uppercase()
+            );
+            if by.is_empty() {
+                writeln!(out, "{head}")?;
+            } else {
+                write_wrapped(
+                    out,
+                    &format!("{head}, by"),
+                    "                      ",
+                    &by.join("; "),
+                )?;
+            }
+        }
+        let grouped = grouped_causes(d);
+        if !grouped.is_empty() {
+            writeln!(out, "  Causes:")?;
+            for (i, g) in grouped.iter().enumerate() {
+                let c = g.cause;
+                writeln!(
+                    out,
+                    "  {}. [{}] {}",
+                    i + 1,
+                    c.code,
+                    profile_names(&g.profiles)
+                )?;
+                write_wrapped(out, "     ", "     ", &c.detail)?;
+                for cond in &c.conditions {
+                    write_wrapped(out, "     - only when ", "       ", cond)?;
+                }
+                if let Some(ic) = &c.internet_client {
+                    write_wrapped(out, "     A client from the internet:", "       ", ic)?;
+                }
+                if let Some(f) = &c.fix {
+                    write_wrapped(out, "     Fix:", "       ", f)?;
+                }
+            }
+        }
+        if !d.findings.is_empty() {
+            writeln!(out, "  Findings:")?;
+            for c in &d.findings {
+                write_wrapped(out, &format!("  - [{}]", c.code), "      ", &c.detail)?;
+                if let Some(f) = &c.fix {
+                    write_wrapped(out, "      Fix:", "        ", f)?;
+                }
+            }
+        }
+    }
+    write_result(diags, target, out)
+}
+
+/// The closing line: reachable or not, the causes by code, and the next command.
+fn write_result(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::Result<()> {
+    let reachable = !diags.is_empty() && diags.iter().all(|d| d.reachable);
+    if reachable {
+        return writeln!(out, "Result: RDP is reachable on every profile.");
+    }
+    let mut codes: Vec<&'static str> = Vec::new();
+    for d in diags {
+        for c in blocking_codes(d) {
+            if !codes.contains(&c) {
+                codes.push(c);
+            }
+        }
+    }
+    let conditional = diags
+        .iter()
+        .flat_map(|d| &d.profiles)
+        .any(|p| p.verdict == guestwall_firewall::Verdict::Conditional);
+    let what = if codes.is_empty() && conditional {
+        "only for some clients".to_string()
+    } else {
+        format!("NOT reachable ({})", codes.join(", "))
+    };
+    let t = shell_quote(target);
+    writeln!(out, "Result: RDP is {what}.")?;
+    writeln!(out, "Next:")?;
+    writeln!(out, "  guestwall fix --dry-run {t}   # shows the changes")?;
+    writeln!(
+        out,
+        "  guestwall fix {t}   # makes them, backup first (`guestwall undo {t}` reverts)"
+    )?;
+    writeln!(
+        out,
+        "  guestwall script {t}   # the same as commands for the serial console"
+    )
+}
+
+/// `s` quoted for a POSIX shell when it needs it.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@%,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The JSON of one control set's diagnosis (an element of `control_sets`).
+#[derive(Serialize)]
+struct ControlSetJson<'a> {
+    control_set: &'a crate::ControlSetRef,
+    port: u16,
+    port_source: &'a PortSource,
+    reachable: bool,
+    profiles: serde_json::Map<String, serde_json::Value>,
+    causes: Vec<GroupedCause<'a>>,
+    findings: &'a [Cause],
+}
+
+fn control_set_json(d: &Diagnosis) -> ControlSetJson<'_> {
+    let mut profiles = serde_json::Map::new();
+    for p in &d.profiles {
+        profiles.insert(
+            p.profile.key().into(),
+            serde_json::to_value(p).unwrap_or(serde_json::Value::Null),
+        );
+    }
+    ControlSetJson {
+        control_set: &d.control_set,
+        port: d.port,
+        port_source: &d.port_source,
+        reachable: d.reachable,
+        profiles,
+        causes: grouped_causes(d),
+        findings: &d.findings,
+    }
+}
+
+/// The JSON document of a diagnosis (schema [`JSON_SCHEMA`], see `docs/json.md`): the
+/// current control set's fields at the top level, `reachable` over every control set, and
+/// `control_sets` with each one (always present).
+pub fn to_json(diags: &[Diagnosis], target: &str) -> serde_json::Value {
+    let mut top = match diags.first() {
+        Some(d) => serde_json::to_value(control_set_json(d)).unwrap_or_default(),
+        None => serde_json::json!({}),
+    };
+    if let Some(m) = top.as_object_mut() {
+        m.insert("schema".into(), JSON_SCHEMA.into());
+        m.insert("target".into(), target.into());
+        m.insert(
+            "os".into(),
+            diags
+                .first()
+                .map(|d| serde_json::to_value(&d.os).unwrap_or_default())
+                .unwrap_or_default(),
+        );
+        m.insert(
+            "reachable".into(),
+            (!diags.is_empty() && diags.iter().all(|d| d.reachable)).into(),
+        );
+        m.insert(
+            "control_sets".into(),
+            diags
+                .iter()
+                .map(|d| serde_json::to_value(control_set_json(d)).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .into(),
+        );
+    }
+    top
+}
+
+/// Writes [`to_json`], pretty-printed, with a final newline.
+pub fn write_json(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &to_json(diags, target))?;
+    writeln!(out)
+}
+
+/// The JSON document of an error (`--json`): `{"schema", "error": {"message"}, "exit_code"}`.
+pub fn error_json(message: &str, exit_code: u8) -> serde_json::Value {
+    serde_json::json!({
+        "schema": JSON_SCHEMA,
+        "error": { "message": message },
+        "exit_code": exit_code,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapping_keeps_every_word_and_the_width() {
+        let text = "word ".repeat(60);
+        let mut out = Vec::new();
+        write_wrapped(&mut out, "  - ", "    ", text.trim()).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.lines().all(|l| l.chars().count() <= WIDTH), "{s}");
+        assert_eq!(s.split_whitespace().filter(|w| *w == "word").count(), 60);
+        assert!(s.lines().skip(1).all(|l| l.starts_with("    word")));
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("/mnt/win/SYSTEM"), "/mnt/win/SYSTEM");
+        assert_eq!(shell_quote("/mnt/my disk"), "'/mnt/my disk'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+}
