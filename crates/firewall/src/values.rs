@@ -374,7 +374,14 @@ impl fmt::Display for AddressSet {
         if self.is_any() {
             return f.write_str("Any");
         }
-        let s: Vec<String> = self.items.iter().map(|i| i.to_string()).collect();
+        // RA4 and RA6 often say the same keyword (LocalSubnet): show it once.
+        let mut s: Vec<String> = Vec::new();
+        for i in &self.items {
+            let t = i.to_string();
+            if !s.iter().any(|x| x.eq_ignore_ascii_case(&t)) {
+                s.push(t);
+            }
+        }
         f.write_str(&s.join(","))
     }
 }

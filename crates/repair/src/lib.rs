@@ -985,7 +985,7 @@ fn collect_unresolved(w: &Work<'_>, after: &Diagnosis, out: &mut Vec<Unresolved>
         if p.verdict == guestwall_firewall::Verdict::Allowed {
             continue;
         }
-        for c in &p.causes {
+        for c in p.causes.iter().filter(|c| c.blocks) {
             let action = match c.code {
                 codes::POLICY_OVERRIDE => {
                     c.fix.clone().unwrap_or_default()
@@ -993,9 +993,22 @@ fn collect_unresolved(w: &Work<'_>, after: &Diagnosis, out: &mut Vec<Unresolved>
                 }
                 _ => c.fix.clone().unwrap_or_else(|| "see the cause".into()),
             };
-            add(c.code, &format!("{}: {}", p.profile, c.detail), &action);
+            let when = if c.conditions.is_empty() {
+                String::new()
+            } else {
+                format!(" (only when {})", c.conditions.join("; "))
+            };
+            add(
+                c.code,
+                &format!("{}: {}{when}", p.profile, c.detail),
+                &action,
+            );
         }
-        if p.verdict == guestwall_firewall::Verdict::Conditional {
+        let named = p
+            .causes
+            .iter()
+            .any(|c| c.blocks && !c.conditions.is_empty());
+        if p.verdict == guestwall_firewall::Verdict::Conditional && !named {
             add(
                 "conditional",
                 &format!("{}: RDP passes only for some clients (a rule is scoped by address or port)", p.profile),

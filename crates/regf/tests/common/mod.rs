@@ -47,9 +47,19 @@ pub fn hivex_python() -> Option<PathBuf> {
 
 /// Prints a skip notice on the real stderr, past the test harness's output capture (which
 /// only intercepts the `print!` family), so that a skipped test is visible in a normal run.
-pub fn notice(msg: &str) {
+/// Each distinct notice is printed once per test binary (not once per test that skips).
+/// Returns true when it was printed now.
+pub fn notice(msg: &str) -> bool {
     use std::io::Write;
+    use std::sync::Mutex;
+    static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if said.iter().any(|m| m == msg) {
+        return false;
+    }
+    said.push(msg.to_string());
     let _ = writeln!(std::io::stderr(), "NOTICE: {msg}");
+    true
 }
 
 /// The repository root.
