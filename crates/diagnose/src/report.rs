@@ -260,34 +260,39 @@ fn control_set_json(d: &Diagnosis) -> ControlSetJson<'_> {
 /// current control set's fields at the top level, `reachable` over every control set, and
 /// `control_sets` with each one (always present).
 pub fn to_json(diags: &[Diagnosis], target: &str) -> serde_json::Value {
-    let mut top = match diags.first() {
-        Some(d) => serde_json::to_value(control_set_json(d)).unwrap_or_default(),
-        None => serde_json::json!({}),
-    };
-    if let Some(m) = top.as_object_mut() {
-        m.insert("schema".into(), JSON_SCHEMA.into());
-        m.insert("target".into(), target.into());
-        m.insert(
-            "os".into(),
-            diags
-                .first()
-                .map(|d| serde_json::to_value(&d.os).unwrap_or_default())
-                .unwrap_or_default(),
-        );
-        m.insert(
-            "reachable".into(),
-            (!diags.is_empty() && diags.iter().all(|d| d.reachable)).into(),
-        );
-        m.insert(
-            "control_sets".into(),
-            diags
-                .iter()
-                .map(|d| serde_json::to_value(control_set_json(d)).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .into(),
-        );
+    let mut top = serde_json::Map::new();
+    top.insert("schema".into(), JSON_SCHEMA.into());
+    top.insert("target".into(), target.into());
+    top.insert(
+        "os".into(),
+        diags
+            .first()
+            .map(|d| serde_json::to_value(&d.os).unwrap_or_default())
+            .unwrap_or_default(),
+    );
+    top.insert(
+        "reachable".into(),
+        (!diags.is_empty() && diags.iter().all(|d| d.reachable)).into(),
+    );
+    if let Some(serde_json::Value::Object(first)) = diags
+        .first()
+        .map(|d| serde_json::to_value(control_set_json(d)).unwrap_or_default())
+    {
+        for (k, v) in first {
+            if k != "reachable" {
+                top.insert(k, v);
+            }
+        }
     }
-    top
+    top.insert(
+        "control_sets".into(),
+        diags
+            .iter()
+            .map(|d| serde_json::to_value(control_set_json(d)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    serde_json::Value::Object(top)
 }
 
 /// Writes [`to_json`], pretty-printed, with a final newline.

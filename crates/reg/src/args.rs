@@ -227,7 +227,7 @@ fn utf16(s: &str, nul: bool) -> Vec<u8> {
 
 fn hex_bytes(s: &str) -> Result<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(usage(format!(
             "binary data {s:?} needs an even number of hex digits"
         )));

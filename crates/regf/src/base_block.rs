@@ -206,7 +206,7 @@ impl BaseBlock {
         if self.file_format != 1 {
             return Err(invalid_field("file format", 0x20, "1", self.file_format));
         }
-        if self.hbins_size == 0 || self.hbins_size % 4096 != 0 {
+        if self.hbins_size == 0 || !self.hbins_size.is_multiple_of(4096) {
             return Err(invalid_field(
                 "hive bins data size",
                 0x28,
@@ -214,7 +214,7 @@ impl BaseBlock {
                 format!("{:#x}", self.hbins_size),
             ));
         }
-        if self.root_cell >= self.hbins_size || self.root_cell % 8 != 0 {
+        if self.root_cell >= self.hbins_size || !self.root_cell.is_multiple_of(8) {
             return Err(invalid_field(
                 "root cell offset",
                 0x24,

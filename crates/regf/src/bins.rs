@@ -148,7 +148,7 @@ impl BinMap {
         if offset == u32::MAX {
             return Err(Error::cell(offset, "null reference (0xffffffff)"));
         }
-        if offset % 8 != 0 {
+        if !offset.is_multiple_of(8) {
             return Err(Error::cell(offset, "offset is not 8-byte aligned"));
         }
         let bin = self

@@ -144,7 +144,7 @@ pub fn format_data(line: &mut String, t: u32, data: &[u8]) {
 /// The string of REG_SZ data when it can be written as `"..."` and read back to the same
 /// bytes: UTF-16 with exactly one NUL, at the end, no unpaired surrogates and no line breaks.
 fn clean_string(data: &[u8]) -> Option<String> {
-    if data.len() < 2 || data.len() % 2 != 0 {
+    if data.len() < 2 || !data.len().is_multiple_of(2) {
         return None;
     }
     let units: Vec<u16> = utf16_units(data).collect();

@@ -199,7 +199,7 @@ pub fn max_sequence(bytes: &[u8]) -> Option<u32> {
         }
         let size = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
         max = max.max(u32::from_le_bytes([h[12], h[13], h[14], h[15]]));
-        if size < 512 || size % 512 != 0 {
+        if size < 512 || !size.is_multiple_of(512) {
             break;
         }
         pos += size;
@@ -464,7 +464,7 @@ fn scan_entries(log: usize, bytes: &[u8]) -> (Vec<Entry>, Option<Stop>) {
                 seq: Some(seq),
             })
         };
-        if size < 40 || size % 512 != 0 {
+        if size < 40 || !size.is_multiple_of(512) {
             return (
                 out,
                 stop(format!("size {size:#x} is not a multiple of 512")),
@@ -599,7 +599,7 @@ fn recover_old<B: GrowBuf>(
         return Ok(());
     }
     let size = base.hbins_size as usize;
-    if size == 0 || size % 4096 != 0 {
+    if size == 0 || !size.is_multiple_of(4096) {
         return Err(bad(
             40,
             format!("hive bins size {size:#x} is not a multiple of 4096"),

@@ -947,12 +947,12 @@ impl Digest {
         for u in units {
             w = (w << 16) | u64::from(u);
             n += 1;
-            if n % 4 == 0 {
+            if n.is_multiple_of(4) {
                 self.word(w);
                 w = 0;
             }
         }
-        if n % 4 != 0 {
+        if !n.is_multiple_of(4) {
             self.word(w);
         }
         self.word(n);

@@ -164,10 +164,12 @@ fn our_regipy_records(hive: &Path) -> Vec<serde_json::Value> {
                 REG_QWORD if data.len() == 8 => {
                     json!(u64::from_le_bytes(data[..8].try_into().unwrap()))
                 }
-                REG_SZ | REG_EXPAND_SZ if data.len() % 2 == 0 => match String::from_utf16(&units) {
-                    Ok(s) => json!(s.trim_end_matches('\0')),
-                    Err(_) => Value::Null,
-                },
+                REG_SZ | REG_EXPAND_SZ if data.len().is_multiple_of(2) => {
+                    match String::from_utf16(&units) {
+                        Ok(s) => json!(s.trim_end_matches('\0')),
+                        Err(_) => Value::Null,
+                    }
+                }
                 REG_MULTI_SZ => json!(units
                     .split(|&u| u == 0)
                     .filter(|p| !p.is_empty())
