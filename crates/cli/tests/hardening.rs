@@ -1006,6 +1006,31 @@ fn finding_12_netsh_names_the_cause_that_remains() {
     assert!(e.contains("fDenyTSConnections = 1"), "{e}");
 }
 
+#[test]
+fn finding_12_service_hardening_rules_are_not_called_group_policy() {
+    let Some(c) = corpus() else { return };
+    let t = TempDir::new("wsh");
+    let sys = common::copy_into(&t.0, &c.join("regipy/SYSTEM"), "SYSTEM");
+    // name=all matches every rule, the service-hardening ones included (RestrictedServices):
+    // they are not Group Policy rules, and netsh does not touch them.
+    let o = gw(&[
+        "netsh",
+        "--system",
+        &sys,
+        "--dry-run",
+        "advfirewall",
+        "firewall",
+        "set",
+        "rule",
+        "name=all",
+        "new",
+        "enable=yes",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("Group Policy"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("RestrictedServices"), "{}", stderr(&o));
+}
+
 // ---- 13. --firewall-off -----------------------------------------------------------------------
 
 #[test]
