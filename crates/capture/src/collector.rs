@@ -156,8 +156,9 @@ function D([int]$t, $v) {
 }
 
 # Can this rule string matter for inbound TCP to $Port? A rule is left out only when that is
-# certain: Dir=Out; Protocol tokens none of which is 6 (TCP), 256 (any) or unusual; LPort
-# tokens that are all numbers or ranges and miss $Port. When in doubt, the rule is kept.
+# certain: Dir=Out; Protocol tokens none of which is 6 (TCP), 256 (any) or unusual; an app
+# package (AppPkgId); a program other than svchost.exe or System; a service other than TermService (or *); LPort tokens that
+# are all numbers or ranges and miss $Port. When in doubt, the rule is kept.
 function M([string]$s) {
   if ($s -cmatch '\|Dir=Out(\||$)') { return $false }
   $pr = @([regex]::Matches($s, '\|Protocol=([^|]*)') | ForEach-Object { $_.Groups[1].Value })
@@ -165,6 +166,15 @@ function M([string]$s) {
     $tcp = $false
     foreach ($x in $pr) { if ($x -ceq '6' -or $x -ceq '256' -or $x -cnotmatch '^[0-9]+$') { $tcp = $true } }
     if (-not $tcp) { return $false }
+  }
+  # RDP is served by TermService in svchost.exe (System on Windows 7), not by a packaged app:
+  # a rule bound to an app package, another program or another service cannot match it.
+  if ($s -cmatch '\|AppPkgId=') { return $false }
+  foreach ($a in @([regex]::Matches($s, '\|App=([^|]*)') | ForEach-Object { $_.Groups[1].Value })) {
+    if ($a -notmatch '(^|\\)svchost\.exe$' -and $a -ne 'System') { return $false }
+  }
+  foreach ($v in @([regex]::Matches($s, '\|Svc=([^|]*)') | ForEach-Object { $_.Groups[1].Value })) {
+    if ($v -ne 'termservice' -and $v -ne '*') { return $false }
   }
   $lp = @([regex]::Matches($s, '\|LPort(2_10|2_20)?=([^|]*)') | ForEach-Object { $_.Groups[2].Value })
   if ($lp.Count -eq 0) { return $true }

@@ -38,15 +38,25 @@ fn allprofiles_htb_gpo_off() {
     let names: Vec<Option<Profile>> = c.profiles.iter().map(|p| p.profile).collect();
     assert_eq!(
         names,
-        [Some(Profile::Domain), Some(Profile::Private), Some(Profile::Public)]
+        [
+            Some(Profile::Domain),
+            Some(Profile::Private),
+            Some(Profile::Public)
+        ]
     );
     for (p, header_line) in c.profiles.iter().zip([2, 18, 34]) {
         assert_eq!(p.origin.line, header_line);
         assert_eq!(p.state.as_ref().unwrap().value, Some(false));
         assert_eq!(p.state.as_ref().unwrap().text, "OFF");
         assert_eq!(p.state.as_ref().unwrap().line, header_line + 2);
-        assert_eq!(p.inbound.as_ref().unwrap().value, Some(InboundPolicy::BlockInbound));
-        assert_eq!(p.outbound.as_ref().unwrap().value, Some(OutboundPolicy::AllowOutbound));
+        assert_eq!(
+            p.inbound.as_ref().unwrap().value,
+            Some(InboundPolicy::BlockInbound)
+        );
+        assert_eq!(
+            p.outbound.as_ref().unwrap().value,
+            Some(OutboundPolicy::AllowOutbound)
+        );
         assert_eq!(
             p.local_firewall_rules.as_ref().unwrap().value,
             Some(LocalRules::NotApplicable)
@@ -59,7 +69,10 @@ fn allprofiles_htb_gpo_off() {
             p.local_consec_rules.as_ref().unwrap().value,
             Some(LocalRules::NotApplicable)
         );
-        assert_eq!(p.inbound_user_notification.as_ref().unwrap().value, Some(false));
+        assert_eq!(
+            p.inbound_user_notification.as_ref().unwrap().value,
+            Some(false)
+        );
         assert_eq!(p.remote_management.as_ref().unwrap().value, Some(false));
         assert_eq!(p.unicast_response.as_ref().unwrap().value, Some(true));
         assert_eq!(p.log_allowed.as_ref().unwrap().value, Some(false));
@@ -90,7 +103,8 @@ fn currentprofile_tells_the_active_profile_when_the_command_is_known() {
     // The `Ok.` trailer was read, and nothing was left.
     assert_eq!(c.blocks.len(), 1);
     // With the prompt the capture came from, the profile is known to be the active one.
-    let mut with_prompt = b"PS C:\\Windows\\system32> netsh advfirewall show currentprofile\r\n".to_vec();
+    let mut with_prompt =
+        b"PS C:\\Windows\\system32> netsh advfirewall show currentprofile\r\n".to_vec();
     with_prompt.extend(&text);
     let c = parse_capture(&with_prompt, "crtp");
     no_loss(&c);
@@ -111,7 +125,10 @@ fn damaged_rendered_copies_without_dashes_or_logging_header() {
     let p = &c.profiles[0];
     assert_eq!(p.profile, Some(Profile::Domain));
     assert_eq!(p.state.as_ref().unwrap().value, Some(true));
-    assert_eq!(p.inbound_user_notification.as_ref().unwrap().value, Some(true));
+    assert_eq!(
+        p.inbound_user_notification.as_ref().unwrap().value,
+        Some(true)
+    );
     assert_eq!(p.log_max_kb.as_ref().unwrap().value, Some(4096));
     assert_eq!(p.log_max_kb.as_ref().unwrap().line, 13);
 
@@ -121,8 +138,14 @@ fn damaged_rendered_copies_without_dashes_or_logging_header() {
     no_loss(&c);
     let p = &c.profiles[0];
     assert_eq!(p.profile, Some(Profile::Public));
-    assert_eq!(p.local_firewall_rules.as_ref().unwrap().value, Some(LocalRules::Enable));
-    assert_eq!(p.local_consec_rules.as_ref().unwrap().value, Some(LocalRules::Enable));
+    assert_eq!(
+        p.local_firewall_rules.as_ref().unwrap().value,
+        Some(LocalRules::Enable)
+    );
+    assert_eq!(
+        p.local_consec_rules.as_ref().unwrap().value,
+        Some(LocalRules::Enable)
+    );
     assert_eq!(p.remote_management.as_ref().unwrap().value, Some(false));
 }
 
@@ -146,9 +169,15 @@ fn verbose_rule_iphttps() {
     assert_eq!(r.grouping.as_ref().unwrap().text, "Core Networking");
     assert_eq!(r.local_ip.as_ref().unwrap().value, Some(List::Any));
     assert_eq!(r.remote_ip.as_ref().unwrap().value, Some(List::Any));
-    assert_eq!(r.protocol.as_ref().unwrap().value, Some(Protocol::Number(6)));
+    assert_eq!(
+        r.protocol.as_ref().unwrap().value,
+        Some(Protocol::Number(6))
+    );
     assert_eq!(r.local_port.as_ref().unwrap().value, Some(List::Any));
-    assert_eq!(r.remote_port.as_ref().unwrap().value, Some(items(&["IPHTTPS"])));
+    assert_eq!(
+        r.remote_port.as_ref().unwrap().value,
+        Some(items(&["IPHTTPS"]))
+    );
     assert_eq!(r.edge.as_ref().unwrap().value, Some(Edge::No));
     assert_eq!(
         r.program.as_ref().unwrap().text,
@@ -195,7 +224,10 @@ fn verbose_rules_with_protocol_any() {
     assert_eq!(c.rules.len(), 1);
     let r = &c.rules[0];
     assert_eq!(r.name.text, "Virtual Desktop Streamer");
-    assert_eq!(r.grouping.as_ref().unwrap().text, "Virtual Desktop Streamer");
+    assert_eq!(
+        r.grouping.as_ref().unwrap().text,
+        "Virtual Desktop Streamer"
+    );
     assert_eq!(r.edge.as_ref().unwrap().value, Some(Edge::Yes));
     assert_eq!(r.profiles.as_ref().unwrap().value, Some(ProfileSet::ALL));
     assert_eq!(
@@ -217,15 +249,24 @@ fn non_verbose_rules_with_icmp_table_and_address_lists() {
         r.remote_ip.as_ref().unwrap().value,
         Some(items(&["152.14.53.0/26", "10.10.1.2-10.10.2.22"]))
     );
-    assert_eq!(r.protocol.as_ref().unwrap().value, Some(Protocol::Number(6)));
+    assert_eq!(
+        r.protocol.as_ref().unwrap().value,
+        Some(Protocol::Number(6))
+    );
     assert_eq!(r.local_port.as_ref().unwrap().value, Some(items(&["3389"])));
     assert_eq!(r.remote_port.as_ref().unwrap().value, Some(List::Any));
     assert_eq!(r.action.as_ref().unwrap().value, Some(Action::Allow));
-    assert!(r.program.is_none(), "non-verbose output has no Program line");
+    assert!(
+        r.program.is_none(),
+        "non-verbose output has no Program line"
+    );
     let r = &c.rules[1];
     assert_eq!(r.origin.line, 14);
     assert_eq!(r.name.text, "VCL: allow ping to/from any address");
-    assert_eq!(r.protocol.as_ref().unwrap().value, Some(Protocol::Number(1)));
+    assert_eq!(
+        r.protocol.as_ref().unwrap().value,
+        Some(Protocol::Number(1))
+    );
     assert_eq!(r.icmp, [("8".to_string(), "Any".to_string())]);
     assert!(r.local_port.is_none());
     assert_eq!(r.edge.as_ref().unwrap().value, Some(Edge::No));
@@ -249,8 +290,14 @@ fn russian_rule() {
     assert_eq!(r.profiles.as_ref().unwrap().value, Some(ProfileSet::ALL));
     assert_eq!(r.grouping.as_ref().unwrap().text, "");
     assert_eq!(r.local_ip.as_ref().unwrap().value, Some(List::Any));
-    assert_eq!(r.remote_ip.as_ref().unwrap().value, Some(items(&["192.168.0.1/32"])));
-    assert_eq!(r.protocol.as_ref().unwrap().value, Some(Protocol::Number(6)));
+    assert_eq!(
+        r.remote_ip.as_ref().unwrap().value,
+        Some(items(&["192.168.0.1/32"]))
+    );
+    assert_eq!(
+        r.protocol.as_ref().unwrap().value,
+        Some(Protocol::Number(6))
+    );
     assert_eq!(r.local_port.as_ref().unwrap().value, Some(items(&["80"])));
     assert_eq!(r.remote_port.as_ref().unwrap().value, Some(List::Any));
     assert_eq!(r.edge.as_ref().unwrap().value, Some(Edge::No));
@@ -276,9 +323,15 @@ fn german_rule_with_redacted_values() {
     assert_eq!(r.grouping.as_ref().unwrap().text, "CUt");
     assert_eq!(r.local_ip.as_ref().unwrap().value, Some(List::Any));
     assert_eq!(r.remote_ip.as_ref().unwrap().value, Some(List::Any));
-    assert_eq!(r.protocol.as_ref().unwrap().value, Some(Protocol::Number(17)));
+    assert_eq!(
+        r.protocol.as_ref().unwrap().value,
+        Some(Protocol::Number(17))
+    );
     assert_eq!(r.local_port.as_ref().unwrap().value, Some(List::Any));
-    assert_eq!(r.remote_port.as_ref().unwrap().value, Some(items(&["2302"])));
+    assert_eq!(
+        r.remote_port.as_ref().unwrap().value,
+        Some(items(&["2302"]))
+    );
     assert_eq!(r.edge.as_ref().unwrap().text, "CUt");
     assert_eq!(r.edge.as_ref().unwrap().value, None);
     assert_eq!(

@@ -183,6 +183,21 @@ pub fn rule_matters(s: &str, port: u16) -> bool {
     {
         return false;
     }
+    // RDP is served by TermService in svchost.exe (System on Windows 7), not by an app package.
+    if s.contains("|AppPkgId=") {
+        return false;
+    }
+    for a in token_values(s, "|App=") {
+        let l = a.to_ascii_lowercase();
+        if !(l == "svchost.exe" || l.ends_with("\\svchost.exe") || l == "system") {
+            return false;
+        }
+    }
+    for v in token_values(s, "|Svc=") {
+        if !(v.eq_ignore_ascii_case("termservice") || v == "*") {
+            return false;
+        }
+    }
     let mut lp = Vec::new();
     let mut from = 0;
     while let Some(pos) = s.get(from..).and_then(|r| r.find("|LPort")) {
@@ -432,7 +447,19 @@ mod tests {
             "v2.10|Action=Allow|Dir=In|Protocol=6|LPort=RPC|",
             p
         ));
-        assert!(rule_matters("v2.10|Action=Block|Dir=In|App=x.exe|", p));
+        assert!(!rule_matters("v2.10|Action=Block|Dir=In|App=x.exe|", p));
+        assert!(rule_matters(
+            "v2.10|Action=Block|Dir=In|App=%SystemRoot%\\system32\\svchost.exe|Svc=termservice|",
+            p
+        ));
+        assert!(rule_matters(
+            "v2.10|Action=Allow|Dir=In|App=System|Protocol=6|LPort=3389|",
+            p
+        ));
+        assert!(!rule_matters(
+            "v2.10|Action=Block|Dir=In|App=C:\\Windows\\svchost.exe|Svc=dnscache|",
+            p
+        ));
         assert!(rule_matters("v2.10|Action=Allow|Dir=In|Protocol=256|", p));
         assert!(rule_matters(
             "v2.10|Action=Allow|Dir=In|LPort2_10=3389|Protocol=6|",

@@ -23,8 +23,15 @@ pub fn corpus() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    assert!(!in_ci(), "CI=true but the corpus is missing at {}", dir.display());
-    notice(&format!("corpus not found at {}; skipping this test", dir.display()));
+    assert!(
+        !in_ci(),
+        "CI=true but the corpus is missing at {}",
+        dir.display()
+    );
+    notice(&format!(
+        "corpus not found at {}; skipping this test",
+        dir.display()
+    ));
     None
 }
 
