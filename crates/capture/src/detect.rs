@@ -53,6 +53,12 @@ fn is_b64_line(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
 }
 
+fn is_b64_chars(t: &str) -> bool {
+    !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+}
+
 /// `Microsoft Windows [Version 10.0.17763.1879]` (from `ver` or a cmd banner).
 fn version_line(s: &str) -> Option<(u32, u32, u32)> {
     let start = s.find("[Version ").map(|p| p + 9).or_else(|| {
@@ -129,7 +135,8 @@ fn parse_segment(lines: &[Line], cmd: Option<&str>, cap: &mut Capture, first: &m
             i += 1;
             continue;
         }
-        let at_first = std::mem::replace(first, false);
+        // The first block of the capture (a cut line before it does not count).
+        let at_first = *first;
         if hostname {
             hostname = false;
             cap.machine = Some(t.to_string());
@@ -169,8 +176,13 @@ fn parse_segment(lines: &[Line], cmd: Option<&str>, cap: &mut Capture, first: &m
                 }
             }
         } else if t == collector::END
-            || (is_b64_line(t) && at_first)
             || t.starts_with("bytes=") && t.contains("sha256=")
+            || is_b64_chars(t)
+                && (at_first || t.len() >= 60)
+                && lines.get(i + 1).is_some_and(|n| {
+                    let x = n.text.trim();
+                    is_b64_line(x) || x == collector::END
+                })
         {
             // The end of a collector block whose start is missing.
             kind = Some(BlockKind::Collector);
@@ -216,7 +228,10 @@ fn parse_segment(lines: &[Line], cmd: Option<&str>, cap: &mut Capture, first: &m
             let (n, m) = pwsh::parse_json(lines, i, cap);
             used = n;
             mid = m;
-        } else if regquery::is_key_line(text) || regquery::split_value_line(text).is_some() {
+        } else if regquery::is_key_line(text)
+            || regquery::split_value_line(text).is_some()
+            || regquery::languages_of_errors(text).is_some()
+        {
             kind = Some(BlockKind::RegQuery);
             let (n, m) = regquery::parse(lines, i, reg_hint.as_ref(), cap);
             used = n;
@@ -270,6 +285,7 @@ fn parse_segment(lines: &[Line], cmd: Option<&str>, cap: &mut Capture, first: &m
             continue;
         }
         flush_unparsed(&mut unparsed, cap);
+        *first = false;
         let used = used.max(1);
         if let Some(kind) = kind {
             let last = lines.get(i + used - 1).map_or(line.number, |l| l.number);

@@ -164,7 +164,8 @@ fn split_label(s: &str) -> Option<(&str, &str)> {
     if label.trim().is_empty() || label.starts_with(' ') {
         return None;
     }
-    Some((label.trim_end(), value.trim()))
+    // The end is trimmed after a wrapped value is joined (a break may fall on a space).
+    Some((label.trim_end(), value.trim_start()))
 }
 
 /// The rule label a line starts with, preferring the one that comes after `after` in field
@@ -317,6 +318,7 @@ pub(crate) fn parse_rules(lines: &[Line], start: usize, cap: &mut Capture) -> (u
                 _ => break,
             }
         }
+        let value = value.trim_end().to_string();
         let number = line.number;
         if label == RuleLabel::RuleName {
             finish(&mut rule, cap);

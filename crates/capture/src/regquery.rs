@@ -480,7 +480,13 @@ pub(crate) fn parse(
         }
         if is_key_line(text) {
             let path = normalize_path(text.trim_end());
-            if !noted_ccs && path.to_uppercase().contains("\\CURRENTCONTROLSET") {
+            if !noted_ccs
+                && path.to_uppercase().contains("\\CURRENTCONTROLSET")
+                && !cap
+                    .notes
+                    .iter()
+                    .any(|n| n.text.contains("is kept as shown"))
+            {
                 noted_ccs = true;
                 cap.notes.push(Note::new(
                     Some(line.number),

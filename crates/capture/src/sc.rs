@@ -236,7 +236,10 @@ pub(crate) fn parse(
                     format!("sc: service {name} does not exist (error 1060)"),
                 ));
                 i += 1;
-                // Skip the message lines that follow.
+                // Skip the message that follows (after a blank line, as sc prints it).
+                while lines.get(i).is_some_and(|l| l.text.trim().is_empty()) {
+                    i += 1;
+                }
                 while lines
                     .get(i)
                     .is_some_and(|l| !l.text.trim().is_empty() && !is_sc_start(&l.text))
