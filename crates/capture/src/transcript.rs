@@ -119,6 +119,8 @@ fn decode_utf16(bytes: &[u8], le: bool) -> (String, usize) {
             if le {
                 u16::from_le_bytes([a, b])
             } else {
+                // UTF-16BE: the one place where the input itself is big-endian.
+                #[allow(clippy::big_endian_bytes)]
                 u16::from_be_bytes([a, b])
             }
         }
@@ -408,7 +410,7 @@ mod tests {
 
     #[test]
     fn prompts_are_recognised() {
-        let p = |s: &str| prompt(s).map(|(sh, l, c)| (sh, l, c));
+        let p = prompt;
         assert_eq!(
             p("C:\\Windows\\system32>netsh advfirewall show allprofiles"),
             Some((
