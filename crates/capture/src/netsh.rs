@@ -340,12 +340,11 @@ pub(crate) fn parse_rules(lines: &[Line], start: usize, cap: &mut Capture) -> (u
                     NoteKind::Truncated,
                     "netsh rule fields without their `Rule Name:` line (the start of the output is missing): kept as a rule with an unknown name",
                 ));
-                rule = Some(NetshRule::new(
+                rule.insert(NetshRule::new(
                     Origin::new(&file, number),
                     lang,
                     Field::new("", None, number),
-                ));
-                rule.as_mut().expect("just set")
+                ))
             }
         };
         if lang != Language::English {
@@ -711,8 +710,7 @@ pub(crate) fn parse_profiles(
                 let mut np = blank_profile(Origin::new(&file, line.number));
                 np.current = current;
                 np.command = command.map(str::to_string);
-                prof = Some(np);
-                prof.as_mut().expect("just set")
+                prof.insert(np)
             }
         };
         let n = line.number;

@@ -269,8 +269,8 @@ pub(crate) fn parse(
                 if field_line(text).is_none() {
                     break;
                 }
-                match hint {
-                    Some(h) => cur = Some(Service::new(h, Origin::new(&file, n))),
+                let name = match hint {
+                    Some(h) => h,
                     None => {
                         started_mid = true;
                         cap.notes.push(Note::new(
@@ -278,10 +278,10 @@ pub(crate) fn parse(
                             NoteKind::Truncated,
                             "sc output without its SERVICE_NAME line or command: the service is unknown",
                         ));
-                        cur = Some(Service::new("", Origin::new(&file, n)));
+                        ""
                     }
-                }
-                cur.as_mut().expect("just set")
+                };
+                cur.insert(Service::new(name, Origin::new(&file, n)))
             }
         };
         if let Some(v) = display_line(text) {
