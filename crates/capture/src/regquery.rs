@@ -305,7 +305,7 @@ pub fn multi_sz<S: AsRef<str>>(items: &[S]) -> Vec<u8> {
 /// Hex digits (any case, no separators) to bytes.
 pub fn hex_bytes(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len() / 2)

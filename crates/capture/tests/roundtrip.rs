@@ -55,13 +55,13 @@ fn text_tells_bytes(t: u32, data: &[u8]) -> bool {
     };
     match t {
         1 | 2 | 6 => {
-            data.len() % 2 == 0
+            data.len().is_multiple_of(2)
                 && units.last() == Some(&0)
                 && units.iter().filter(|&&u| u == 0).count() == 1
                 && valid(&units)
         }
         7 => {
-            if data.len() % 2 != 0 || !valid(&units) {
+            if !data.len().is_multiple_of(2) || !valid(&units) {
                 return false;
             }
             if units == [0] {
