@@ -8,12 +8,13 @@ use guestwall_source::ReadAt;
 use ntfs::attribute_value::NtfsAttributeValue;
 use ntfs::indexes::NtfsFileNameIndex;
 use ntfs::structured_values::{
-    NtfsFileName, NtfsFileNamespace, NtfsIndexAllocation, NtfsIndexRoot, NtfsVolumeFlags,
+    NtfsAttributeList, NtfsFileName, NtfsFileNamespace, NtfsIndexAllocation, NtfsIndexRoot,
+    NtfsVolumeFlags,
 };
+use ntfs::UpcaseOrd;
 use ntfs::{
     Ntfs, NtfsAttributeType, NtfsError, NtfsFile, NtfsIndexEntryFlags, NtfsIndexNodeEntries,
 };
-use ntfs::{NtfsReadSeek, UpcaseOrd};
 
 use crate::adapter::Adapter;
 use crate::boot::{read_geometry, Geometry};
@@ -1132,9 +1133,15 @@ impl<R: ReadAt> Volume<R> {
         Ok(view)
     }
 
-    /// Asks the `ntfs` crate for the same `$DATA` and checks that it agrees with our map: the
-    /// same runs (plain case) or the same volume position at the start of each run (the
-    /// attribute-list case, by seeking its value). A disagreement is an error, never a guess.
+    /// Asks the `ntfs` crate for the same `$DATA` and checks that it agrees with our map. A
+    /// disagreement is an error, never a guess.
+    ///
+    /// Plain files: the crate's `data_runs()` must equal our runs. Files with an attribute
+    /// list: the crate's own view of such a value (`file.data()`) starts at whichever extent
+    /// its attribute iteration meets first, which is not the VCN-0 extent when that one sits
+    /// in the base record (the common case), so it cannot be compared whole; instead each
+    /// `$DATA` extent named by the crate's parse of `$ATTRIBUTE_LIST` is opened on its own
+    /// (`NtfsAttributeListEntry::to_attribute`) and its `data_runs()` compared, in VCN order.
     fn cross_check(&self, view: &FileView<R>) -> Result<(), Error> {
         let record = view.record;
         let context = || {
@@ -1143,82 +1150,113 @@ impl<R: ReadAt> Volume<R> {
                 view.path
             )
         };
+        let disagree = |what: String| -> Inner {
+            Error::Runs {
+                path: view.path.clone(),
+                detail: format!("the ntfs crate disagrees: {what}"),
+            }
+            .into()
+        };
+        let ours: Vec<_> = view.runs.iter().map(|r| (r.volume_offset, r.len)).collect();
         guarded(&*self.src, &context, |fs| {
             let file = self.ntfs.file(fs, record)?;
-            let item = match file.data(fs, "") {
-                Some(item) => item?,
-                None => {
-                    return Err(Error::Runs {
-                        path: view.path.clone(),
-                        detail: "the ntfs crate finds no unnamed $DATA".into(),
-                    }
-                    .into())
+            if !view.attribute_list {
+                let Some(item) = file.data(fs, "") else {
+                    return Err(disagree("it finds no unnamed $DATA".into()));
+                };
+                let item = item?;
+                let attr = item.to_attribute()?;
+                if attr.value_length() != view.data_size {
+                    return Err(disagree(format!(
+                        "DataSize {} vs {}",
+                        attr.value_length(),
+                        view.data_size
+                    )));
                 }
-            };
-            let attr = item.to_attribute()?;
-            let disagree = |what: String| -> Inner {
-                Error::Runs {
-                    path: view.path.clone(),
-                    detail: format!("the ntfs crate disagrees: {what}"),
-                }
-                .into()
-            };
-            if attr.value_length() != view.data_size {
-                return Err(disagree(format!(
-                    "DataSize {} vs {}",
-                    attr.value_length(),
-                    view.data_size
-                )));
-            }
-            match attr.value(fs)? {
-                NtfsAttributeValue::Resident(_) => {
-                    if !view.is_resident() {
-                        return Err(disagree("it says resident".into()));
-                    }
-                }
-                NtfsAttributeValue::NonResident(v) => {
-                    let mut theirs = Vec::new();
-                    for run in v.data_runs() {
-                        let run = run?;
-                        if theirs.len() > view.runs.len() {
-                            break;
-                        }
-                        theirs.push((
-                            run.data_position().value().map(|p| p.get()),
-                            run.allocated_size(),
-                        ));
-                    }
-                    let ours: Vec<_> = view.runs.iter().map(|r| (r.volume_offset, r.len)).collect();
-                    if theirs != ours {
-                        return Err(disagree(format!(
-                            "{} runs vs our {}",
-                            theirs.len(),
-                            ours.len()
-                        )));
-                    }
-                }
-                NtfsAttributeValue::AttributeListNonResident(mut v) => {
-                    let mut pos = 0u64;
-                    for r in &view.runs {
-                        if r.file_offset >= view.data_size {
-                            break;
-                        }
-                        let delta = i64::try_from(r.file_offset - pos).unwrap_or(i64::MAX);
-                        v.seek(fs, std::io::SeekFrom::Current(delta))?;
-                        pos = r.file_offset;
-                        let theirs = v.data_position().value().map(|p| p.get());
-                        if theirs != r.volume_offset {
+                return match attr.value(fs)? {
+                    NtfsAttributeValue::Resident(_) if view.is_resident() => Ok(()),
+                    NtfsAttributeValue::NonResident(v) if !view.is_resident() => {
+                        let theirs = crate_runs(&v, ours.len())?;
+                        if theirs != ours {
                             return Err(disagree(format!(
-                                "file offset {:#x} is at {theirs:?}, ours {:?}",
-                                r.file_offset, r.volume_offset
+                                "{} runs vs our {}",
+                                theirs.len(),
+                                ours.len()
                             )));
                         }
+                        Ok(())
                     }
+                    _ => Err(disagree("resident or not".into())),
+                };
+            }
+            // Attribute list: every unnamed $DATA extent the crate's list parse names.
+            let mut list = None;
+            for attr in file.attributes_raw() {
+                let attr = attr?;
+                if attr.ty()? == NtfsAttributeType::AttributeList {
+                    list = Some(attr.structured_value::<_, NtfsAttributeList>(fs)?);
+                    break;
                 }
+            }
+            let Some(list) = list else {
+                return Err(disagree("it finds no $ATTRIBUTE_LIST".into()));
+            };
+            let mut extents = Vec::new();
+            let mut entries = list.entries();
+            let mut n = 0usize;
+            while let Some(entry) = entries.next(fs) {
+                let entry = entry?;
+                n += 1;
+                if n > MAX_LIST_RECORDS * 4 {
+                    return Err(Error::Budget {
+                        context: context(),
+                        limit: (MAX_LIST_RECORDS * 4) as u64,
+                        what: "attribute list entries",
+                    }
+                    .into());
+                }
+                if entry.ty()? != NtfsAttributeType::Data || entry.name_length() != 0 {
+                    continue;
+                }
+                let efile = entry.to_file(&self.ntfs, fs)?;
+                let eattr = entry.to_attribute(&efile)?;
+                let NtfsAttributeValue::NonResident(v) = eattr.value(fs)? else {
+                    return Err(disagree("an extent is not non-resident".into()));
+                };
+                extents.push((entry.lowest_vcn().value(), crate_runs(&v, ours.len())?));
+            }
+            extents.sort_by_key(|(vcn, _)| *vcn);
+            let theirs: Vec<_> = extents.into_iter().flat_map(|(_, r)| r).collect();
+            if theirs != ours {
+                return Err(disagree(format!(
+                    "{} runs over the extents vs our {}",
+                    theirs.len(),
+                    ours.len()
+                )));
             }
             Ok(())
         })
     }
+}
+
+/// The crate's runs of one non-resident value, as (volume offset, length); stops early past
+/// `cap` (the lists then differ anyway).
+fn crate_runs(
+    v: &ntfs::attribute_value::NtfsNonResidentAttributeValue<'_, '_>,
+    cap: usize,
+) -> Result<Vec<(Option<u64>, u64)>, Inner> {
+    let mut out = Vec::new();
+    for run in v.data_runs() {
+        let run = run?;
+        out.push((
+            run.data_position().value().map(|p| p.get()),
+            run.allocated_size(),
+        ));
+        if out.len() > cap {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// The `$I30` index root and allocation items of a directory, found through the crate's

@@ -431,7 +431,10 @@ impl<R: ReadAt> ReadAt for PageCache<R> {
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let size = self.inner.size();
-        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > size) {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > size)
+        {
             return Err(out_of_range(offset, buf.len(), size));
         }
         let ps = self.page_size as u64;
