@@ -67,7 +67,7 @@ use std::io;
 #[non_exhaustive]
 pub enum Error {
     /// The volume is encrypted.
-    #[error("the volume is encrypted with BitLocker (\"-FVE-FS-\" at offset 3 of its boot sector); unlock it first (for example with dislocker) and pass the unlocked volume")]
+    #[error("the volume is encrypted with BitLocker; unlock it first (for example with dislocker) and pass the unlocked volume (its boot sector has \"-FVE-FS-\" at offset 3)")]
     BitLocker,
     /// The first sector is not an NTFS boot sector.
     #[error("not an NTFS volume: it looks like {looks_like}")]
@@ -182,10 +182,13 @@ pub enum Error {
 
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
-        match e {
-            Error::Io { source, .. } => source,
-            other => io::Error::new(io::ErrorKind::InvalidData, other),
-        }
+        let kind = match &e {
+            Error::Io { source, .. } => source.kind(),
+            Error::Unsupported { .. } => io::ErrorKind::Unsupported,
+            Error::NotFound { .. } => io::ErrorKind::NotFound,
+            _ => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, e)
     }
 }
 

@@ -31,7 +31,7 @@ pub struct Run {
 /// Reads go straight to the volume source through the run map: no byte outside the range
 /// asked for is read, holes and the part past InitializedSize read as zeros, resident data
 /// comes from the copy of the MFT record taken when the view was made.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FileView<R> {
     pub(crate) src: Arc<R>,
     pub(crate) path: String,
@@ -44,6 +44,23 @@ pub struct FileView<R> {
     pub(crate) reparse_point: bool,
     pub(crate) attribute_list: bool,
     pub(crate) runs: Vec<Run>,
+}
+
+impl<R> std::fmt::Debug for FileView<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileView")
+            .field("path", &self.path)
+            .field("record", &self.record)
+            .field("data_size", &self.data_size)
+            .field("initialized_size", &self.initialized_size)
+            .field("allocated_size", &self.allocated_size)
+            .field("resident", &self.resident.as_ref().map(Vec::len))
+            .field("flags", &self.flags)
+            .field("reparse_point", &self.reparse_point)
+            .field("attribute_list", &self.attribute_list)
+            .field("runs", &self.runs.len())
+            .finish()
+    }
 }
 
 impl<R: ReadAt> FileView<R> {

@@ -264,6 +264,11 @@ fn guarded<T>(
     }
 }
 
+/// Bytes covered by a run list (whose ends are checked to fit in a u64 by [`build_runs`]).
+fn covered_bytes(runs: &[Run]) -> u64 {
+    runs.last().map_or(0, |r| r.file_offset + r.len)
+}
+
 /// Builds a checked run list from decoded extents: contiguous VCNs from 0, LCNs inside the
 /// volume, no two real runs sharing a cluster.
 fn build_runs(extents: &[(u64, Option<u64>, u64)], geo: &Geometry) -> Result<Vec<Run>, String> {
@@ -293,14 +298,15 @@ fn build_runs(extents: &[(u64, Option<u64>, u64)], geo: &Geometry) -> Result<Vec
                 Some(l * cs)
             }
         };
+        next_vcn = vcn
+            .checked_add(len)
+            .filter(|v| v.checked_mul(cs).is_some())
+            .ok_or_else(|| format!("run at VCN {vcn} of {len} clusters ends past 2^64 bytes"))?;
         runs.push(Run {
             file_offset: vcn * cs,
             volume_offset,
             len: bytes,
         });
-        next_vcn = vcn
-            .checked_add(len)
-            .ok_or_else(|| format!("run at VCN {vcn} overflows"))?;
     }
     real.sort_unstable();
     for w in real.windows(2) {
@@ -362,7 +368,7 @@ impl<R: ReadAt> Volume<R> {
         }
         // The `ntfs` crate reads MFT records through the MFT's first extent only (record 0's
         // own $DATA): records past it are out of reach, for it and for us.
-        let covered: u64 = runs.iter().map(|r| r.len).sum();
+        let covered = covered_bytes(&runs);
         if covered < rs * 16 {
             return Err(bad0(format!(
                 "$DATA covers {covered} bytes, fewer than the 16 system records"
@@ -433,10 +439,20 @@ impl<R: ReadAt> Volume<R> {
         self.mft.data_size / u64::from(self.geo.file_record_size)
     }
 
+    /// The volume offset of MFT record `n`'s first byte, if the MFT reaches it.
+    pub fn record_offset(&self, n: u64) -> Option<u64> {
+        let rs = u64::from(self.geo.file_record_size);
+        let at = n.checked_mul(rs)?;
+        (at.checked_add(rs)? <= self.mft.data_size).then(|| self.volume_offset_of_mft(at))
+    }
+
     /// Reads and checks MFT record `n` (ours, before the crate sees it); it must be in use.
     fn load(&self, n: u64) -> Result<RawRecord, Error> {
         let rs = u64::from(self.geo.file_record_size);
-        let Some(at) = n.checked_mul(rs).filter(|&o| o + rs <= self.mft.data_size) else {
+        let Some(at) = n
+            .checked_mul(rs)
+            .filter(|&o| o.checked_add(rs).is_some_and(|e| e <= self.mft.data_size))
+        else {
             return Err(Error::Record {
                 record: n,
                 offset: 0,
@@ -606,7 +622,7 @@ impl<R: ReadAt> Volume<R> {
         flags: u16,
         runs: Vec<Run>,
     ) -> Result<FileView<R>, String> {
-        let covered: u64 = runs.iter().map(|r| r.len).sum();
+        let covered = covered_bytes(&runs);
         if data_size > covered {
             return Err(format!(
                 "DataSize {data_size} exceeds the {covered} bytes its runs cover"
@@ -1110,7 +1126,7 @@ impl<R: ReadAt> Volume<R> {
             extents.extend(e);
         }
         let runs = build_runs(&extents, &self.geo).map_err(&bad)?;
-        let covered: u64 = runs.iter().map(|r| r.len).sum();
+        let covered = covered_bytes(&runs);
         if head.allocated_size != covered && first.flags & crate::view::ATTR_COMPRESSED == 0 {
             return Err(bad(format!(
                 "AllocatedSize {} but the runs cover {covered} bytes",
