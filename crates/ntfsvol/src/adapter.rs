@@ -78,7 +78,7 @@ mod tests {
         assert_eq!(a.read(&mut b).unwrap(), 0);
         assert!(a.seek(SeekFrom::Current(-200)).is_err());
         a.seek(SeekFrom::Start(0)).unwrap();
-        a.read(&mut b).unwrap();
+        assert_eq!(a.read(&mut b).unwrap(), 4);
         assert!(a.read(&mut b).is_err());
         assert!(a.exhausted);
     }

@@ -20,8 +20,8 @@ use crate::adapter::Adapter;
 use crate::boot::{read_geometry, Geometry};
 use crate::logfile::{restart_state, LogState};
 use crate::record::{
-    decode_runs, parse_attribute_list, AttrBody, RawAttr, RawRecord, AT_ATTRIBUTE_LIST, AT_DATA,
-    AT_INDEX_ALLOCATION, AT_INDEX_ROOT, AT_REPARSE_POINT,
+    decode_runs, parse_attribute_list, AttrBody, NonResident, RawAttr, RawRecord,
+    AT_ATTRIBUTE_LIST, AT_DATA, AT_INDEX_ALLOCATION, AT_INDEX_ROOT, AT_REPARSE_POINT,
 };
 use crate::view::{FileView, Run};
 use crate::Error;
@@ -525,15 +525,7 @@ impl<R: ReadAt> Volume<R> {
                 .map_err(&bad)?;
                 let runs = build_runs(&ext, &self.geo).map_err(&bad)?;
                 let view = self
-                    .make_view(
-                        "$ATTRIBUTE_LIST",
-                        rec.number,
-                        nr.data_size,
-                        nr.initialized_size,
-                        nr.allocated_size,
-                        0,
-                        runs,
-                    )
+                    .make_view("$ATTRIBUTE_LIST", rec.number, nr, 0, runs)
                     .map_err(|e| bad(e.to_string()))?;
                 let mut v = vec![0u8; nr.data_size as usize];
                 view.read_exact_at(0, &mut v)
@@ -616,12 +608,12 @@ impl<R: ReadAt> Volume<R> {
         &self,
         path: &str,
         record: u64,
-        data_size: u64,
-        initialized_size: u64,
-        allocated_size: u64,
+        head: &NonResident,
         flags: u16,
         runs: Vec<Run>,
     ) -> Result<FileView<R>, String> {
+        let (data_size, initialized_size, allocated_size) =
+            (head.data_size, head.initialized_size, head.allocated_size);
         let covered = covered_bytes(&runs);
         if data_size > covered {
             return Err(format!(
@@ -1134,15 +1126,7 @@ impl<R: ReadAt> Volume<R> {
             )));
         }
         let mut view = self
-            .make_view(
-                path,
-                rec.number,
-                head.data_size,
-                head.initialized_size,
-                head.allocated_size,
-                first.flags,
-                runs,
-            )
+            .make_view(path, rec.number, head, first.flags, runs)
             .map_err(bad)?;
         view.reparse_point = reparse_point;
         view.attribute_list = list.is_some();
