@@ -180,6 +180,15 @@ pub enum Error {
     },
 }
 
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        // Reads through a `FileView` already name the file and volume offset.
+        Error::Corrupt {
+            detail: e.to_string(),
+        }
+    }
+}
+
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match &e {

@@ -647,27 +647,10 @@ impl<R: ReadAt> Volume<R> {
             let info = self.ntfs.volume_info(fs)?;
             Ok((info.flags(), (info.major_version(), info.minor_version())))
         })?;
-        let log = {
-            let rec = self.load(REC_LOGFILE)?;
-            let view = self.view_of(&rec, "$LogFile")?;
-            let first = view.data_size.min(8192);
-            let mut head = vec![0u8; first as usize];
-            let mut read_err = view.read_exact_at(0, &mut head).err();
-            // A system page larger than 4 KiB: read both copies.
-            let page = head
-                .get(16..20)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64)
-                .filter(|&p| {
-                    head.starts_with(b"RSTR") && p > 4096 && p <= 65536 && p.is_power_of_two()
-                });
-            if let Some(p) = page {
-                head = vec![0u8; view.data_size.min(2 * p) as usize];
-                read_err = view.read_exact_at(0, &mut head).err();
-            }
-            match read_err {
-                Some(e) => LogState::Unreadable(format!("reading $LogFile: {e}")),
-                None => restart_state(&head),
-            }
+        // A damaged $LogFile does not stop reading: the state says it cannot be trusted.
+        let log = match self.log_head() {
+            Ok(head) => restart_state(&head),
+            Err(e) => LogState::Unreadable(format!("reading $LogFile: {e}")),
         };
         let hibernation = match self.find_in_dir(REC_ROOT, "hiberfil.sys", "hiberfil.sys")? {
             Some(f) if !f.is_dir => {
@@ -691,6 +674,25 @@ impl<R: ReadAt> Volume<R> {
             hibernation,
             version,
         })
+    }
+
+    /// The first two system pages of `$LogFile` (8 KiB, or two larger pages).
+    fn log_head(&self) -> Result<Vec<u8>, Error> {
+        let rec = self.load(REC_LOGFILE)?;
+        let view = self.view_of(&rec, "$LogFile")?;
+        let mut head = vec![0u8; view.data_size.min(8192) as usize];
+        view.read_exact_at(0, &mut head)?;
+        let page = head
+            .get(16..20)
+            .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            .filter(|&p| {
+                head.starts_with(b"RSTR") && p > 4096 && p <= 65536 && p.is_power_of_two()
+            });
+        if let Some(p) = page {
+            head = vec![0u8; view.data_size.min(2 * p) as usize];
+            view.read_exact_at(0, &mut head)?;
+        }
+        Ok(head)
     }
 
     /// Splits a path into components (`/` or `\`), refusing empty and too deep paths.

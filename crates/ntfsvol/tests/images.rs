@@ -198,6 +198,29 @@ fn two_installations_mixed_case_logs_and_hibernation() {
     sys.read_exact_at(0, &mut all).unwrap();
     assert!(all == std::fs::read(corpus.join("regipy/SYSTEM_B")).unwrap());
     check_file(&img, &vol, "hiberfil.sys");
+
+    // The other signatures, written over the first bytes of HIBERFIL.SYS.
+    let at = vol.file("hiberfil.sys").unwrap().runs()[0]
+        .volume_offset
+        .unwrap() as usize;
+    let base = load(&img);
+    for (sig, hibernated) in [
+        (b"wake", true),
+        (b"WAKE", true),
+        (b"hibr", true),
+        (b"HIBX", false),
+        (b"\0\0\0\0", false),
+    ] {
+        let mut bytes = base.clone();
+        bytes[at..at + 4].copy_from_slice(sig);
+        let v = Volume::open(bytes).unwrap();
+        assert_eq!(
+            v.state().hibernation.is_some(),
+            hibernated,
+            "{:?}",
+            String::from_utf8_lossy(sig)
+        );
+    }
 }
 
 #[test]
