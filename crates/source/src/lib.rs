@@ -13,6 +13,7 @@
 //! 2. Cut a range out of it with [`Slice`] (a partition of a disk, say).
 //! 3. Read with [`ReadAt::read_exact_at`]; a read past the end is an
 //!    [`std::io::ErrorKind::UnexpectedEof`] error, never a short read.
+//! 4. Put a [`PageCache`] in front of a source read in many small pieces.
 //!
 //! ```
 //! use guestwall_source::{ReadAt, Slice};
@@ -326,6 +327,133 @@ impl<R: ReadAt> ReadAt for Counting<R> {
     }
 }
 
+/// A small read cache of fixed-size pages over any [`ReadAt`], with least-recently-used
+/// eviction. Meant for readers that ask for many small, overlapping pieces (a hive reader
+/// walking cells): each miss reads one whole page (the last page of the source may be
+/// shorter), and at most `capacity` pages are kept.
+#[derive(Debug)]
+pub struct PageCache<R> {
+    inner: R,
+    page_size: usize,
+    capacity: usize,
+    state: std::sync::Mutex<CacheState>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    /// page number -> (last use, bytes)
+    pages: std::collections::HashMap<u64, (u64, Arc<[u8]>)>,
+    /// last use -> page number, oldest first
+    order: std::collections::BTreeMap<u64, u64>,
+    tick: u64,
+    hits: u64,
+    misses: u64,
+}
+
+impl<R: ReadAt> PageCache<R> {
+    /// A cache of `capacity` pages of `page_size` bytes (a power of two, 512..=1 MiB; other
+    /// values are rounded up to one). `capacity` is at least 1.
+    pub fn new(inner: R, page_size: usize, capacity: usize) -> PageCache<R> {
+        let page_size = page_size.clamp(512, 1 << 20).next_power_of_two();
+        PageCache {
+            inner,
+            page_size,
+            capacity: capacity.max(1),
+            state: std::sync::Mutex::new(CacheState::default()),
+        }
+    }
+
+    /// 4 KiB pages, 256 of them (1 MiB).
+    pub fn with_defaults(inner: R) -> PageCache<R> {
+        PageCache::new(inner, 4096, 256)
+    }
+
+    /// (hits, misses) so far.
+    pub fn stats(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.hits, st.misses)
+    }
+
+    /// The inner source.
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        // A panic while holding the lock leaves a consistent map (every update is a single
+        // insert/remove pair), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn page(&self, n: u64) -> io::Result<Arc<[u8]>> {
+        {
+            let mut st = self.lock();
+            st.tick += 1;
+            let tick = st.tick;
+            if let Some((used, data)) = st.pages.get_mut(&n) {
+                let old = std::mem::replace(used, tick);
+                let data = Arc::clone(data);
+                st.order.remove(&old);
+                st.order.insert(tick, n);
+                st.hits += 1;
+                return Ok(data);
+            }
+        }
+        let size = self.inner.size();
+        let start = n * self.page_size as u64;
+        let len = (size.saturating_sub(start)).min(self.page_size as u64) as usize;
+        let mut buf = vec![0u8; len];
+        self.inner.read_exact_at(start, &mut buf)?;
+        let data: Arc<[u8]> = buf.into();
+        let mut st = self.lock();
+        st.misses += 1;
+        st.tick += 1;
+        let tick = st.tick;
+        if let Some((old, _)) = st.pages.insert(n, (tick, Arc::clone(&data))) {
+            st.order.remove(&old);
+        }
+        st.order.insert(tick, n);
+        while st.pages.len() > self.capacity {
+            let Some((&oldest, &victim)) = st.order.iter().next() else {
+                break;
+            };
+            st.order.remove(&oldest);
+            st.pages.remove(&victim);
+        }
+        Ok(data)
+    }
+}
+
+impl<R: ReadAt> ReadAt for PageCache<R> {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let size = self.inner.size();
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > size)
+        {
+            return Err(out_of_range(offset, buf.len(), size));
+        }
+        let ps = self.page_size as u64;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let page = self.page(pos / ps)?;
+            let in_page = (pos % ps) as usize;
+            let n = (page.len().saturating_sub(in_page)).min(buf.len() - done);
+            if n == 0 {
+                return Err(out_of_range(offset, buf.len(), size));
+            }
+            buf[done..done + n].copy_from_slice(&page[in_page..in_page + n]);
+            done += n;
+        }
+        Ok(())
+    }
+}
+
 /// Where a byte source is, for messages and reports: a file, or a path inside a disk image.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Location {
@@ -411,6 +539,28 @@ mod tests {
         assert_eq!(b, [0, 9, 9]);
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 16);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn page_cache_reads_whole_pages_and_evicts_oldest() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let counted = Counting::new(&data);
+        let cache = PageCache::new(&counted, 4096, 2);
+        let mut b = [0u8; 10];
+        cache.read_exact_at(4090, &mut b).unwrap(); // spans pages 0 and 1
+        assert_eq!(&b[..], &data[4090..4100]);
+        assert_eq!(counted.bytes_read(), 8192);
+        cache.read_exact_at(100, &mut b).unwrap(); // hit
+        assert_eq!(counted.bytes_read(), 8192);
+        cache.read_exact_at(9_990, &mut b).unwrap(); // page 2 (short), evicts page 1
+        assert_eq!(&b[..], &data[9_990..10_000]);
+        assert_eq!(counted.bytes_read(), 8192 + (10_000 - 8192));
+        cache.read_exact_at(4096, &mut b).unwrap(); // page 1 again: a miss
+        assert_eq!(counted.reads(), 4);
+        cache.read_exact_at(0, &mut b).unwrap(); // page 0 was evicted by page 1: a miss
+        assert_eq!(cache.stats(), (1, 5));
+        assert!(cache.read_exact_at(9_995, &mut b).is_err());
+        assert!(cache.read_exact_at(u64::MAX, &mut b).is_err());
     }
 
     #[test]
