@@ -91,7 +91,7 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
         .iter()
         .map(|c| guestwall_diagnose::diagnose(c, None))
         .collect();
-    guestwall_diagnose::write_text(&diags, &shown, out)?;
+    guestwall_diagnose::write_text(&diags, &guestwall_diagnose::shell_quote(&shown), out)?;
     writeln!(
         out,
         "\nBoth causes of Microsoft's article: the Remote Desktop rules are disabled (cause 1) and\n\
@@ -113,13 +113,13 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
     )?;
     let save = crate::save_options(false, false);
     let fixed = guestwall_repair::fix(&target, &opts, &save)?;
-    guestwall_repair::write_fixed(&fixed, &shown, out)?;
+    guestwall_repair::write_fixed(&fixed, &guestwall_diagnose::shell_quote(&shown), out)?;
     writeln!(out, "\n$ guestwall diagnose {shown}")?;
     let diags: Vec<_> = guestwall_ingest::load(&target)?
         .iter()
         .map(|c| guestwall_diagnose::diagnose(c, None))
         .collect();
-    guestwall_diagnose::write_text(&diags, &shown, out)?;
+    guestwall_diagnose::write_text(&diags, &guestwall_diagnose::shell_quote(&shown), out)?;
     if !diags.iter().all(|d| d.reachable) {
         bail!("the sample is still not reachable after the fix");
     }

@@ -53,7 +53,9 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<u8> {
     if a.json {
         guestwall_diagnose::write_json(&diags, &named, out)?;
     } else {
-        guestwall_diagnose::write_text(&diags, &named, out)?;
+        let software = a.software.as_ref().map(|s| s.display().to_string());
+        let args = guestwall_diagnose::target_args(&named, software.as_deref());
+        guestwall_diagnose::write_text(&diags, &args, out)?;
     }
     Ok(if diags.iter().all(|d| d.reachable) {
         0

@@ -63,11 +63,43 @@ enum Command {
 /// refused writes.
 const EXIT_BAD_INPUT: u8 = 2;
 
+/// Ctrl-C and SIGTERM end the process as usual, except during a save, where they only ask it
+/// to stop at its next safe point (see `guestwall_regf::save::InterruptFlags`).
+fn handle_signals() {
+    let f = guestwall_regf::save::interrupt_flags();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registration fails only for forbidden signals; these are not.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, f.idle.clone());
+        let _ = signal_hook::flag::register(sig, f.interrupted.clone());
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    handle_signals();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let usage = !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+            // With --json, a usage error is a JSON document too.
+            if usage && std::env::args().any(|a| a == "--json") {
+                let doc = guestwall_diagnose::error_json(
+                    e.render()
+                        .to_string()
+                        .lines()
+                        .next()
+                        .unwrap_or("usage error"),
+                    EXIT_BAD_INPUT,
+                );
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            }
+            e.exit()
+        }
+    };
     let json = match &cli.command {
         Command::Diagnose(a) => a.json,
         Command::Fix(a) => a.json(),
+        Command::Undo(a) => a.json(),
         _ => false,
     };
     let stdout = io::stdout();
@@ -163,12 +195,27 @@ fn lock_wait_note(path: &std::path::Path, wait: std::time::Duration) {
     );
 }
 
+/// The lock wait `GUESTWALL_LOCK_WAIT` asks for; a value that is no number of seconds is
+/// said, and the default used.
+fn lock_wait() -> Option<std::time::Duration> {
+    let v = std::env::var("GUESTWALL_LOCK_WAIT").ok()?;
+    match v.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s >= 0.0 => Some(std::time::Duration::from_secs_f64(s)),
+        _ => {
+            warn(&format!(
+                "GUESTWALL_LOCK_WAIT={v:?} is not a number of seconds; waiting the default 30 s"
+            ));
+            Some(std::time::Duration::from_secs(30))
+        }
+    }
+}
+
 /// How the writing commands save: backup, lock, history.
 fn save_options(allow_dirty: bool, dry_run: bool) -> guestwall_regf::save::SaveOptions {
     guestwall_regf::save::SaveOptions {
         allow_dirty,
         dry_run,
-        lock_wait: None,
+        lock_wait: lock_wait(),
         on_lock_wait: Some(lock_wait_note),
         command: Some(command_line()),
     }

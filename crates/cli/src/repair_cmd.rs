@@ -151,6 +151,8 @@ pub fn fix(a: FixArgs, out: &mut dyn Write) -> Result<u8> {
     let fixed = guestwall_repair::fix(&target, &opts, &save)
         .with_context(|| format!("cannot fix {}", target.system.display()))?;
     let named = a.target.target.display().to_string();
+    let software = a.target.software.as_ref().map(|s| s.display().to_string());
+    let args = guestwall_diagnose::target_args(&named, software.as_deref());
     // What is exposed is said once the write has succeeded (never before: a failed write
     // exposes nothing), on stderr as well when stdout is not read by a person.
     if !a.dry_run && (a.json || !std::io::stdout().is_terminal()) {
@@ -162,7 +164,7 @@ pub fn fix(a: FixArgs, out: &mut dyn Write) -> Result<u8> {
         let text = serde_json::to_string_pretty(&guestwall_repair::fixed_json(&fixed, &named))?;
         writeln!(out, "{text}")?;
     } else {
-        guestwall_repair::write_fixed(&fixed, &named, out)?;
+        guestwall_repair::write_fixed(&fixed, &args, out)?;
     }
     Ok(if fixed.reachable() {
         0
@@ -198,6 +200,16 @@ pub struct UndoArgs {
     /// guestwall saved it; that later change is lost (the file is kept beside it).
     #[arg(long)]
     force: bool,
+    /// Print JSON (what was undone, or with --list the history); errors are JSON too.
+    #[arg(long)]
+    json: bool,
+}
+
+impl UndoArgs {
+    /// True with --json.
+    pub fn json(&self) -> bool {
+        self.json
+    }
 }
 
 /// Exit code of `undo` when there is nothing to undo.
@@ -209,16 +221,30 @@ pub fn undo(a: UndoArgs, out: &mut dyn Write) -> Result<u8> {
     let target = a.target.locate()?;
     if a.list {
         let ops = guestwall_repair::history(&target)?;
-        guestwall_repair::write_history(&ops, out)?;
+        if a.json {
+            let doc = guestwall_repair::history_json(&ops);
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        } else {
+            guestwall_repair::write_history(&ops, out)?;
+        }
         return Ok(0);
     }
     let opts = UndoOptions {
         dry_run: a.dry_run,
         force: a.force,
-        lock_wait: None,
+        lock_wait: crate::lock_wait(),
         on_lock_wait: Some(crate::lock_wait_note),
     };
     let undone = guestwall_repair::undo(&target, &opts)?;
+    if a.json {
+        let doc = guestwall_repair::undone_json(&undone, a.dry_run);
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        return Ok(if undone.nothing() {
+            EXIT_NOTHING_TO_UNDO
+        } else {
+            0
+        });
+    }
     if undone.nothing() {
         writeln!(
             out,

@@ -1252,3 +1252,696 @@ fn finding_17_a_skip_notice_is_printed_once_per_binary() {
     assert!(notice("finding 17: this notice is printed once"));
     assert!(!notice("finding 17: this notice is printed once"));
 }
+
+// ---- The second trial (after the first round of fixes) ------------------------------------------
+
+/// A history line, as guestwall writes them (tab-separated).
+fn hist_line(fields: &[&str]) -> String {
+    format!("{}\n", fields.join("\t"))
+}
+
+fn digest_of(p: &Path) -> String {
+    format!("{:032x}", guestwall_regf::save::file_digest(&read(p)))
+}
+
+#[test]
+fn trial2_01_a_forged_history_cannot_make_undo_touch_other_files() {
+    let t = TempDir::new("forged");
+    let config = t.0.join("Windows/System32/config");
+    std::fs::create_dir_all(&config).unwrap();
+    let sys = sample(&config);
+    std::fs::copy(&sys, config.join("sys.bak")).unwrap();
+    std::fs::write(
+        config.join("x.bak"),
+        guestwall_samples::healthy_rdp_system().unwrap(),
+    )
+    .unwrap();
+    let host = t.0.join("hostfile.txt");
+    std::fs::write(&host, b"HOST CONTENT\n").unwrap();
+    let neighbour = config.join("notes.txt");
+    std::fs::write(&neighbour, b"a file beside the hives\n").unwrap();
+    let d_sys = digest_of(Path::new(&sys));
+    // An absolute path outside the folder, and a file beside the hives that is no target.
+    let history = [
+        hist_line(&["op", "00000000000000000001-1-0", "20260101T000000Z", "evil"]),
+        hist_line(&[
+            "file",
+            "00000000000000000001-1-0",
+            "SYSTEM",
+            "sys.bak",
+            &d_sys,
+            &d_sys,
+        ]),
+        hist_line(&[
+            "file",
+            "00000000000000000001-1-0",
+            host.to_str().unwrap(),
+            "x.bak",
+            &digest_of(&host),
+            &digest_of(&host),
+        ]),
+        hist_line(&[
+            "op",
+            "00000000000000000002-1-0",
+            "20260101T000001Z",
+            "evil2",
+        ]),
+        hist_line(&[
+            "file",
+            "00000000000000000002-1-0",
+            "notes.txt",
+            "x.bak",
+            &digest_of(&neighbour),
+            &digest_of(&neighbour),
+        ]),
+    ]
+    .concat();
+    std::fs::write(config.join(".guestwall-history"), history).unwrap();
+    for args in [
+        vec!["undo", t.0.to_str().unwrap()],
+        vec!["undo", "--force", t.0.to_str().unwrap()],
+    ] {
+        let _ = gw(&args);
+        assert_eq!(read(&host), b"HOST CONTENT\n", "{args:?}");
+        assert_eq!(read(&neighbour), b"a file beside the hives\n", "{args:?}");
+    }
+    // A history that is a symbolic link is neither read nor written through.
+    let victim = t.0.join("victim.txt");
+    std::fs::write(&victim, b"victim\n").unwrap();
+    std::fs::remove_file(config.join(".guestwall-history")).unwrap();
+    std::os::unix::fs::symlink(&victim, config.join(".guestwall-history")).unwrap();
+    let o = gw(&["fix", &sys]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    assert_eq!(read(&victim), b"victim\n");
+}
+
+#[test]
+fn trial2_02_undo_and_a_writer_take_turns_and_the_history_stays_true() {
+    for round in 0..4 {
+        let t = TempDir::new(&format!("undorace{round}"));
+        let sys = sample(&t.0);
+        let add = |v: &str| {
+            gw(&[
+                "reg",
+                "--hive",
+                &sys,
+                "add",
+                "Select",
+                "/v",
+                v,
+                "/t",
+                "REG_DWORD",
+                "/d",
+                "1",
+                "/f",
+            ])
+        };
+        assert_eq!(add("A").status.code(), Some(0));
+        let mut holder = Command::new("flock")
+            .args([sys.as_str(), "sleep", "1"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let spawn = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_guestwall"))
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let writer = spawn(&[
+            "reg",
+            "--hive",
+            &sys,
+            "add",
+            "Select",
+            "/v",
+            "B",
+            "/t",
+            "REG_DWORD",
+            "/d",
+            "1",
+            "/f",
+        ]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let undo = spawn(&["undo", &sys]);
+        let _ = holder.wait();
+        let w = writer.wait_with_output().unwrap();
+        let u = undo.wait_with_output().unwrap();
+        assert_eq!(
+            w.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&w.stderr)
+        );
+        assert_eq!(
+            u.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&u.stderr)
+        );
+        let has = |v: &str| gw(&["hive", "get", &sys, "Select", v]).status.code() == Some(0);
+        let undid = String::from_utf8_lossy(&u.stdout).into_owned();
+        if undid.contains("/v B") {
+            // The undo came second and reverted B: A stays.
+            assert!(!has("B") && has("A"), "{undid}");
+        } else {
+            // The undo came first and reverted A; B was written on top of that.
+            assert!(has("B") && !has("A"), "{undid}");
+        }
+        // Whatever the order, the next undo agrees with the file.
+        let o = gw(&["undo", &sys]);
+        assert!(
+            matches!(o.status.code(), Some(0) | Some(1)),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(
+            read(&sys),
+            guestwall_samples::broken_rdp_system().unwrap().to_vec(),
+            "round {round}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn trial2_03_fix_and_netsh_at_once_keep_both_changes_and_claim_nothing_false() {
+    let Some(c) = corpus() else { return };
+    for round in 0..3 {
+        let t = TempDir::new(&format!("fixnetsh{round}"));
+        let sys = common::copy_into(&t.0, &c.join("regipy/SYSTEM"), "SYSTEM");
+        let mut holder = Command::new("flock")
+            .args([sys.as_str(), "sleep", "1"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let spawn = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_guestwall"))
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let netsh = spawn(&[
+            "netsh",
+            "--system",
+            &sys,
+            "advfirewall",
+            "firewall",
+            "set",
+            "rule",
+            "name=Remote Desktop (TCP-In)",
+            "new",
+            "remoteip=10.0.0.0/8",
+        ]);
+        let fix = spawn(&["fix", &sys]);
+        let _ = holder.wait();
+        let n = netsh.wait_with_output().unwrap();
+        let f = fix.wait_with_output().unwrap();
+        assert_eq!(
+            n.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&n.stderr)
+        );
+        // netsh's scope is kept on both rules it matched, and fix's change, if it made one,
+        // is kept too.
+        let q = |v: &str| {
+            stdout(&gw(&[
+                "reg",
+                "--hive",
+                &sys,
+                "query",
+                "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules",
+                "/v",
+                v,
+            ]))
+        };
+        let (r0, r1) = (q("RemoteDesktop-In-TCP"), q("RemoteDesktop-In-TCP_1"));
+        assert!(
+            r0.contains("RA4=10.0.0.0/8") && r1.contains("RA4=10.0.0.0/8"),
+            "round {round}: {r0}{r1}"
+        );
+        let fixed = String::from_utf8_lossy(&f.stdout).into_owned();
+        assert!(
+            matches!(f.status.code(), Some(0) | Some(1)),
+            "{}",
+            String::from_utf8_lossy(&f.stderr)
+        );
+        if fixed.contains("FirewallRules\\RemoteDesktop-In-TCP_1") {
+            assert!(
+                r1.contains("Active=TRUE"),
+                "round {round}: fix's change was lost: {r1}"
+            );
+        }
+    }
+}
+
+#[test]
+fn trial2_04_an_undo_cut_short_before_the_logs_is_completed_by_the_next() {
+    let Some(c) = corpus() else { return };
+    let t = TempDir::new("undocut");
+    let originals: Vec<Vec<u8>> = ["", ".LOG1", ".LOG2"]
+        .iter()
+        .map(|e| {
+            common::copy_into(
+                &t.0,
+                &c.join(format!("regipy/SYSTEM_B{e}")),
+                &format!("SYSTEM_B{e}"),
+            );
+            read(t.0.join(format!("SYSTEM_B{e}")))
+        })
+        .collect();
+    let sys = t.0.join("SYSTEM_B");
+    let sys = sys.to_str().unwrap();
+    assert_eq!(gw(&["fix", sys]).status.code(), Some(0));
+    let o = gw_env(
+        &["undo", sys],
+        &[("GUESTWALL_FAULT_AT", "restore-after-rename")],
+    );
+    assert!(!o.status.success());
+    assert!(
+        !t.0.join("SYSTEM_B.LOG1").exists(),
+        "the logs were moved back before the kill"
+    );
+    let o = gw(&["undo", sys]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    for (e, want) in ["", ".LOG1", ".LOG2"].iter().zip(&originals) {
+        assert!(
+            &read(t.0.join(format!("SYSTEM_B{e}"))) == want,
+            "SYSTEM_B{e} differs"
+        );
+    }
+}
+
+#[test]
+fn trial2_05_the_history_survives_moving_the_folder() {
+    let t = TempDir::new("moved");
+    let m1 = t.0.join("m1");
+    std::fs::create_dir_all(&m1).unwrap();
+    let sys = sample(&m1);
+    gp_software(&m1);
+    let sys0 = read(&sys);
+    assert_eq!(
+        gw(&["fix", "--include-policy-cache", m1.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let sys1 = read(&sys);
+    let o = gw(&[
+        "netsh",
+        "--system",
+        m1.to_str().unwrap(),
+        "advfirewall",
+        "set",
+        "allprofiles",
+        "state",
+        "off",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let m2 = t.0.join("m2");
+    std::fs::rename(&m1, &m2).unwrap();
+    let list = stdout(&gw(&["undo", "--list", m2.to_str().unwrap()]));
+    assert!(
+        list.contains("state off") && list.contains("--include-policy-cache"),
+        "{list}"
+    );
+    assert_eq!(gw(&["undo", m2.to_str().unwrap()]).status.code(), Some(0));
+    assert!(
+        read(m2.join("SYSTEM")) == sys1,
+        "the netsh change alone is undone"
+    );
+    assert_eq!(gw(&["undo", m2.to_str().unwrap()]).status.code(), Some(0));
+    assert!(read(m2.join("SYSTEM")) == sys0);
+}
+
+#[test]
+fn trial2_06_07_commands_suggested_keep_software_and_undo_needs_every_hive() {
+    let t = TempDir::new("swelse");
+    let a = t.0.join("A");
+    let b = t.0.join("B");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let sys = sample(&a);
+    let sw = gp_software(&b);
+    let text = stdout(&gw(&["diagnose", "--software", &sw, &sys]));
+    assert!(
+        text.contains(&format!("guestwall fix {sys} --software {sw}")),
+        "{text}"
+    );
+    let o = gw(&["fix", "--include-policy-cache", "--software", &sw, &sys]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("Undo with: guestwall undo {sys} --software {sw}")),
+        "{}",
+        stdout(&o)
+    );
+    // SYSTEM alone: refused, naming what to add; nothing restored.
+    let before = (read(&sys), read(&sw));
+    let o = gw(&["undo", &sys]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--software"), "{}", stderr(&o));
+    assert!((read(&sys), read(&sw)) == before);
+    let o = gw(&["undo", &sys, "--software", &sw]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Without SOFTWARE the fix says what it could not see.
+    let o = gw(&["fix", "--dry-run", &sys]);
+    assert!(
+        stdout(&o).contains("Note: no SOFTWARE hive beside SYSTEM"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn trial2_08_a_history_line_cut_short_does_not_hide_later_operations() {
+    let t = TempDir::new("cutline");
+    let sys = sample(&t.0);
+    std::fs::write(t.0.join(".guestwall-history"), "op\tjunk-without-an-end").unwrap();
+    for v in ["A", "B"] {
+        let o = gw(&[
+            "reg",
+            "--hive",
+            &sys,
+            "add",
+            "Select",
+            "/v",
+            v,
+            "/t",
+            "REG_DWORD",
+            "/d",
+            "1",
+            "/f",
+        ]);
+        assert_eq!(o.status.code(), Some(0));
+    }
+    for _ in 0..2 {
+        let o = gw(&["undo", &sys]);
+        assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    }
+    assert_eq!(
+        read(&sys),
+        guestwall_samples::broken_rdp_system().unwrap().to_vec()
+    );
+}
+
+#[test]
+fn trial2_09_operations_sort_by_time_across_folders() {
+    let t = TempDir::new("order");
+    let a = t.0.join("A");
+    let b = t.0.join("B");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let sys = sample(&a);
+    let sw = gp_software(&b);
+    let o = gw(&["reg", "--hive", &sw, "add", "Policies\\Marker", "/f"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = gw(&["fix", "--include-policy-cache", "--software", &sw, &sys]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let list = stdout(&gw(&["undo", "--list", &sys, "--software", &sw]));
+    let fix_at = list.find("include-policy-cache").unwrap();
+    let reg_at = list.find("Policies\\Marker").unwrap();
+    assert!(fix_at < reg_at, "newest first: {list}");
+    assert!(list[..reg_at].contains("next to undo"), "{list}");
+}
+
+#[test]
+fn trial2_10_parallel_undos_take_turns() {
+    let t = TempDir::new("undos3");
+    let sys = sample(&t.0);
+    for v in ["A", "B", "C"] {
+        gw(&[
+            "reg",
+            "--hive",
+            &sys,
+            "add",
+            "Select",
+            "/v",
+            v,
+            "/t",
+            "REG_DWORD",
+            "/d",
+            "1",
+            "/f",
+        ]);
+    }
+    let kids: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_guestwall"))
+                .args(["undo", &sys])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for k in kids {
+        let o = k.wait_with_output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_eq!(
+        read(&sys),
+        guestwall_samples::broken_rdp_system().unwrap().to_vec()
+    );
+    assert_eq!(gw(&["undo", &sys]).status.code(), Some(1));
+}
+
+#[test]
+fn trial2_11_the_console_script_changes_only_what_fix_changes() {
+    let t = TempDir::new("scriptsame");
+    let sys = sample(&t.0);
+    let o = gw(&[
+        "reg",
+        "--hive",
+        &sys,
+        "add",
+        "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\PublicProfile",
+        "/v",
+        "DefaultOutboundAction",
+        "/t",
+        "REG_DWORD",
+        "/d",
+        "1",
+        "/f",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let s = stdout(&gw(&["script", &sys]));
+    assert!(
+        s.contains("set publicprofile firewallpolicy blockinbound,blockoutbound"),
+        "{s}"
+    );
+    assert!(!s.contains("allowoutbound"), "{s}");
+}
+
+#[test]
+fn trial2_11_rules_sharing_a_display_name_are_changed_by_id() {
+    let Some(c) = corpus() else { return };
+    let t = TempDir::new("samename");
+    let sys = common::copy_into(&t.0, &c.join("regipy/SYSTEM"), "SYSTEM");
+    let s = stdout(&gw(&["script", &sys]));
+    // Windows 7's RemoteDesktop-In-TCP and RemoteDesktop-In-TCP_1 share "Remote Desktop (TCP-In)".
+    assert!(
+        !s.contains("set rule name=\"Remote Desktop (TCP-In)\""),
+        "{s}"
+    );
+    assert!(
+        s.contains("Enable-NetFirewallRule -Name 'RemoteDesktop-In-TCP_1'"),
+        "{s}"
+    );
+}
+
+#[test]
+fn trial2_12_a_software_that_is_no_software_is_refused() {
+    let Some(c) = corpus() else { return };
+    let t = TempDir::new("swntuser");
+    let sys = sample(&t.0);
+    let o = gw(&[
+        "diagnose",
+        "--software",
+        c.join("regipy/NTUSER.DAT").to_str().unwrap(),
+        &sys,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("is not a SOFTWARE hive: it looks like NTUSER.DAT"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn trial2_13_an_invalid_port_number_is_named_and_fixed() {
+    let t = TempDir::new("badport");
+    let sys = sample(&t.0);
+    let key = "ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp";
+    for v in ["0", "70000"] {
+        gw(&[
+            "reg",
+            "--hive",
+            &sys,
+            "add",
+            key,
+            "/v",
+            "PortNumber",
+            "/t",
+            "REG_DWORD",
+            "/d",
+            v,
+            "/f",
+        ]);
+        let text = stdout(&gw(&["diagnose", &sys]));
+        assert!(
+            text.contains("[rdp-port-invalid]") && !text.contains("the hive has no PortNumber"),
+            "{text}"
+        );
+    }
+    let o = gw(&["fix", &sys]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(
+        stdout(&gw(&["hive", "get", &sys, key, "PortNumber"])),
+        "3389\n"
+    );
+    // No PortNumber at all: 3389, and a --port that differs is a mismatch.
+    gw(&[
+        "reg",
+        "--hive",
+        &sys,
+        "delete",
+        key,
+        "/v",
+        "PortNumber",
+        "/f",
+    ]);
+    let text = stdout(&gw(&["diagnose", "--port", "3390", &sys]));
+    assert!(
+        text.contains("[port-mismatch]") && text.contains("RDP listens on TCP 3389"),
+        "{text}"
+    );
+}
+
+#[test]
+fn trial2_14_a_dirty_hive_can_be_previewed_and_the_hints_say_allow_dirty() {
+    let Some(c) = corpus() else { return };
+    let t = TempDir::new("dirtyprev");
+    let sys = common::copy_into(&t.0, &c.join("regipy/SYSTEM_2"), "SYSTEM");
+    let o = gw(&["fix", "--dry-run", &sys]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("a real write would be refused"),
+        "{}",
+        stdout(&o)
+    );
+    let text = stdout(&gw(&["diagnose", &sys]));
+    assert!(
+        text.contains(&format!("guestwall fix --allow-dirty {sys}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn trial2_16_a_damaged_log_entry_is_named_as_damaged() {
+    let Some(c) = corpus() else { return };
+    let t = TempDir::new("dmglog");
+    for e in ["", ".LOG1", ".LOG2"] {
+        common::copy_into(
+            &t.0,
+            &c.join(format!("regipy/SYSTEM_B{e}")),
+            &format!("SYSTEM_B{e}"),
+        );
+    }
+    let log1 = t.0.join("SYSTEM_B.LOG1");
+    let mut b = read(&log1);
+    b[0x6F9C] ^= 0xff;
+    std::fs::write(&log1, b).unwrap();
+    let o = gw(&["hive", "info", t.0.join("SYSTEM_B").to_str().unwrap()]);
+    let text = stdout(&o);
+    assert!(text.contains("hash mismatch"), "{text}");
+    assert!(!text.contains("is missing"), "{text}");
+    assert!(!text.contains("older than the primary"), "{text}");
+    assert!(text.contains("later entries not applied"), "{text}");
+}
+
+#[test]
+fn trial2_17_usage_errors_are_json_with_json_and_undo_speaks_json() {
+    let o = gw(&["diagnose", "--json", "--port", "70000", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(e["error"]["message"].as_str().unwrap().contains("70000"));
+    let t = TempDir::new("undojson");
+    let sys = sample(&t.0);
+    gw(&["fix", &sys]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&gw(&["undo", "--list", "--json", &sys]).stdout).unwrap();
+    assert_eq!(v["operations"].as_array().unwrap().len(), 1);
+    let o = gw(&["undo", "--json", &sys]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["nothing_to_undo"], false);
+    assert!(v["undone"]["command"].as_str().unwrap().contains("fix"));
+    let o = gw(&["undo", "--json", &sys]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn trial2_18_fifos_and_devices_are_refused_at_once() {
+    let t = TempDir::new("fifo");
+    let fifo = t.0.join("SYSTEM");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for args in [
+        vec!["diagnose", fifo.to_str().unwrap()],
+        vec!["fix", fifo.to_str().unwrap()],
+        vec!["hive", "info", fifo.to_str().unwrap()],
+        vec!["diagnose", "/dev/zero"],
+    ] {
+        let start = std::time::Instant::now();
+        let o = gw(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{args:?}"
+        );
+        assert!(
+            stderr(&o).contains("FIFO") || stderr(&o).contains("character device"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn trial2_19_ctrl_c_during_a_save_stops_it_cleanly() {
+    let t = TempDir::new("sigint");
+    let sys = sample(&t.0);
+    let before = read(&sys);
+    for point in ["after-backup", "after-temp-write", "before-rename"] {
+        let o = gw_env(&["fix", &sys], &[("GUESTWALL_SIGNAL_AT", point)]);
+        assert_eq!(o.status.code(), Some(2), "{point}");
+        assert!(
+            stderr(&o).contains("interrupted"),
+            "{point}: {}",
+            stderr(&o)
+        );
+        assert_eq!(read(&sys), before, "{point}");
+        assert_eq!(t.files(), ["SYSTEM"], "{point}: litter");
+    }
+    // Past the rename the save completes.
+    let o = gw_env(&["fix", &sys], &[("GUESTWALL_SIGNAL_AT", "after-rename")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(reachable(&sys));
+}

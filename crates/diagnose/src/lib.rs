@@ -21,8 +21,8 @@ mod report;
 use serde::{Serialize, Serializer};
 
 pub use report::{
-    blocking_codes, error_json, grouped_causes, shell_quote, to_json, write_json, write_text,
-    write_wrapped, GroupedCause, JSON_SCHEMA,
+    blocking_codes, error_json, grouped_causes, shell_quote, target_args, to_json, write_json,
+    write_text, write_wrapped, GroupedCause, JSON_SCHEMA,
 };
 
 use guestwall_firewall::names::display;
@@ -74,6 +74,8 @@ pub mod codes {
     pub const LOGS_PARTLY_APPLIED: &str = "logs-partly-applied";
     /// `--port` names a port RDP does not listen on; the diagnosis is for the port it does.
     pub const PORT_MISMATCH: &str = "port-mismatch";
+    /// `RDP-Tcp\\PortNumber` holds no valid TCP port (0, or above 65535): RDP cannot listen.
+    pub const RDP_PORT_INVALID: &str = "rdp-port-invalid";
     /// An RDP allow rule admits only some clients (remote address, interface, authorization
     /// …): the verdict is conditional, or the rule is disabled and would be.
     pub const RDP_RULE_SCOPED: &str = "rdp-rule-scoped";
@@ -91,6 +93,7 @@ pub mod codes {
         FIREWALL_OFF,
         IPSEC_REQUIRED,
         RDP_DISABLED,
+        RDP_PORT_INVALID,
         FIREWALL_SERVICE_DISABLED,
         TERMSERVICE_DISABLED,
         PORT_MISMATCH,
@@ -169,6 +172,9 @@ pub struct MachineConfig {
     pub deny_ts_policy: Option<Setting<bool>>,
     /// `RDP-Tcp\PortNumber`.
     pub port: Option<Setting<u32>>,
+    /// The input does not show whether `PortNumber` is set (a partial capture): `--port`
+    /// then says where RDP listens. False for hives, where a missing value means 3389.
+    pub port_unknown: bool,
     /// MpsSvc, BFE and TermService.
     pub services: Vec<ServiceStart>,
     /// The last known network.
@@ -363,23 +369,32 @@ fn rule_cause(code: &'static str, sr: &StoredRule, detail: String, fix: String) 
 }
 
 /// The port to examine and where it comes from: the hive's `PortNumber` when it has a valid
-/// one (`--port` cannot move the listener), else `--port`, else 3389.
+/// one; Windows' default 3389 when it has none (`--port` cannot move the listener: a differing
+/// one is reported as a mismatch); when the hive's value is no valid port, `--port` or 3389 is
+/// examined and the invalid value is reported. `--port` alone decides only where the port is
+/// unknown (`port_unknown`: a capture that does not show it).
 fn rdp_port(cfg: &MachineConfig, requested: Option<u16>) -> (u16, PortSource) {
-    let hive = cfg.port.as_ref().and_then(|p| {
-        u16::try_from(p.value)
-            .ok()
-            .filter(|v| *v != 0)
-            .map(|v| (v, p))
-    });
-    match (hive, requested) {
-        (Some((v, p)), _) => (
-            v,
-            PortSource::Hive {
-                origin: p.origin.clone(),
-            },
-        ),
-        (None, Some(r)) => (r, PortSource::CommandLine),
-        (None, None) => (3389, PortSource::Default),
+    match &cfg.port {
+        Some(p) => match u16::try_from(p.value).ok().filter(|v| *v != 0) {
+            Some(v) => (
+                v,
+                PortSource::Hive {
+                    origin: p.origin.clone(),
+                },
+            ),
+            None => (
+                requested.unwrap_or(3389),
+                match requested {
+                    Some(_) => PortSource::CommandLine,
+                    None => PortSource::Default,
+                },
+            ),
+        },
+        None if cfg.port_unknown => match requested {
+            Some(r) => (r, PortSource::CommandLine),
+            None => (3389, PortSource::Default),
+        },
+        None => (3389, PortSource::Default),
     }
 }
 
@@ -443,7 +458,29 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
     }
 
     let mut findings = Vec::new();
-    if let (Some(r), PortSource::Hive { origin }) = (requested, &port_source) {
+    if let Some(p) = cfg
+        .port
+        .as_ref()
+        .filter(|p| u16::try_from(p.value).ok().is_none_or(|v| v == 0))
+    {
+        findings.push(cause(
+            codes::RDP_PORT_INVALID,
+            true,
+            format!(
+                "{} = {} is not a TCP port (1-65535): the Remote Desktop service cannot listen on it",
+                p.origin, p.value
+            ),
+            Some(format!("set {} to 3389 (or another free port)", p.origin)),
+        ));
+    }
+    let mismatch_origin = match &port_source {
+        PortSource::Hive { origin } => Some(origin.clone()),
+        PortSource::Default if cfg.port.is_none() && !cfg.port_unknown => {
+            Some("Windows' default: the hive has no PortNumber".to_string())
+        }
+        _ => None,
+    };
+    if let (Some(r), Some(origin)) = (requested, &mismatch_origin) {
         if r != port {
             findings.push(cause(
                 codes::PORT_MISMATCH,
@@ -452,7 +489,7 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
                     "--port {r} was given, but RDP listens on TCP {port} ({origin}): a client that connects to TCP {r} reaches no Remote Desktop listener. Everything here is for TCP {port}, the port RDP listens on"
                 ),
                 Some(format!(
-                    "connect to TCP {port}; to move RDP to TCP {r}, set {origin} to {r} and allow TCP {r} in the firewall and the cloud's network rules"
+                    "connect to TCP {port}; to move RDP to TCP {r}, set RDP-Tcp\\PortNumber to {r} and allow TCP {r} in the firewall and the cloud's network rules"
                 )),
             ));
         }

@@ -92,9 +92,10 @@ pub fn blocking_codes(d: &Diagnosis) -> Vec<&'static str> {
     codes
 }
 
-/// Writes the diagnoses for people (see the module documentation). `target` is the target as
-/// the user named it, for the next command.
-pub fn write_text(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::Result<()> {
+/// Writes the diagnoses for people (see the module documentation). `target_args` are the
+/// target's arguments as the user gave them, quoted for a shell (see [`target_args`]), for the
+/// next command.
+pub fn write_text(diags: &[Diagnosis], target_args: &str, out: &mut dyn Write) -> io::Result<()> {
     for (n, d) in diags.iter().enumerate() {
         if n > 0 {
             writeln!(out)?;
@@ -110,12 +111,19 @@ pub fn write_text(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io:
             }
             PortSource::Default => "Windows' default: the hive has no PortNumber".into(),
         };
-        write_wrapped(
-            out,
-            "  ",
-            "    ",
-            &format!("RDP listens on TCP {} ({from})", d.port),
-        )?;
+        let invalid = d
+            .findings
+            .iter()
+            .any(|f| f.code == crate::codes::RDP_PORT_INVALID);
+        let listens = if invalid {
+            format!(
+                "RDP cannot listen: its PortNumber is no valid port (see the findings); TCP {} is examined instead",
+                d.port
+            )
+        } else {
+            format!("RDP listens on TCP {} ({from})", d.port)
+        };
+        write_wrapped(out, "  ", "    ", &listens)?;
         writeln!(
             out,
             "  Inbound TCP {} (Remote Desktop), per profile:",
@@ -173,11 +181,27 @@ pub fn write_text(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io:
             }
         }
     }
-    write_result(diags, target, out)
+    write_result(diags, target_args, out)
+}
+
+/// The target's arguments, quoted for a shell: the target, and `--software FILE` when it was
+/// given, so that a suggested command reads the same hives.
+pub fn target_args(target: &str, software: Option<&str>) -> String {
+    match software {
+        Some(s) => format!("{} --software {}", shell_quote(target), shell_quote(s)),
+        None => shell_quote(target),
+    }
 }
 
 /// The closing line: reachable or not, the causes by code, and the next command.
 fn write_result(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::Result<()> {
+    // A hive that cannot be written as it is (dirty without logs, logs partly applied) needs
+    // --allow-dirty for the fix, which the next commands then say.
+    let dirty = diags.iter().flat_map(|d| &d.findings).any(|f| {
+        f.code == crate::codes::LOGS_PARTLY_APPLIED
+            || (f.code == crate::codes::INPUT_NOTE && f.detail.contains("hive is dirty"))
+    });
+    let fix_flag = if dirty { " --allow-dirty" } else { "" };
     let reachable = !diags.is_empty() && diags.iter().all(|d| d.reachable);
     if reachable {
         return writeln!(out, "Result: RDP is reachable on every profile.");
@@ -199,13 +223,19 @@ fn write_result(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::R
     } else {
         format!("NOT reachable ({})", codes.join(", "))
     };
-    let t = shell_quote(target);
+    let t = target;
     writeln!(out, "Result: RDP is {what}.")?;
     writeln!(out, "Next:")?;
     writeln!(out, "  guestwall fix --dry-run {t}   # shows the changes")?;
+    if dirty {
+        writeln!(
+            out,
+            "  # the hive's last changes are lost (see the findings): --allow-dirty writes it anyway"
+        )?;
+    }
     writeln!(
         out,
-        "  guestwall fix {t}   # makes them, backup first (`guestwall undo {t}` reverts)"
+        "  guestwall fix{fix_flag} {t}   # makes them, backup first (`guestwall undo {t}` reverts)"
     )?;
     writeln!(
         out,

@@ -137,6 +137,7 @@ pub fn locate(target: &Path, software: Option<&Path>) -> Result<Target> {
             not_found("no SYSTEM hive in it, nor in config, System32\\config or Windows\\System32\\config below it")
         })?
     } else if target.exists() {
+        plain_file(target)?;
         sniff(target)?;
         target.to_path_buf()
     } else {
@@ -145,6 +146,7 @@ pub fn locate(target: &Path, software: Option<&Path>) -> Result<Target> {
     let given = software.is_some();
     let software = match software {
         Some(s) if s.is_file() => {
+            plain_file(s)?;
             sniff(s)?;
             Some(s.to_path_buf())
         }
@@ -170,6 +172,22 @@ pub fn locate(target: &Path, software: Option<&Path>) -> Result<Target> {
         software,
         software_given: given,
     })
+}
+
+/// Refuses what is not a regular file (a FIFO would block on open, a character device would
+/// never end), before opening it.
+fn plain_file(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) => Err(IngestError::NotFound {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it is {}, not a hive file or a Windows folder",
+                guestwall_mmap::kind_of(&m)
+            ),
+        }),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Refuses a disk image given where a hive is expected, saying what it is.
@@ -216,9 +234,15 @@ fn sniff(path: &Path) -> Result<()> {
     })
 }
 
-/// What a hive that is not SYSTEM looks like, from its root keys and the file name Windows
-/// recorded in its base block.
-fn hive_kind(hive: &Hive) -> Option<String> {
+/// What a hive is, from its root keys and the file name Windows recorded in its base block.
+enum HiveKind {
+    System,
+    Software,
+    /// Another hive: what it looks like, and why.
+    Other(String),
+}
+
+fn hive_kind(hive: &Hive) -> HiveKind {
     let names: Vec<String> = hive
         .root()
         .ok()
@@ -232,9 +256,7 @@ fn hive_kind(hive: &Hive) -> Option<String> {
         .iter()
         .any(|n| n.to_ascii_lowercase().starts_with("controlset"))
     {
-        return None;
-    } else if has("Microsoft") && (has("Classes") || has("Policies") || has("Clients")) {
-        "SOFTWARE (the machine's software hive)"
+        return HiveKind::System;
     } else if has("SAM") {
         "SAM (the accounts hive)"
     } else if has("Policy") && has("RXACT") {
@@ -243,20 +265,22 @@ fn hive_kind(hive: &Hive) -> Option<String> {
         "NTUSER.DAT or DEFAULT (a user profile hive)"
     } else if has("Objects") && has("Description") {
         "BCD (the boot configuration)"
-    } else if has("Root") && names.len() <= 2 {
-        "Amcache.hve (program inventory)"
     } else if has("Local Settings") || has("CLSID") {
         "UsrClass.dat (a user's classes hive)"
     } else if has("DriverDatabase") {
         "DRIVERS"
     } else if has("DerivedData") || has("CanonicalData") {
         "COMPONENTS"
+    } else if has("Microsoft") || has("Policies") {
+        return HiveKind::Software;
+    } else if has("Root") && names.len() <= 2 {
+        "Amcache.hve (program inventory)"
     } else {
         "another hive"
     };
     let recorded = hive.base_block().file_name.trim().to_string();
     let roots = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-    Some(format!(
+    HiveKind::Other(format!(
         "{kind}: its root keys are {}{}",
         if roots.is_empty() {
             "none".into()
@@ -429,10 +453,22 @@ fn read_software(hive: &Hive) -> SoftwareFacts {
             dword(&k, "CurrentMinorVersionNumber"),
         ) {
             (Some(a), Some(b)) => Some((a, b)),
-            _ => string(&k, "CurrentVersion").and_then(|v| {
-                let (a, b) = v.trim().split_once('.')?;
-                Some((a.parse().ok()?, b.parse().ok()?))
-            }),
+            // Windows 10 and later still say "6.3" in CurrentVersion.
+            _ if build.is_some_and(|b| b >= 10240) => Some((10, 0)),
+            _ => string(&k, "CurrentVersion")
+                .and_then(|v| {
+                    let (a, b) = v.trim().split_once('.')?;
+                    Some((a.parse().ok()?, b.parse().ok()?))
+                })
+                // The build alone says the NT version (Windows 10's first build is 10240).
+                .or(match build {
+                    Some(b) if b >= 10240 => Some((10, 0)),
+                    Some(b) if b >= 9600 => Some((6, 3)),
+                    Some(b) if b >= 9200 => Some((6, 2)),
+                    Some(b) if b >= 7600 => Some((6, 1)),
+                    Some(b) if b >= 6000 => Some((6, 0)),
+                    _ => None,
+                }),
         };
         f.os = Os { nt, build };
         let product = string(&k, "ProductName");
@@ -572,29 +608,48 @@ fn hive_notes(path: &Path, hive: &Hive, notes: &mut Vec<Note>) {
 /// note.
 pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
     let system = Hive::open(&target.system).map_err(hive_err(&target.system))?;
-    if let Some(looks_like) = hive_kind(&system) {
-        return Err(IngestError::WrongHive {
-            path: target.system.clone(),
-            wanted: "SYSTEM",
-            looks_like,
-            hint: "Give the SYSTEM hive (Windows/System32/config/SYSTEM) or the Windows folder",
-        });
+    let wrong = |looks_like: String| IngestError::WrongHive {
+        path: target.system.clone(),
+        wanted: "SYSTEM",
+        looks_like,
+        hint: "Give the SYSTEM hive (Windows/System32/config/SYSTEM) or the Windows folder",
+    };
+    match hive_kind(&system) {
+        HiveKind::System => {}
+        HiveKind::Software => {
+            return Err(wrong(
+                "SOFTWARE (the machine's software hive: it has Microsoft or Policies at its root)"
+                    .into(),
+            ))
+        }
+        HiveKind::Other(s) => return Err(wrong(s)),
     }
     let mut notes: Vec<Note> = Vec::new();
     hive_notes(&target.system, &system, &mut notes);
     let software = match &target.software {
         Some(p) => match Hive::open(p) {
             Ok(h) => {
-                if hive_kind(&h).is_none() {
-                    return Err(IngestError::WrongHive {
+                let looks_like = match hive_kind(&h) {
+                    HiveKind::Software => None,
+                    HiveKind::System => Some("SYSTEM (it has ControlSet keys)".to_string()),
+                    HiveKind::Other(s) => Some(s),
+                };
+                if let Some(looks_like) = looks_like {
+                    let wrong = IngestError::WrongHive {
                         path: p.clone(),
                         wanted: "SOFTWARE",
-                        looks_like: "SYSTEM (it has Select and ControlSet keys)".into(),
+                        looks_like,
                         hint: "Give the SOFTWARE hive (Windows/System32/config/SOFTWARE) with --software, or leave it out",
-                    });
+                    };
+                    if target.software_given {
+                        return Err(wrong);
+                    }
+                    notes.push(Note::input(format!("{wrong}; it was not read, so the Group Policy store and the OS version are unknown")));
+                    None
+                } else {
+                    hive_notes(p, &h, &mut notes);
+                    Some(read_software(&h))
                 }
-                hive_notes(p, &h, &mut notes);
-                Some(read_software(&h))
             }
             Err(e) if target.software_given => return Err(hive_err(p)(e)),
             Err(e) => {

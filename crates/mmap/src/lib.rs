@@ -109,6 +109,15 @@ impl std::fmt::Debug for FileBytes {
 /// Maps `path` read-only; falls back to reading it when it cannot be mapped (empty files,
 /// pipes, some network file systems).
 pub fn read(path: &Path) -> io::Result<FileBytes> {
+    // Only regular files: opening a FIFO would wait for a writer, and reading a character
+    // device (/dev/zero) would never end.
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a regular file (it is {})", kind_of(&meta)),
+        ));
+    }
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     if len == 0 || !file.metadata()?.is_file() {
@@ -121,5 +130,26 @@ pub fn read(path: &Path) -> io::Result<FileBytes> {
     match map {
         Ok(m) => Ok(FileBytes::Mapped(m)),
         Err(_) => std::fs::read(path).map(FileBytes::Owned),
+    }
+}
+
+/// What kind of file `meta` describes, for messages.
+pub fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "a special file"
     }
 }

@@ -400,15 +400,34 @@ fn recover_new<B: GrowBuf>(
     }
     // Did replay end where the log data ends, or short of it?
     if rec.partial.is_none() {
-        if let Some((&later, _)) = by_seq.range(seq..).next() {
+        // The entry that would have come next is damaged, or missing while later ones exist,
+        // or a damaged entry could have continued the replay.
+        let damaged_next = damaged
+            .iter()
+            .find(|(_, s, _)| *s == Some(seq))
+            .or_else(|| damaged.iter().find(|(_, s, _)| s.is_none_or(|s| s >= seq)));
+        let later = by_seq.range(seq..).next().map(|(&l, _)| l);
+        if let Some((log, _, why)) = damaged_next {
+            rec.partial = Some(format!("{}: {why}", logs[*log].path.display()));
+        } else if let Some(later) = later {
             rec.partial = Some(format!(
                 "log entry {seq} is missing while entries from {later} on exist, so replay stopped after entry {}",
                 seq.wrapping_sub(1)
             ));
-        } else if let Some((log, _, why)) =
-            damaged.iter().find(|(_, s, _)| s.is_none_or(|s| s >= seq))
-        {
-            rec.partial = Some(format!("{}: {why}", logs[*log].path.display()));
+        }
+    }
+    // Entries found but not applied because replay stopped before them.
+    if rec.partial.is_some() {
+        for (i, r) in rec.logs.iter_mut().enumerate() {
+            let n = by_seq.range(seq..).filter(|(_, e)| e.log == i).count();
+            if n > 0 {
+                let note =
+                    format!("{n} later entries not applied: replay stopped before entry {seq}");
+                r.note = Some(match r.note.take() {
+                    Some(old) => format!("{old}; {note}"),
+                    None => note,
+                });
+            }
         }
     }
     for r in rec.logs.iter_mut() {

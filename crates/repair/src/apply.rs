@@ -39,6 +39,15 @@ pub enum RepairError {
     /// Output could not be written.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A later hive of the operation could not be written after earlier ones were.
+    #[error("{source}; {} already written before it (`guestwall undo` reverts it)", written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and "))]
+    PartlyWritten {
+        /// The hives written.
+        written: Vec<PathBuf>,
+        /// Why the next one was not.
+        #[source]
+        source: Box<RepairError>,
+    },
     /// The plan changes a hive that was not found.
     #[error("the plan changes {hive}, but no {hive} hive was found; pass it with --software")]
     MissingHive {
@@ -127,15 +136,40 @@ pub fn edits_for(plan: &Plan, hive: HiveKind) -> Vec<Edit> {
 /// diagnoses them. With `save.dry_run`, every edit is still made and verified in memory, but
 /// nothing is written.
 pub fn apply(target: &Target, plan: Plan, save: &SaveOptions, port: Option<u16>) -> Result<Fixed> {
-    let mut writes = Vec::new();
-    let mut plan = plan;
-    let mut plan_warnings = Vec::new();
-    // One operation in the history: `guestwall undo` reverts SYSTEM and SOFTWARE together.
     let mut op = Operation::new(
         save.command
             .clone()
             .unwrap_or_else(|| "guestwall fix".into()),
     );
+    apply_in(&mut op, target, plan, save, port)
+}
+
+/// Takes the locks of the target's hives for `op` (unless a dry run), before anything is read,
+/// so that the plan is made from what no other writer can change until it is written.
+pub fn lock_target(op: &mut Operation, target: &Target, save: &SaveOptions) -> Result<()> {
+    if save.dry_run {
+        return Ok(());
+    }
+    for p in std::iter::once(&target.system).chain(target.software.as_ref()) {
+        op.lock(p, save).map_err(|source| RepairError::Write {
+            path: p.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// [`apply`] as part of an operation that may already hold the hives' locks.
+pub fn apply_in(
+    op: &mut Operation,
+    target: &Target,
+    plan: Plan,
+    save: &SaveOptions,
+    port: Option<u16>,
+) -> Result<Fixed> {
+    let mut writes = Vec::new();
+    let mut plan = plan;
+    let mut plan_warnings = Vec::new();
     for hive in [HiveKind::System, HiveKind::Software] {
         let edits = edits_for(&plan, hive);
         if edits.is_empty() {
@@ -148,11 +182,25 @@ pub fn apply(target: &Target, plan: Plan, save: &SaveOptions, port: Option<u16>)
                 .clone()
                 .ok_or(RepairError::MissingHive { hive })?,
         };
-        let report =
-            edit_file_in(&mut op, &path, &edits, save).map_err(|source| RepairError::Write {
+        let report = edit_file_in(op, &path, &edits, save).map_err(|source| {
+            let e = RepairError::Write {
                 path: path.clone(),
                 source,
-            })?;
+            };
+            let written: Vec<PathBuf> = writes
+                .iter()
+                .filter(|w: &&HiveWrite| !w.report.unchanged && !save.dry_run)
+                .map(|w| w.path.clone())
+                .collect();
+            if written.is_empty() {
+                e
+            } else {
+                RepairError::PartlyWritten {
+                    written,
+                    source: Box::new(e),
+                }
+            }
+        })?;
         for w in &report.warnings {
             let w = format!("{}: {w}", path.display());
             if !plan_warnings.contains(&w) {
@@ -182,8 +230,16 @@ pub fn apply(target: &Target, plan: Plan, save: &SaveOptions, port: Option<u16>)
 
 /// Reads the target, plans the fix and applies it.
 pub fn fix(target: &Target, opts: &FixOptions, save: &SaveOptions) -> Result<Fixed> {
+    // One operation in the history (`guestwall undo` reverts SYSTEM and SOFTWARE together),
+    // holding both hives' locks from the read to the last rename.
+    let mut op = Operation::new(
+        save.command
+            .clone()
+            .unwrap_or_else(|| "guestwall fix".into()),
+    );
+    lock_target(&mut op, target, save)?;
     let configs = load(target)?;
-    apply(target, plan(&configs, opts), save, opts.port)
+    apply_in(&mut op, target, plan(&configs, opts), save, opts.port)
 }
 
 /// The hive files of the target, SYSTEM first.
@@ -210,8 +266,9 @@ pub fn history(target: &Target) -> Result<Vec<OpRecord>> {
 }
 
 /// Writes what a fix did, for people: the plan, the hives written (backup, logs moved,
-/// verification), and the diagnosis read back afterwards. `target` is the target as the
-/// user named it (for the undo command).
+/// verification), and the diagnosis read back afterwards. `target` holds the target's
+/// arguments as the user gave them, quoted ([`guestwall_diagnose::target_args`]), for the undo
+/// command.
 pub fn write_fixed(f: &Fixed, target: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     for d in &f.plan.before {
         writeln!(out, "Before: {}: {}", d.label, summary(d))?;
@@ -259,16 +316,23 @@ pub fn write_fixed(f: &Fixed, target: &str, out: &mut dyn std::io::Write) -> std
             }
         }
     }
+    // What the result rests on: no SOFTWARE hive (Group Policy unknown), logs, …
+    let mut said: Vec<&str> = Vec::new();
+    for n in f.after.iter().flat_map(|d| &d.findings).filter(|c| {
+        c.code == guestwall_diagnose::codes::INPUT_NOTE
+            || c.code == guestwall_diagnose::codes::LOGS_PARTLY_APPLIED
+    }) {
+        if !said.contains(&n.detail.as_str()) {
+            said.push(&n.detail);
+            writeln!(out, "Note: {}", n.detail)?;
+        }
+    }
     let label = if f.dry_run { "Predicted" } else { "After" };
     for d in &f.after {
         writeln!(out, "{label}: {}: {}", d.label, summary(d))?;
     }
     if !f.dry_run && f.writes.iter().any(|w| !w.report.unchanged) {
-        writeln!(
-            out,
-            "Undo with: guestwall undo {}",
-            guestwall_diagnose::shell_quote(target)
-        )?;
+        writeln!(out, "Undo with: guestwall undo {}", target)?;
     }
     Ok(())
 }
@@ -328,9 +392,6 @@ pub fn write_undone(
             "No operation history beside the hives (backups of an earlier guestwall): {} the latest backup of each hive.",
             if dry_run { "would restore" } else { "restored" }
         )?;
-    }
-    for (path, why) in &u.skipped {
-        writeln!(out, "  {} left alone: {why}", path.display())?;
     }
     for r in &u.files {
         match &r.backup {
@@ -398,9 +459,14 @@ pub fn write_history(ops: &[OpRecord], out: &mut dyn std::io::Write) -> std::io:
             op.time, op.id, op.command
         )?;
         for f in &op.files {
+            let gone = if f.backup.exists() {
+                ""
+            } else {
+                ", no longer there (used by an undo, or removed)"
+            };
             writeln!(
                 out,
-                "  - {}  (backup {})",
+                "  - {}  (backup {}{gone})",
                 f.path.display(),
                 f.backup.display()
             )?;
@@ -465,5 +531,49 @@ pub fn fixed_json(f: &Fixed, target: &str) -> serde_json::Value {
         "writes": writes,
         "before": guestwall_diagnose::to_json(&f.plan.before, target),
         "after": guestwall_diagnose::to_json(&f.after, target),
+    })
+}
+
+/// What an undo did, as JSON: `schema`, `dry_run`, `nothing_to_undo`, `undone` (the
+/// operation: id, time, command, files), `legacy`, and `restored` (per hive: path, backup,
+/// backup_kept_as, replaced_kept_as, logs_restored, unchanged).
+pub fn undone_json(u: &UndoReport, dry_run: bool) -> serde_json::Value {
+    use serde_json::json;
+    json!({
+        "schema": guestwall_diagnose::JSON_SCHEMA,
+        "dry_run": dry_run,
+        "nothing_to_undo": u.nothing(),
+        "undone": u.op.as_ref().map(op_json),
+        "legacy": u.legacy,
+        "restored": u.files.iter().map(|r| json!({
+            "path": r.path.display().to_string(),
+            "backup": r.backup.as_ref().map(|p| p.display().to_string()),
+            "backup_kept_as": r.backup_kept_as.as_ref().map(|p| p.display().to_string()),
+            "replaced_kept_as": r.replaced_kept_as.as_ref().map(|p| p.display().to_string()),
+            "logs_restored": r.logs_restored.iter().map(|(a, b)| json!([a.display().to_string(), b.display().to_string()])).collect::<Vec<_>>(),
+            "unchanged": r.unchanged,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn op_json(o: &OpRecord) -> serde_json::Value {
+    serde_json::json!({
+        "id": o.id,
+        "time": o.time,
+        "command": o.command,
+        "undone_at": o.undone,
+        "files": o.files.iter().map(|f| serde_json::json!({
+            "path": f.path.display().to_string(),
+            "backup": f.backup.display().to_string(),
+            "backup_exists": f.backup.exists(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The operation history as JSON: `schema`, `operations` (newest first).
+pub fn history_json(ops: &[OpRecord]) -> serde_json::Value {
+    serde_json::json!({
+        "schema": guestwall_diagnose::JSON_SCHEMA,
+        "operations": ops.iter().rev().map(op_json).collect::<Vec<_>>(),
     })
 }

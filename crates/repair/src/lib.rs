@@ -35,8 +35,8 @@ use guestwall_firewall::{
 };
 
 pub use apply::{
-    apply, edits_for, fix, fixed_json, history, undo, write_fixed, write_history, write_undone,
-    Fixed, HiveWrite, RepairError,
+    apply, apply_in, edits_for, fix, fixed_json, history, history_json, lock_target, undo,
+    undone_json, write_fixed, write_history, write_undone, Fixed, HiveWrite, RepairError,
 };
 pub use script::{script, ScriptKind};
 
@@ -78,6 +78,9 @@ pub enum FixKind {
         id: String,
         /// Display name.
         name: String,
+        /// Other rules of the store have the same display name (netsh's `name=` would change
+        /// them too).
+        shared_name: bool,
     },
     /// Disable a firewall rule.
     DisableRule {
@@ -85,6 +88,9 @@ pub enum FixKind {
         id: String,
         /// Display name.
         name: String,
+        /// Other rules of the store have the same display name (netsh's `name=` would change
+        /// them too).
+        shared_name: bool,
     },
     /// Add profiles to a firewall rule.
     AddProfile {
@@ -92,6 +98,8 @@ pub enum FixKind {
         id: String,
         /// Display name.
         name: String,
+        /// Other rules of the store have the same display name.
+        shared_name: bool,
         /// The profile added.
         profile: Profile,
     },
@@ -110,6 +118,9 @@ pub enum FixKind {
     RemoveShield {
         /// The profile.
         profile: Profile,
+        /// The profile's local default outbound action is block (netsh's firewallpolicy
+        /// names both directions, so the script keeps it).
+        outbound_block: bool,
     },
     /// Turn a profile back on.
     EnableProfile {
@@ -133,6 +144,11 @@ pub enum FixKind {
     },
     /// fDenyTSConnections = 0.
     EnableRdp,
+    /// `RDP-Tcp\PortNumber` set back to a valid port.
+    SetRdpPort {
+        /// The port.
+        port: u32,
+    },
     /// A service's start type.
     ServiceStart {
         /// Short name.
@@ -352,13 +368,46 @@ impl Work<'_> {
         true
     }
 
+    /// True when another rule of the same store has the same display name.
+    fn shared_name(&self, i: usize) -> bool {
+        let r = &self.cfg.policy.rules[i];
+        let name = rule_name(r);
+        self.cfg
+            .policy
+            .rules
+            .iter()
+            .enumerate()
+            .any(|(j, o)| j != i && o.store == r.store && rule_name(o).eq_ignore_ascii_case(&name))
+    }
+
+    /// The local store's default outbound action for `p` is block.
+    fn local_outbound_block(&self, p: Profile) -> bool {
+        let l = &self.cfg.policy.local;
+        let sp = match p {
+            Profile::Domain => l.domain.as_ref(),
+            Profile::Private => l.private.as_ref(),
+            Profile::Public => l.public.as_ref(),
+        };
+        sp.and_then(|s| s.default_outbound_block.as_ref())
+            .is_some_and(|s| s.value)
+    }
+
     fn set_active(&mut self, i: usize, active: bool, code: &'static str) -> bool {
         let id = self.cfg.policy.rules[i].rule.id.clone();
         let name = rule_name(&self.cfg.policy.rules[i]);
+        let shared_name = self.shared_name(i);
         let kind = if active {
-            FixKind::EnableRule { id, name }
+            FixKind::EnableRule {
+                id,
+                name,
+                shared_name,
+            }
         } else {
-            FixKind::DisableRule { id, name }
+            FixKind::DisableRule {
+                id,
+                name,
+                shared_name,
+            }
         };
         let v = if active { "TRUE" } else { "FALSE" };
         self.edit_rule(i, code, kind, |r| r.raw.set("Active", v))
@@ -367,9 +416,11 @@ impl Work<'_> {
     fn add_profile(&mut self, i: usize, p: Profile) -> bool {
         let id = self.cfg.policy.rules[i].rule.id.clone();
         let name = rule_name(&self.cfg.policy.rules[i]);
+        let shared_name = self.shared_name(i);
         let kind = FixKind::AddProfile {
             id,
             name,
+            shared_name,
             profile: p,
         };
         self.edit_rule(i, codes::RDP_RULE_WRONG_PROFILE, kind, |r| {
@@ -771,6 +822,18 @@ fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
                     }
                 }
             }
+            codes::RDP_PORT_INVALID => {
+                if let Some(p) = w.cfg.port.clone() {
+                    changed |= w.set_dword(
+                        &p.origin,
+                        Some(p.value),
+                        3389,
+                        codes::RDP_PORT_INVALID,
+                        FixKind::SetRdpPort { port: 3389 },
+                    );
+                    w.cfg.port = Some(Setting::new(3389, p.origin));
+                }
+            }
             codes::FIREWALL_SERVICE_DISABLED | codes::TERMSERVICE_DISABLED => {
                 let want = if f.code == codes::TERMSERVICE_DISABLED {
                     3
@@ -823,6 +886,7 @@ fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
         for c in &p.causes {
             match c.code {
                 codes::BLOCK_ALL_INBOUND => {
+                    let outbound = w.local_outbound_block(p.profile);
                     let origin = w
                         .cfg
                         .policy
@@ -838,7 +902,10 @@ fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
                                 &o,
                                 "1".into(),
                                 c.code,
-                                FixKind::RemoveShield { profile: p.profile },
+                                FixKind::RemoveShield {
+                                    profile: p.profile,
+                                    outbound_block: outbound,
+                                },
                             );
                         }
                     }
@@ -938,13 +1005,17 @@ fn fix_policy(w: &mut Work<'_>, p: Profile, c: &guestwall_diagnose::Cause, port:
         .settings;
     if s.shielded.value && s.shielded.store == Some(Store::GroupPolicy) {
         if let Some(o) = s.shielded.origin {
+            let outbound = w.local_outbound_block(p);
             if let Some(sp) = w.store_profile_mut(&o) {
                 sp.shielded = None;
                 return w.delete_value(
                     &o,
                     "1".into(),
                     c.code,
-                    FixKind::RemoveShield { profile: p },
+                    FixKind::RemoveShield {
+                        profile: p,
+                        outbound_block: outbound,
+                    },
                 );
             }
         }

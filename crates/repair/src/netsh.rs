@@ -24,8 +24,9 @@ use guestwall_netsh::{parse, Command, Inbound, Outbound, ProfileSel, ProfileSett
 use guestwall_regf::save::SaveOptions;
 use guestwall_regf::{Hive, RegData};
 
-use crate::apply::{apply, RepairError, Result};
+use crate::apply::{apply_in, lock_target, RepairError, Result};
 use crate::{Change, FixKind, HiveKind, Op, Plan};
+use guestwall_regf::save::Operation;
 
 /// Exit code when a filter selects no rule (netsh exits non-zero too).
 pub const EXIT_NO_MATCH: u8 = 1;
@@ -42,6 +43,16 @@ pub fn run(
     err: &mut dyn Write,
 ) -> Result<u8> {
     let cmd = parse(words).map_err(|e| RepairError::Usage(e.0))?;
+    // A command that writes takes the hives' locks before it reads them.
+    let mut op = Operation::new(
+        save.command
+            .clone()
+            .unwrap_or_else(|| "guestwall netsh".into()),
+    );
+    let writes = !matches!(cmd, Command::ShowRule { .. } | Command::ShowProfiles(_));
+    if writes {
+        lock_target(&mut op, target, save)?;
+    }
     let configs = load(target)?;
     let current = &configs[0];
     let io = |e: std::io::Error| RepairError::Io(e);
@@ -119,7 +130,7 @@ pub fn run(
                 writeln!(out, "\n{NO_MATCH}\n").map_err(io)?;
                 return Ok(EXIT_NO_MATCH);
             }
-            write_changes(target, configs_sets(&configs), changes, save, err)?;
+            write_changes(&mut op, target, configs_sets(&configs), changes, save, err)?;
             writeln!(out, "\nUpdated {updated} rule(s).").map_err(io)?;
             write_ok(out).map_err(io)?;
             Ok(0)
@@ -146,7 +157,7 @@ pub fn run(
                     policy_cache: false,
                 });
             }
-            write_changes(target, configs_sets(&configs), changes, save, err)?;
+            write_changes(&mut op, target, configs_sets(&configs), changes, save, err)?;
             writeln!(out).map_err(io)?;
             write_ok(out).map_err(io)?;
             Ok(0)
@@ -170,7 +181,7 @@ pub fn run(
                 writeln!(out, "\n{NO_MATCH}\n").map_err(io)?;
                 return Ok(EXIT_NO_MATCH);
             }
-            write_changes(target, configs_sets(&configs), changes, save, err)?;
+            write_changes(&mut op, target, configs_sets(&configs), changes, save, err)?;
             writeln!(out, "\nDeleted {deleted} rule(s).").map_err(io)?;
             write_ok(out).map_err(io)?;
             Ok(0)
@@ -183,7 +194,7 @@ pub fn run(
                     profile_changes(cfg, p, setting, &mut changes)?;
                 }
             }
-            let wrote = write_changes(target, configs_sets(&configs), changes, save, err)?;
+            let wrote = write_changes(&mut op, target, configs_sets(&configs), changes, save, err)?;
             // Said once the write has succeeded: a failed write exposes nothing.
             if wrote {
                 match setting {
@@ -421,6 +432,7 @@ fn profile_changes(
 /// Writes the changes (nothing when there are none), then reports the backup and the
 /// diagnosis afterwards on `err`. Returns true when something was written.
 fn write_changes(
+    op: &mut Operation,
     target: &Target,
     control_sets: Vec<String>,
     changes: Vec<Change>,
@@ -448,7 +460,7 @@ fn write_changes(
         err.write_all(&text).map_err(io)?;
         return Ok(false);
     }
-    let fixed = apply(target, plan, save, None)?;
+    let fixed = apply_in(op, target, plan, save, None)?;
     for w in &fixed.writes {
         if let Some(b) = &w.report.backup {
             writeln!(

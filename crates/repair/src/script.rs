@@ -186,12 +186,15 @@ fn unnamed(name: &str) -> bool {
 fn via_powershell(c: &Change, start: &mut Vec<String>) -> String {
     let cmd = ps_line(c, start);
     format!(
-        "REM netsh has no name for this rule (its display name is an unresolved {}); PowerShell changes it by ID\npowershell -NoProfile -Command \"{}\"",
+        "REM netsh names rules by display name, and {}; PowerShell changes this rule alone, by its ID\npowershell -NoProfile -Command \"{}\"",
         match &c.kind {
             FixKind::EnableRule { name, .. }
             | FixKind::DisableRule { name, .. }
-            | FixKind::AddProfile { name, .. } => name.as_str(),
-            _ => "string",
+            | FixKind::AddProfile { name, .. } if unnamed(name) => format!("this one's is an unresolved {name}"),
+            FixKind::EnableRule { name, .. }
+            | FixKind::DisableRule { name, .. }
+            | FixKind::AddProfile { name, .. } => format!("other rules are also named \"{name}\""),
+            _ => "this rule has no usable name".to_string(),
         },
         cmd.replace('"', "\\\"")
     )
@@ -199,13 +202,15 @@ fn via_powershell(c: &Change, start: &mut Vec<String>) -> String {
 
 fn netsh_line(c: &Change, start: &mut Vec<String>) -> String {
     match &c.kind {
-        FixKind::EnableRule { name, .. }
-        | FixKind::DisableRule { name, .. }
-        | FixKind::AddProfile { name, .. }
-            if !c.policy_cache && unnamed(name) =>
-        {
-            via_powershell(c, start)
+        FixKind::EnableRule {
+            name, shared_name, ..
         }
+        | FixKind::DisableRule {
+            name, shared_name, ..
+        }
+        | FixKind::AddProfile {
+            name, shared_name, ..
+        } if !c.policy_cache && (unnamed(name) || *shared_name) => via_powershell(c, start),
         FixKind::EnableRule { name, .. } | FixKind::DisableRule { name, .. } if !c.policy_cache => {
             let yn = if matches!(c.kind, FixKind::EnableRule { .. }) {
                 "yes"
@@ -239,9 +244,17 @@ fn netsh_line(c: &Change, start: &mut Vec<String>) -> String {
                 "netsh advfirewall firewall add rule name=\"{name}\" dir=in action=allow protocol=TCP localport={port}{program} profile=any enable=yes"
             )
         }
-        FixKind::RemoveShield { profile } if !c.policy_cache => format!(
-            "netsh advfirewall set {} firewallpolicy blockinbound,allowoutbound",
-            profile_keyword(*profile)
+        FixKind::RemoveShield {
+            profile,
+            outbound_block,
+        } if !c.policy_cache => format!(
+            "netsh advfirewall set {} firewallpolicy blockinbound,{}",
+            profile_keyword(*profile),
+            if *outbound_block {
+                "blockoutbound"
+            } else {
+                "allowoutbound"
+            }
         ),
         FixKind::EnableProfile { profile } if !c.policy_cache => {
             format!(
@@ -312,7 +325,7 @@ fn ps_line(c: &Change, start: &mut Vec<String>) -> String {
                 ps(guestwall_firewall::names::REMOTE_DESKTOP_GROUP)
             )
         }
-        FixKind::RemoveShield { profile } if !c.policy_cache => {
+        FixKind::RemoveShield { profile, .. } if !c.policy_cache => {
             format!("Set-NetFirewallProfile -Name {profile} -AllowInboundRules True")
         }
         FixKind::EnableProfile { profile } if !c.policy_cache => {

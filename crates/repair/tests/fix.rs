@@ -316,7 +316,10 @@ fn scenario_block_all_inbound_is_removed_from_each_profile() {
     assert_eq!(
         kinds(&f),
         Profile::ALL
-            .map(|profile| FixKind::RemoveShield { profile })
+            .map(|profile| FixKind::RemoveShield {
+                profile,
+                outbound_block: false,
+            })
             .to_vec()
     );
     assert!(f.plan.changes.iter().all(|c| c.op == Op::DeleteValue));

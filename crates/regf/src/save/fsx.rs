@@ -50,6 +50,16 @@ pub(crate) fn resolve(path: &Path) -> Result<Resolved> {
             None => path.to_path_buf(),
         }
     };
+    // Only regular files: a FIFO would block the lock's open, a device is not a hive file.
+    match fs::metadata(&real) {
+        Ok(m) if !m.is_file() => {
+            return Err(Error::Refused {
+                path: path.to_path_buf(),
+                reason: format!("it is {}, not a hive file", guestwall_mmap::kind_of(&m)),
+            })
+        }
+        _ => {}
+    }
     Ok(Resolved {
         real,
         named: path.to_path_buf(),
@@ -79,6 +89,14 @@ pub(crate) fn lock_wait(opt: Option<Duration>) -> Duration {
 #[derive(Debug)]
 pub(crate) struct HiveLock {
     _file: File,
+}
+
+impl HiveLock {
+    /// Locks an open file that no one else can have yet (the new hive, before its rename).
+    pub(crate) fn on(file: File) -> std::io::Result<HiveLock> {
+        file.lock()?;
+        Ok(HiveLock { _file: file })
+    }
 }
 
 /// Takes the lock on `path`, waiting up to `wait`; `on_wait` is called once when the lock is

@@ -132,11 +132,15 @@ pub fn edit_file_in(
     edits: &[Edit],
     opts: &SaveOptions,
 ) -> Result<SaveReport> {
+    let _busy = Busy::start();
+    interrupted(path)?;
     // Work on the real file: backup, temporary file and rename beside it, so that a symbolic
     // link keeps pointing at the saved hive.
     let target = fsx::resolve(path)?;
     let real = target.real.as_path();
-    let _lock = if opts.dry_run {
+    // The lock is held from the read to the rename: the operation's own (taken before it read
+    // and planned), or one taken here.
+    let _lock = if opts.dry_run || op.holds(real) {
         None
     } else {
         Some(fsx::lock(
@@ -152,24 +156,27 @@ pub fn edit_file_in(
     };
     let hive = Hive::open_with(real, &OpenOptions { replay_logs: true })?;
     let recovered = hive.recovery().applied();
-    if !opts.allow_dirty {
-        if let Some(why) = &hive.recovery().partial {
+    // Why writing this hive would lose changes (a dry run only says so).
+    let mut refusal = None;
+    if let Some(why) = &hive.recovery().partial {
+        refusal = Some(format!(
+            "its logs were applied only in part ({why}); writing would make that loss permanent. Pass --allow-dirty to write it anyway"
+        ));
+    } else if hive.primary_base_block().is_dirty() && !recovered {
+        refusal = Some(format!(
+            "the hive is dirty and its logs could not be applied ({}); writing would lose its last changes. Pass --allow-dirty to write it anyway",
+            hive.warnings().join("; ")
+        ));
+    }
+    let mut dry_run_note = None;
+    if let Some(reason) = refusal.filter(|_| !opts.allow_dirty) {
+        if !opts.dry_run {
             return Err(Error::Refused {
                 path: path.to_path_buf(),
-                reason: format!(
-                    "its logs were applied only in part ({why}); writing would make that loss permanent. Pass --allow-dirty to write it anyway"
-                ),
+                reason,
             });
         }
-        if hive.primary_base_block().is_dirty() && !recovered {
-            return Err(Error::Refused {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "the hive is dirty and its logs could not be applied ({}); writing would lose its last changes. Pass --allow-dirty to write it anyway",
-                    hive.warnings().join("; ")
-                ),
-            });
-        }
+        dry_run_note = Some(format!("a real write would be refused: {reason}"));
     }
     let refuse = |e: Error| Error::Refused {
         path: path.to_path_buf(),
@@ -224,7 +231,12 @@ pub fn edit_file_in(
             sequence: seq,
             bytes: image.len() as u64,
             recovered_from_logs: recovered,
-            warnings: hive.warnings().to_vec(),
+            warnings: hive
+                .warnings()
+                .iter()
+                .cloned()
+                .chain(dry_run_note)
+                .collect(),
             ..SaveReport::default()
         };
         if opts.dry_run {
@@ -264,6 +276,7 @@ pub fn edit_file_in(
             .to_string();
         report.backup = Some(backup.clone());
         fault_point("after-backup");
+        interrupted(real)?;
 
         let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
         let file = create_new(&tmp)?;
@@ -273,6 +286,7 @@ pub fn edit_file_in(
         // fsync on the second core while the written file is read back and verified.
         let sync_job = scope.spawn(move || file.sync_all().map(|()| file));
         fault_point("after-temp-write");
+        interrupted(real)?;
         let check = Hive::open_with(&tmp, &OpenOptions { replay_logs: false }).and_then(|h| {
             if h.bytes() != &image[..] {
                 return Err(Error::Verify {
@@ -287,6 +301,12 @@ pub fn edit_file_in(
         let written = synced?;
         report.verified_keys = keys;
         report.verified_values = values;
+        // Lock the new file before it takes the hive's name, so that a writer waiting for
+        // the old one finds it locked too.
+        let new_lock = written
+            .try_clone()
+            .and_then(fsx::HiveLock::on)
+            .map_err(|source| explain(&tmp, source))?;
         op.record_file(&OpFile {
             path: target.real.clone(),
             backup: backup.clone(),
@@ -294,9 +314,20 @@ pub fn edit_file_in(
             after: file_digest(&image),
         })?;
         fault_point("before-rename");
-
-        fs::rename(&tmp, real).map_err(|source| explain(real, source))?;
+        let renamed = interrupted(real)
+            .and_then(|()| fs::rename(&tmp, real).map_err(|source| explain(real, source)));
+        if let Err(e) = renamed {
+            // The hive was not replaced: its history entry goes too.
+            op.forget_last();
+            return Err(e);
+        }
         litter.keep();
+        let _new_lock = if op.holds(real) {
+            op.relock(real, new_lock);
+            None
+        } else {
+            Some(new_lock)
+        };
         sync_dir(&dir)?;
         fault_point("after-rename");
         // The path the user named must now be the file just written.
@@ -341,7 +372,7 @@ fn check_named_path(named: &Path, written: &File) -> Result<()> {
 }
 
 /// A 128-bit digest of a whole file's bytes (for the operation history).
-pub(crate) fn file_digest(bytes: &[u8]) -> u128 {
+pub fn file_digest(bytes: &[u8]) -> u128 {
     let mut d = Digest::new();
     d.bytes(bytes);
     d.finish()
@@ -361,8 +392,73 @@ fn fault_point(point: &str) {
     if std::env::var("GUESTWALL_FAULT_AT").is_ok_and(|p| p == point) {
         std::process::abort();
     }
+    // Test-only: Ctrl-C arriving at this point (`GUESTWALL_SIGNAL_AT=point`).
+    #[cfg(debug_assertions)]
+    if std::env::var("GUESTWALL_SIGNAL_AT").is_ok_and(|p| p == point) {
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::INT);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     #[cfg(not(debug_assertions))]
     let _ = point;
+}
+
+/// The flags a signal handler works with: `interrupted` is set when Ctrl-C (SIGINT) or
+/// SIGTERM arrives; `idle` is true while no save is under way. A command line registers its
+/// handler so that a signal while idle ends the process as usual, and a signal during a save
+/// only sets `interrupted`: the save then stops at its next safe point before the rename,
+/// removes what it wrote and says so, or, past the rename, completes.
+#[derive(Debug, Clone)]
+pub struct InterruptFlags {
+    /// Set by the handler.
+    pub interrupted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// True while no save is under way.
+    pub idle: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+static FLAGS: std::sync::OnceLock<InterruptFlags> = std::sync::OnceLock::new();
+static BUSY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The process's interrupt flags (see [`InterruptFlags`]).
+pub fn interrupt_flags() -> &'static InterruptFlags {
+    FLAGS.get_or_init(|| InterruptFlags {
+        interrupted: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        idle: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    })
+}
+
+/// Marks a save under way for as long as it lives.
+struct Busy;
+
+impl Busy {
+    fn start() -> Busy {
+        use std::sync::atomic::Ordering;
+        BUSY.fetch_add(1, Ordering::SeqCst);
+        interrupt_flags().idle.store(false, Ordering::SeqCst);
+        Busy
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        if BUSY.fetch_sub(1, Ordering::SeqCst) == 1 {
+            interrupt_flags().idle.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn interrupted(path: &Path) -> Result<()> {
+    if interrupt_flags()
+        .interrupted
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(Error::Refused {
+            path: path.to_path_buf(),
+            reason: "interrupted (Ctrl-C): the save was stopped before the hive was replaced, and what it had written was removed; the hive is unchanged".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Test-only: an I/O error of the given kind injected at a point (`GUESTWALL_FAIL_AT=point`),
@@ -586,8 +682,6 @@ pub struct UndoReport {
     pub op: Option<OpRecord>,
     /// What was done to each file.
     pub files: Vec<RestoreReport>,
-    /// Files of the operation that were left alone, and why (the save never reached them).
-    pub skipped: Vec<(PathBuf, String)>,
     /// No history was found; the latest backup of each hive was restored instead.
     pub legacy: bool,
 }
@@ -595,20 +689,21 @@ pub struct UndoReport {
 impl UndoReport {
     /// True when nothing was (or, in a dry run, would be) restored.
     pub fn nothing(&self) -> bool {
-        self.files.iter().all(|f| f.backup.is_none() || f.unchanged)
+        self.op.is_none() && self.files.iter().all(|f| f.backup.is_none() || f.unchanged)
     }
+}
+
+/// The real paths (links followed, folders absolute) of `paths`.
+fn reals(paths: &[&Path]) -> Result<Vec<PathBuf>> {
+    paths
+        .iter()
+        .map(|p| fsx::resolve(p).map(|r| r.real))
+        .collect()
 }
 
 /// The history's operations that changed any of `paths`, oldest first.
 pub fn history_of(paths: &[&Path]) -> Result<Vec<OpRecord>> {
-    let reals: Vec<PathBuf> = paths
-        .iter()
-        .map(|p| {
-            fsx::resolve(p)
-                .map(|r| r.real)
-                .unwrap_or_else(|_| p.to_path_buf())
-        })
-        .collect();
+    let reals = reals(paths)?;
     let dirs: Vec<PathBuf> = reals.iter().map(|p| parent_dir(p)).collect();
     let mut ops = read_history(&dirs)?;
     ops.retain(|o| o.files.iter().any(|f| reals.contains(&f.path)));
@@ -616,12 +711,34 @@ pub fn history_of(paths: &[&Path]) -> Result<Vec<OpRecord>> {
 }
 
 /// Undoes the latest operation (not yet undone) that changed any of `paths`, as a whole: each
-/// file it wrote is restored from the backup that operation made. A file that something else
-/// has written since is refused (unless `force`), because restoring it would lose that change.
-/// When no history exists, the latest backup of each path is restored, as earlier guestwall
+/// hive it wrote is restored from the backup that operation made.
+///
+/// Every hive of `paths` is locked first, and the history is read under the locks, so that
+/// undos and writers take turns. The operation must not have changed a hive outside `paths`
+/// (say a SOFTWARE hive kept elsewhere): then it is refused with the hive to add. A hive that
+/// something else has written since is refused (unless `force`), because restoring it would
+/// lose that change. A hive that already holds its content from before (the save never
+/// replaced it, or an undo was cut short) gets its logs back if they are still aside. When no
+/// history names these hives, the latest backup of each is restored, as earlier guestwall
 /// versions did.
 pub fn undo_latest(paths: &[&Path], opts: &UndoOptions) -> Result<UndoReport> {
-    let ops = history_of(paths)?;
+    let reals = reals(paths)?;
+    let mut held = Operation::new("undo");
+    if !opts.dry_run {
+        let lock_opts = SaveOptions {
+            lock_wait: opts.lock_wait,
+            on_lock_wait: opts.on_lock_wait,
+            ..SaveOptions::default()
+        };
+        let mut sorted = reals.clone();
+        sorted.sort();
+        for r in &sorted {
+            held.lock(r, &lock_opts)?;
+        }
+    }
+    let dirs: Vec<PathBuf> = reals.iter().map(|p| parent_dir(p)).collect();
+    let mut ops = read_history(&dirs)?;
+    ops.retain(|o| o.files.iter().any(|f| reals.contains(&f.path)));
     let Some(op) = ops.iter().rev().find(|o| o.undone.is_none()).cloned() else {
         if !ops.is_empty() {
             return Ok(UndoReport::default());
@@ -632,35 +749,41 @@ pub fn undo_latest(paths: &[&Path], opts: &UndoOptions) -> Result<UndoReport> {
             ..UndoReport::default()
         };
         for p in paths {
-            if list_backups(p)?.is_empty() {
+            let Some(backup) = list_backups(p)?.pop() else {
                 continue;
-            }
-            report.files.push(restore_backup(p, opts.dry_run)?);
+            };
+            report.files.push(restore_locked(p, &backup, opts)?);
         }
         return Ok(report);
     };
+    let others = op
+        .elsewhere
+        .iter()
+        .filter(|e| !op.files.iter().any(|f| &f.path == *e));
+    for f in op.files.iter().map(|f| &f.path).chain(others) {
+        if !reals.contains(f) {
+            return Err(Error::Refused {
+                path: f.clone(),
+                reason: format!(
+                    "operation {} ({}) changed it too, and it is not among the hives given; undo it with every hive it changed (for a SOFTWARE hive elsewhere: --software {}). Nothing was restored",
+                    op.id,
+                    op.command,
+                    f.display()
+                ),
+            });
+        }
+    }
     let mut report = UndoReport {
         op: Some(op.clone()),
         ..UndoReport::default()
     };
     // Check every file before restoring any, so that a refusal leaves everything as it is.
-    let mut todo = Vec::new();
     for f in op.files.iter().rev() {
         let now = match guestwall_mmap::read(&f.path) {
             Ok(b) => file_digest(&b),
             Err(source) => return Err(explain(&f.path, source)),
         };
-        if now == f.after {
-            todo.push(f.clone());
-        } else if now == f.before {
-            report.skipped.push((
-                f.path.clone(),
-                "it still holds its content from before the operation (the save never replaced it)"
-                    .into(),
-            ));
-        } else if opts.force {
-            todo.push(f.clone());
-        } else {
+        if now != f.after && now != f.before && !opts.force {
             return Err(Error::Refused {
                 path: f.path.clone(),
                 reason: format!(
@@ -671,21 +794,20 @@ pub fn undo_latest(paths: &[&Path], opts: &UndoOptions) -> Result<UndoReport> {
                 ),
             });
         }
-    }
-    for f in &todo {
-        if !f.backup.exists() {
+        let backup_ok = fs::symlink_metadata(&f.backup).is_ok_and(|m| m.file_type().is_file());
+        if !backup_ok {
             return Err(Error::Refused {
                 path: f.path.clone(),
                 reason: format!(
-                    "its backup {} from operation {} is gone; nothing was restored",
+                    "its backup {} from operation {} is gone (or is not a regular file); nothing was restored",
                     f.backup.display(),
                     op.id
                 ),
             });
         }
     }
-    for f in &todo {
-        report.files.push(restore_from(&f.path, &f.backup, opts)?);
+    for f in op.files.iter().rev() {
+        report.files.push(restore_locked(&f.path, &f.backup, opts)?);
     }
     if !opts.dry_run {
         history::mark_undone(&op.files, &op.id)?;
@@ -693,21 +815,41 @@ pub fn undo_latest(paths: &[&Path], opts: &UndoOptions) -> Result<UndoReport> {
     Ok(report)
 }
 
-/// Puts `backup` back over `path`, as safely as a save:
+/// Puts `backup` back over `path`, as safely as a save (taking the hive's lock):
 ///
-/// 1. The backup must read as a hive (base block and bins); otherwise nothing is done.
+/// 1. The backup must be a regular file that reads as a hive (base block and bins);
+///    otherwise nothing is done.
 /// 2. The current file is kept under `<hive>.guestwall-undone-<now>` (a hard link, or a
 ///    copy), so the undo can itself be undone.
 /// 3. The backup's bytes are copied to a temporary file (with the hive's owner, group and
 ///    mode), fsynced, compared with the backup, and renamed over the target.
 /// 4. Logs that the save moved aside (`<log>.guestwall-backup-<same stamp>`) are moved back,
 ///    so that a hive which was dirty is dirty again with its own logs, as before the save.
+///    This happens too when the hive already holds the backup's bytes (an undo cut short
+///    between its rename and the logs).
 /// 5. The backup is renamed to `<hive>.guestwall-restored-<stamp>`: it is kept, and it is not
 ///    taken again.
 ///
-/// With `dry_run`, only step 1 runs. When the target already holds the backup's bytes, no
-/// file is written.
+/// With `dry_run`, only step 1 runs. When the target already holds the backup's bytes and no
+/// log is aside, no file is written.
 pub fn restore_from(path: &Path, backup: &Path, opts: &UndoOptions) -> Result<RestoreReport> {
+    let mut held = Operation::new("restore");
+    if !opts.dry_run {
+        held.lock(
+            path,
+            &SaveOptions {
+                lock_wait: opts.lock_wait,
+                on_lock_wait: opts.on_lock_wait,
+                ..SaveOptions::default()
+            },
+        )?;
+    }
+    restore_locked(path, backup, opts)
+}
+
+/// [`restore_from`] for a caller that holds the hive's lock.
+fn restore_locked(path: &Path, backup: &Path, opts: &UndoOptions) -> Result<RestoreReport> {
+    let _busy = Busy::start();
     let target = fsx::resolve(path)?;
     let real = target.real.as_path();
     let mut report = RestoreReport {
@@ -715,15 +857,12 @@ pub fn restore_from(path: &Path, backup: &Path, opts: &UndoOptions) -> Result<Re
         backup: Some(backup.to_path_buf()),
         ..RestoreReport::default()
     };
-    let _lock = if opts.dry_run {
-        None
-    } else {
-        Some(fsx::lock(
-            real,
-            fsx::lock_wait(opts.lock_wait),
-            opts.on_lock_wait,
-        )?)
-    };
+    if !fs::symlink_metadata(backup).is_ok_and(|m| m.file_type().is_file()) {
+        return Err(Error::Refused {
+            path: backup.to_path_buf(),
+            reason: "the backup is not a regular file, so it is not restored".into(),
+        });
+    }
     let bytes = guestwall_mmap::read(backup).map_err(|source| explain(backup, source))?;
     // The backup is the original byte for byte, which may be a dirty hive whose logs now
     // sit beside it under other names; so check its structure (base block, bins), not its
@@ -762,13 +901,14 @@ pub fn restore_from(path: &Path, backup: &Path, opts: &UndoOptions) -> Result<Re
             .to_lowercase()
             .strip_prefix(&lower)
             .is_some_and(|ext| matches!(ext, ".log" | ".log1" | ".log2"));
-        if is_log {
+        if is_log && e.file_type().is_ok_and(|t| t.is_file()) {
             let live = find_case_insensitive(&dir, base).unwrap_or_else(|| dir.join(base));
             logs.push((e.path(), live));
         }
     }
     logs.sort();
-    if current.as_deref() == Some(&bytes[..]) && logs.is_empty() {
+    let same = current.as_deref() == Some(&bytes[..]);
+    if same && logs.is_empty() {
         report.unchanged = true;
         return Ok(report);
     }
@@ -776,36 +916,40 @@ pub fn restore_from(path: &Path, backup: &Path, opts: &UndoOptions) -> Result<Re
         report.logs_restored = logs;
         return Ok(report);
     }
-    let orig_meta = fsx::check_writable(real)?;
-    remove_stale_temps(&dir, &name);
     let now = utc_stamp();
-    let mut litter = Litter::default();
-    if current.is_some() {
-        let kept = keep_under(
-            real,
-            &dir,
-            &format!("{name}.guestwall-undone-{now}"),
-            &|_| false,
-        )?;
-        litter.add(&kept);
-        report.replaced_kept_as = Some(kept);
+    if !same {
+        let orig_meta = fsx::check_writable(real)?;
+        remove_stale_temps(&dir, &name);
+        let mut litter = Litter::default();
+        if current.is_some() {
+            let kept = keep_under(
+                real,
+                &dir,
+                &format!("{name}.guestwall-undone-{now}"),
+                &|_| false,
+            )?;
+            litter.add(&kept);
+            report.replaced_kept_as = Some(kept);
+        }
+        let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
+        let file = create_new(&tmp)?;
+        litter.add(&tmp);
+        fsx::keep_metadata(&file, &tmp, real, &orig_meta)?;
+        let file = write_all(file, &tmp, &bytes)?;
+        file.sync_all().map_err(|source| explain(&tmp, source))?;
+        if fs::read(&tmp).map_err(|source| explain(&tmp, source))? != bytes[..] {
+            return Err(Error::Verify {
+                path: path.display().to_string(),
+                detail: "the restored copy read back differs from the backup".into(),
+            });
+        }
+        interrupted(real)?;
+        fs::rename(&tmp, real).map_err(|source| explain(real, source))?;
+        litter.keep();
+        sync_dir(&dir)?;
+        check_named_path(&target.named, &file)?;
+        fault_point("restore-after-rename");
     }
-    let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
-    let file = create_new(&tmp)?;
-    litter.add(&tmp);
-    fsx::keep_metadata(&file, &tmp, real, &orig_meta)?;
-    let file = write_all(file, &tmp, &bytes)?;
-    file.sync_all().map_err(|source| explain(&tmp, source))?;
-    if fs::read(&tmp).map_err(|source| explain(&tmp, source))? != bytes[..] {
-        return Err(Error::Verify {
-            path: path.display().to_string(),
-            detail: "the restored copy read back differs from the backup".into(),
-        });
-    }
-    fs::rename(&tmp, real).map_err(|source| explain(real, source))?;
-    litter.keep();
-    sync_dir(&dir)?;
-    check_named_path(&target.named, &file)?;
     for (moved, live) in logs {
         if live.exists() {
             let live_name = file_name(&live)?;
