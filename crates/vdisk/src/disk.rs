@@ -31,7 +31,8 @@ pub enum Format {
     VhdDynamic,
     /// A differencing VHD.
     VhdDifferencing,
-    /// A VHDX whose payload blocks are all allocated (FULLY_PRESENT).
+    /// A fixed VHDX: the file parameters' LeaveBlockAllocated flag is set (Hyper-V and qemu set
+    /// it for fixed disks; VHDX has no type field).
     VhdxFixed,
     /// A dynamic VHDX.
     VhdxDynamic,
@@ -537,7 +538,7 @@ fn open_layer(src: Src, warnings: &mut Vec<String>) -> Result<(Layer, Option<Par
         warnings.extend(w);
         let format = if v.params.has_parent {
             Format::VhdxDifferencing
-        } else if v.fixed_like {
+        } else if v.params.leave_blocks_allocated {
             Format::VhdxFixed
         } else {
             Format::VhdxDynamic

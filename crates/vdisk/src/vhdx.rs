@@ -254,8 +254,6 @@ pub(crate) struct Vhdx {
     pub header: VhdxHeaderInfo,
     pub params: VhdxParams,
     pub log_dirty: bool,
-    /// Whether all payload blocks are FULLY_PRESENT (reported as "fixed").
-    pub fixed_like: bool,
     bat: Vec<u64>,
     chunk_ratio: u64,
 }
@@ -358,17 +356,16 @@ impl Vhdx {
         }
         let raw = view.read_vec(bat_region.offset, entries * 8, "VHDX BAT")?;
         let bat: Vec<u64> = raw.chunks_exact(8).map(|c| le64(c, 0)).collect();
-        let mut v = Vhdx {
+        let v = Vhdx {
             src,
             view,
             header,
             params,
             log_dirty,
-            fixed_like: false,
             bat,
             chunk_ratio,
         };
-        v.fixed_like = v.check_bat(&regions, log, bat_region.offset, data_blocks)?;
+        v.check_bat(&regions, log, bat_region.offset, data_blocks)?;
         let parent = if v.params.has_parent {
             Some(v.parent_request()?)
         } else {
@@ -377,18 +374,17 @@ impl Vhdx {
         Ok((v, parent, warnings))
     }
 
-    /// Checks every BAT entry; returns whether every payload block is FULLY_PRESENT.
+    /// Checks every BAT entry.
     fn check_bat(
         &self,
         regions: &[Region],
         log: (u64, u64),
         bat_at: u64,
         data_blocks: u64,
-    ) -> Result<bool> {
+    ) -> Result<()> {
         let file_size = self.view.size();
         let bs = u64::from(self.params.block_size);
         let cr = self.chunk_ratio;
-        let mut all_present = true;
         for (i, &e) in self.bat.iter().enumerate() {
             let i = i as u64;
             let at = bat_at + 8 * i;
@@ -414,13 +410,9 @@ impl Vhdx {
                     continue;
                 }
                 match state {
-                    NOT_PRESENT | UNDEFINED | ZERO | UNMAPPED => {
-                        all_present = false;
-                        false
-                    }
+                    NOT_PRESENT | UNDEFINED | ZERO | UNMAPPED => false,
                     FULLY_PRESENT => true,
                     PARTIALLY_PRESENT if self.params.has_parent => {
-                        all_present = false;
                         let bm = self
                             .bat
                             .get(((block / cr + 1) * (cr + 1) - 1) as usize)
@@ -481,7 +473,7 @@ impl Vhdx {
                 ));
             }
         }
-        Ok(all_present)
+        Ok(())
     }
 
     fn parent_request(&self) -> Result<ParentRequest> {
