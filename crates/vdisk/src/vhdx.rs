@@ -585,6 +585,9 @@ fn read_regions(src: &Src, warnings: &mut Vec<String>) -> Result<Vec<Region>> {
                 }
                 return Ok(r);
             }
+            // A table that is intact but says something unacceptable is not "damaged":
+            // the copy says the same.
+            Err(e @ (Error::Unsupported { .. } | Error::Invalid { .. })) => return Err(e),
             Err(e) => errs.push(e.to_string()),
         }
     }

@@ -129,7 +129,8 @@ fn make_dirty(img: &Path) -> Dirty {
     let size = b.len() as u64;
     // The BAT sector holding entries 40 and 41 (chunk ratio 4096: index = block).
     const BLOCK: usize = 40;
-    let sec_at = bat_at + (BLOCK * 8).next_multiple_of(4096) - if (BLOCK * 8) % 4096 == 0 { 0 } else { 4096 };
+    let sec_at = bat_at + (BLOCK * 8).next_multiple_of(4096)
+        - if (BLOCK * 8) % 4096 == 0 { 0 } else { 4096 };
     let mut sec1 = b[sec_at..sec_at + 4096].to_vec();
     let at40 = 40 * 8 - (sec_at - bat_at);
     put64(&mut sec1, at40, ((new1 / MIB) << 20) | 6);
