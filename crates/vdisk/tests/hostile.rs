@@ -2,6 +2,8 @@
 //! anywhere, damaged partition tables, and random mutations. Each gives a clear error or a
 //! documented warning, never a panic or a hang.
 
+#![allow(clippy::big_endian_bytes)] // VHD is big-endian
+
 mod common;
 
 use std::path::Path;
