@@ -449,7 +449,16 @@ fn read_ebrs(
 }
 
 fn read_gpt(disk: &dyn ReadAt, ss: u64, warnings: &mut Vec<String>) -> Result<Gpt> {
-    let last_lba = disk.size() / ss - 1;
+    let Some(last_lba) = (disk.size() / ss).checked_sub(1).filter(|&l| l >= 2) else {
+        return Err(Error::Partition {
+            what: "GPT",
+            offset: ss,
+            detail: format!(
+                "a disk of {:#x} bytes is too small for a GPT with {ss}-byte sectors",
+                disk.size()
+            ),
+        });
+    };
     let primary = parse_gpt(disk, ss, 1, last_lba);
     let g = match primary {
         Ok(g) => Ok(g),
@@ -575,4 +584,43 @@ fn parse_gpt(
         partitions,
         dropped,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_disks_and_4k_sectors_do_not_underflow() {
+        for len in [0usize, 511, 512, 1024, 4095, 4096, 8191] {
+            let mut d = vec![0u8; len];
+            if len >= 520 {
+                d[510] = 0x55;
+                d[511] = 0xaa;
+                d[446 + 4] = 0xee;
+                d[512..520].copy_from_slice(b"EFI PART");
+            }
+            for ss in [512, 4096] {
+                let _ = PartitionTable::read(&d, ss);
+            }
+        }
+        assert!(PartitionTable::read(&vec![0u8; 4096], 1000).is_err());
+    }
+
+    #[test]
+    fn type_names() {
+        assert_eq!(
+            PartitionKind::Gpt(gpt_types::WINDOWS_RECOVERY).name(),
+            "Windows recovery"
+        );
+        assert_eq!(
+            gpt_types::WINDOWS_RECOVERY.to_string(),
+            "de94bba4-06d1-4d40-a16a-bfd50179d6ac"
+        );
+        assert_eq!(
+            PartitionKind::Mbr(0x07).name(),
+            "NTFS/exFAT (Windows basic data)"
+        );
+        assert!(PartitionKind::Mbr(0x0f).is_extended());
+    }
 }
