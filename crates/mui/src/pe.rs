@@ -50,6 +50,14 @@ impl<'a> Image<'a> {
                 detail: format!("no MZ signature at offset 0 ({})", looks_like(data)),
             });
         }
+        if data.len() < 64 {
+            return Err(Error::NotPe {
+                detail: format!(
+                    "an MZ signature but only {} bytes: no room for the 64-byte DOS header, so no PE signature",
+                    data.len()
+                ),
+            });
+        }
         let dos = ImageDosHeader::parse(data).map_err(|e| Error::Headers {
             offset: 0,
             detail: format!("DOS header: {e}"),
@@ -65,7 +73,7 @@ impl<'a> Image<'a> {
             });
         }
         // The optional header's magic follows the 4-byte signature and the 20-byte file header.
-        let magic_off = nt_off.checked_add(24).unwrap_or(u64::MAX);
+        let magic_off = nt_off.saturating_add(24);
         let magic = read_u16(data, magic_off).ok_or_else(|| Error::Headers {
             offset: magic_off,
             detail: "optional header past the end of the file".into(),
@@ -121,7 +129,7 @@ impl<'a> Image<'a> {
             })
             .collect();
         let resource = dirs
-            .get(usize::from(IMAGE_DIRECTORY_ENTRY_RESOURCE))
+            .get(IMAGE_DIRECTORY_ENTRY_RESOURCE)
             .map(|d| (d.virtual_address.get(LE), d.size.get(LE)))
             .filter(|&(rva, _)| rva != 0);
         Ok(Image {

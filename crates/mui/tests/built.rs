@@ -83,7 +83,10 @@ fn non_ascii_languages_each_in_its_own_file() {
         (1, "Grüße: äöü ÄÖÜ ß"),
         (2, "Schließen – „Anführungszeichen“"),
     ];
-    let mut tags: Vec<&str> = guestwall_mui::builtin_names().iter().map(|b| b.lang).collect();
+    let mut tags: Vec<&str> = guestwall_mui::builtin_names()
+        .iter()
+        .map(|b| b.lang)
+        .collect();
     tags.dedup();
     assert_eq!(tags.len(), 13);
     for tag in tags {
@@ -140,7 +143,10 @@ fn two_languages_in_one_file() {
         assert_eq!(t.get(28752), Some("Extern bureaublad"));
         assert_eq!(t.get(28777), Some("test text for ID 28777 (a description)"));
         t.prefer_language(lang::parse_install_language("0407").unwrap());
-        assert_eq!(t.get(28775), Some("Remotedesktop - Benutzermodus (TCP eingehend)"));
+        assert_eq!(
+            t.get(28775),
+            Some("Remotedesktop - Benutzermodus (TCP eingehend)")
+        );
         // German has no 28778: the first language that has it.
         assert_eq!(t.get(28778), Some("Extern bureaublad - Schaduw (TCP-In)"));
         // Another German LANGID (de-CH, 0x0807) prefers German too.
@@ -183,7 +189,10 @@ fn edge_ids_lengths_and_escapes() {
     let rc = rc_tables(&[(0x13, 0x01, &strings)]);
     let t = parse(&build(&rc, Arch::X64, false));
     check_exact(&t, &strings);
-    assert_eq!(t.get(16).map(|s| s.chars().count()), Some(long.chars().count()));
+    assert_eq!(
+        t.get(16).map(|s| s.chars().count()),
+        Some(long.chars().count())
+    );
 }
 
 #[test]
@@ -205,7 +214,9 @@ fn parse_time_and_size() {
     }
     // 4096 blocks' worth of IDs would be a 1 MB .rc; 2000 strings spread over 125 blocks in two
     // languages is a realistic FirewallAPI.dll.mui size (the real one has ~1500 strings).
-    let texts: Vec<String> = (0..2000).map(|i| format!("Regel {i}: Extern bureaublad (TCP-In)")).collect();
+    let texts: Vec<String> = (0..2000)
+        .map(|i| format!("Regel {i}: Extern bureaublad (TCP-In)"))
+        .collect();
     let strings: Vec<(u32, &str)> = texts
         .iter()
         .enumerate()

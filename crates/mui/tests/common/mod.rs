@@ -104,19 +104,27 @@ pub fn build(rc: &str, arch: Arch, rsrc_only: bool) -> Vec<u8> {
     run(Command::new(format!("{p}-windres"))
         .current_dir(&dir)
         .args(["--preprocessor=cpp", "-i", "x.rc", "-o", "x.o"]));
-    run(Command::new(format!("{p}-ld"))
-        .current_dir(&dir)
-        .args(["--dll", "-e", "0", "-s", "-o", "FirewallAPI.dll.mui", "x.o"]));
+    run(Command::new(format!("{p}-ld")).current_dir(&dir).args([
+        "--dll",
+        "-e",
+        "0",
+        "-s",
+        "-o",
+        "FirewallAPI.dll.mui",
+        "x.o",
+    ]));
     let mut file = "FirewallAPI.dll.mui";
     if rsrc_only {
-        run(Command::new(format!("{p}-objcopy")).current_dir(&dir).args([
-            "-R",
-            ".text",
-            "-R",
-            ".idata",
-            "FirewallAPI.dll.mui",
-            "rsrc-only.mui",
-        ]));
+        run(Command::new(format!("{p}-objcopy"))
+            .current_dir(&dir)
+            .args([
+                "-R",
+                ".text",
+                "-R",
+                ".idata",
+                "FirewallAPI.dll.mui",
+                "rsrc-only.mui",
+            ]));
         file = "rsrc-only.mui";
     }
     let bytes = std::fs::read(dir.join(file)).expect("read output");
@@ -129,13 +137,18 @@ pub fn rc_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\"\"")
 }
 
-/// An `.rc` STRINGTABLE per language: `(primary, sub, [(id, text)])`.
-pub fn rc_tables(langs: &[(u16, u16, &[(u32, &str)])]) -> String {
+/// The strings of one language: (primary language, sublanguage, [(id, text)]).
+pub type LangStrings<'a> = (u16, u16, &'a [(u32, &'a str)]);
+
+/// An `.rc` STRINGTABLE per language.
+pub fn rc_tables(langs: &[LangStrings<'_>]) -> String {
     let mut rc = String::from("#pragma code_page(65001)\n");
     // winnt.h's values, defined here because no MinGW headers are needed.
     rc.push_str("#define LANG_DUTCH 0x13\n#define SUBLANG_DUTCH 0x01\n");
     for (primary, sub, strings) in langs {
-        rc.push_str(&format!("LANGUAGE {primary:#x}, {sub:#x}\nSTRINGTABLE\nBEGIN\n"));
+        rc.push_str(&format!(
+            "LANGUAGE {primary:#x}, {sub:#x}\nSTRINGTABLE\nBEGIN\n"
+        ));
         for (id, text) in *strings {
             rc.push_str(&format!("  {id} \"{}\"\n", rc_escape(text)));
         }
