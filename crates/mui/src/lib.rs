@@ -49,8 +49,8 @@
 //! PE headers, the section table and the resource directory structures come from the
 //! [`object`] crate (gimli-rs; the crate the Rust standard library's backtraces use, fuzzed
 //! upstream, maintained with frequent releases), built with only its PE reader. `pelite` reads
-//! resources too, but is maintained by one person with rare releases and pulls in more than
-//! this crate needs. `object` gives typed, bounds-checked views of the tables and no policy:
+//! resources too, but `object` is the more widely used and more actively maintained of the
+//! two. `object` gives typed, bounds-checked views of the tables and no policy:
 //! the walk of the resource tree (depth cap, loop detection, work and size budgets) and the
 //! decoding of string blocks are done here, because `object` is written for trusted input and
 //! says so.
