@@ -127,7 +127,11 @@ fn finding_01_a_symlinked_hive_is_fixed_where_it_lives_and_undone_through_the_li
         .collect();
     assert_eq!(backups.len(), 1);
     assert!(backups[0].file_type().unwrap().is_file());
-    assert_eq!(read(backups[0].path()), original);
+    assert!(
+        read(backups[0].path()) == original,
+        "{} differs",
+        stringify!(backups[0].path())
+    );
     assert_eq!(
         std::fs::read_dir(&work).unwrap().count(),
         1,
@@ -171,7 +175,7 @@ fn finding_01_a_symlinked_hive_is_fixed_where_it_lives_and_undone_through_the_li
         let o = gw(&["undo", link_s]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
-    assert_eq!(read(&real), original);
+    assert!(read(&real) == original, "{} differs", stringify!(&real));
     assert!(std::fs::symlink_metadata(&link)
         .unwrap()
         .file_type()
@@ -250,7 +254,7 @@ fn finding_02_a_hive_the_user_may_not_write_is_refused_before_anything_is_writte
     assert!(stderr(&o).contains("may not be written"), "{}", stderr(&o));
     assert!(stderr(&o).contains("0444"), "{}", stderr(&o));
     assert_eq!(t.files(), ["SYSTEM"]);
-    assert_eq!(read(&sys), before);
+    assert!(read(&sys) == before, "{} differs", stringify!(&sys));
     assert_eq!(std::fs::metadata(&sys).unwrap().mode() & 0o7777, 0o444);
 }
 
@@ -289,7 +293,7 @@ fn finding_02_and_06_a_read_only_file_system_is_refused_with_the_reason() {
         // No claim that the firewall is now off: nothing was written.
         assert!(!e.contains("is now OFF") && !e.contains("is OFF"), "{e}");
     }
-    assert_eq!(read(&sys), before);
+    assert!(read(&sys) == before, "{} differs", stringify!(&sys));
     assert_eq!(std::fs::read_dir(&m.0).unwrap().count(), 1);
 }
 
@@ -372,7 +376,7 @@ fn finding_03_a_writer_waits_for_the_lock_with_a_message_then_fails_clearly() {
     let e = stderr(&o);
     assert!(e.contains("waiting up to 1 s"), "{e}");
     assert!(e.contains("another process is writing"), "{e}");
-    assert_eq!(read(&sys), before);
+    assert!(read(&sys) == before, "{} differs", stringify!(&sys));
     assert_eq!(t.files(), ["SYSTEM"]);
 }
 
@@ -494,7 +498,7 @@ fn finding_06_a_full_disk_leaves_nothing_behind_and_says_so() {
         assert!(e.contains("no space left"), "{e}");
         assert!(!e.contains("is now OFF") && !e.contains("is OFF"), "{e}");
     }
-    assert_eq!(read(&sys), before);
+    assert!(read(&sys) == before, "{} differs", stringify!(&sys));
     let mut names: Vec<String> = std::fs::read_dir(&m.0)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -517,7 +521,7 @@ fn finding_06_a_failed_temp_write_removes_its_backup_and_temp_file() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no space left"), "{}", stderr(&o));
     assert_eq!(t.files(), ["SYSTEM"]);
-    assert_eq!(read(&sys), before);
+    assert!(read(&sys) == before, "{} differs", stringify!(&sys));
 }
 
 // ---- 7. Undo mixes operations ---------------------------------------------------------------
@@ -614,10 +618,10 @@ fn finding_07_undo_refuses_a_hive_changed_since_unless_forced() {
         "{}",
         stderr(&o)
     );
-    assert_eq!(read(&sys), other);
+    assert!(read(&sys) == other, "{} differs", stringify!(&sys));
     let o = gw(&["undo", "--force", &sys]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(read(&sys), original);
+    assert!(read(&sys) == original, "{} differs", stringify!(&sys));
     // The overwritten content is kept.
     assert!(t
         .files()
@@ -893,7 +897,7 @@ fn finding_11_wrong_inputs_are_named_for_what_they_are() {
             stderr(&o)
         );
     }
-    assert_eq!(read(&sys), before);
+    assert!(read(&sys) == before, "{} differs", stringify!(&sys));
     // --software naming a SYSTEM hive.
     let o = gw(&["diagnose", "--software", &sys, &sys]);
     assert_eq!(o.status.code(), Some(2));
@@ -1937,7 +1941,7 @@ fn trial2_19_ctrl_c_during_a_save_stops_it_cleanly() {
             "{point}: {}",
             stderr(&o)
         );
-        assert_eq!(read(&sys), before, "{point}");
+        assert!(read(&sys) == before, "{point}");
         assert_eq!(t.files(), ["SYSTEM"], "{point}: litter");
     }
     // Past the rename the save completes.

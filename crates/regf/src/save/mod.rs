@@ -752,7 +752,9 @@ pub fn undo_latest(paths: &[&Path], opts: &UndoOptions) -> Result<UndoReport> {
             let Some(backup) = list_backups(p)?.pop() else {
                 continue;
             };
-            report.files.push(restore_locked(p, &backup, opts)?);
+            report
+                .files
+                .push(restore_locked(&mut held, p, &backup, opts)?);
         }
         return Ok(report);
     };
@@ -807,7 +809,9 @@ pub fn undo_latest(paths: &[&Path], opts: &UndoOptions) -> Result<UndoReport> {
         }
     }
     for f in op.files.iter().rev() {
-        report.files.push(restore_locked(&f.path, &f.backup, opts)?);
+        report
+            .files
+            .push(restore_locked(&mut held, &f.path, &f.backup, opts)?);
     }
     if !opts.dry_run {
         history::mark_undone(&op.files, &op.id)?;
@@ -844,11 +848,16 @@ pub fn restore_from(path: &Path, backup: &Path, opts: &UndoOptions) -> Result<Re
             },
         )?;
     }
-    restore_locked(path, backup, opts)
+    restore_locked(&mut held, path, backup, opts)
 }
 
 /// [`restore_from`] for a caller that holds the hive's lock.
-fn restore_locked(path: &Path, backup: &Path, opts: &UndoOptions) -> Result<RestoreReport> {
+fn restore_locked(
+    held: &mut Operation,
+    path: &Path,
+    backup: &Path,
+    opts: &UndoOptions,
+) -> Result<RestoreReport> {
     let _busy = Busy::start();
     let target = fsx::resolve(path)?;
     let real = target.real.as_path();
@@ -943,9 +952,16 @@ fn restore_locked(path: &Path, backup: &Path, opts: &UndoOptions) -> Result<Rest
                 detail: "the restored copy read back differs from the backup".into(),
             });
         }
+        // The restored file is locked before it takes the hive's name, and stays locked for
+        // the rest of the operation (another undo waiting must not slip in).
+        let new_lock = file
+            .try_clone()
+            .and_then(fsx::HiveLock::on)
+            .map_err(|source| explain(&tmp, source))?;
         interrupted(real)?;
         fs::rename(&tmp, real).map_err(|source| explain(real, source))?;
         litter.keep();
+        held.relock(real, new_lock);
         sync_dir(&dir)?;
         check_named_path(&target.named, &file)?;
         fault_point("restore-after-rename");
