@@ -27,161 +27,12 @@ pub use report::{
 
 use guestwall_firewall::names::display;
 use guestwall_firewall::{
-    match_flow, Action, Decider, Exclusion, FlowMatch, Listener, Mismatch, Os, Policy, Profile,
-    ProfileDecision, Setting, Store, StoredRule, Verdict,
+    match_flow, Action, Decider, Exclusion, FlowMatch, Listener, Mismatch, Profile,
+    ProfileDecision, Store, StoredRule, Verdict,
 };
 
-/// The cause codes used in causes and findings.
-pub mod codes {
-    /// DoNotAllowExceptions (netsh: BlockInboundAlways) in the local store.
-    pub const BLOCK_ALL_INBOUND: &str = "block-all-inbound";
-    /// An RDP allow rule exists but is disabled.
-    pub const RDP_RULE_DISABLED: &str = "rdp-rule-disabled";
-    /// No rule allows RDP at all.
-    pub const RDP_RULE_MISSING: &str = "rdp-rule-missing";
-    /// An enabled RDP rule leaves this profile out.
-    pub const RDP_RULE_WRONG_PROFILE: &str = "rdp-rule-wrong-profile";
-    /// A custom RDP port with no rule that covers it.
-    pub const RDP_PORT_NOT_ALLOWED: &str = "rdp-port-not-allowed";
-    /// An enabled local block rule matches.
-    pub const BLOCK_RULE: &str = "block-rule";
-    /// Group Policy decides: merge off, policy block-all, or a policy block rule.
-    pub const POLICY_OVERRIDE: &str = "policy-override";
-    /// fDenyTSConnections=1, local or policy.
-    pub const RDP_DISABLED: &str = "rdp-disabled";
-    /// MpsSvc or BFE disabled: everything inbound is blocked.
-    pub const FIREWALL_SERVICE_DISABLED: &str = "firewall-service-disabled";
-    /// TermService disabled.
-    pub const TERMSERVICE_DISABLED: &str = "termservice-disabled";
-    /// An IPsec rule demands authentication for the RDP port.
-    pub const IPSEC_REQUIRED: &str = "ipsec-required";
-    /// The profile is off: RDP passes, but the machine is unprotected.
-    pub const FIREWALL_OFF: &str = "firewall-off";
-    /// Informational: the RDP listener port is not 3389.
-    pub const CUSTOM_PORT: &str = "custom-port";
-    /// Informational: the last network the machine knew, as a hint of the active profile.
-    pub const ACTIVE_PROFILE_HINT: &str = "active-profile-hint";
-    /// Informational: Select\Default (next boot) is not Select\Current.
-    pub const CONTROL_SET_MISMATCH: &str = "control-set-mismatch";
-    /// Informational: default inbound action is allow (insecure, not a blocker).
-    pub const DEFAULT_INBOUND_ALLOW: &str = "default-inbound-allow";
-    /// Informational: the profile's firewall is off on some interfaces (DisabledInterfaces).
-    pub const DISABLED_INTERFACES: &str = "disabled-interfaces";
-    /// Informational: something about the input (dirty hive, missing SOFTWARE, …).
-    pub const INPUT_NOTE: &str = "input-note";
-    /// A hive's transaction logs could be applied only in part (a damaged entry): what is read
-    /// is what Windows would load, but the changes logged after the damage are lost.
-    pub const LOGS_PARTLY_APPLIED: &str = "logs-partly-applied";
-    /// `--port` names a port RDP does not listen on; the diagnosis is for the port it does.
-    pub const PORT_MISMATCH: &str = "port-mismatch";
-    /// `RDP-Tcp\\PortNumber` holds no valid TCP port (0, or above 65535): RDP cannot listen.
-    pub const RDP_PORT_INVALID: &str = "rdp-port-invalid";
-    /// An RDP allow rule admits only some clients (remote address, interface, authorization
-    /// …): the verdict is conditional, or the rule is disabled and would be.
-    pub const RDP_RULE_SCOPED: &str = "rdp-rule-scoped";
-
-    /// Every code, in the order documented in `docs/json.md`.
-    pub const ALL: &[&str] = &[
-        RDP_RULE_DISABLED,
-        RDP_RULE_WRONG_PROFILE,
-        RDP_PORT_NOT_ALLOWED,
-        RDP_RULE_MISSING,
-        RDP_RULE_SCOPED,
-        BLOCK_ALL_INBOUND,
-        BLOCK_RULE,
-        POLICY_OVERRIDE,
-        FIREWALL_OFF,
-        IPSEC_REQUIRED,
-        RDP_DISABLED,
-        RDP_PORT_INVALID,
-        FIREWALL_SERVICE_DISABLED,
-        TERMSERVICE_DISABLED,
-        PORT_MISMATCH,
-        CUSTOM_PORT,
-        DEFAULT_INBOUND_ALLOW,
-        DISABLED_INTERFACES,
-        ACTIVE_PROFILE_HINT,
-        CONTROL_SET_MISMATCH,
-        LOGS_PARTLY_APPLIED,
-        INPUT_NOTE,
-    ];
-}
-
-/// A service's start type as read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceStart {
-    /// Short name (`MpsSvc`, `BFE`, `TermService`).
-    pub name: String,
-    /// `Start` (2 automatic, 3 manual, 4 disabled); `None` when the service key is missing.
-    pub start: Option<u32>,
-    /// Where it was read.
-    pub origin: String,
-}
-
-/// The network the machine last knew, as a hint of which profile will be active.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetworkHint {
-    /// The profile (from the network's category).
-    pub profile: Profile,
-    /// The network's name.
-    pub name: String,
-    /// When it was last connected, as text.
-    pub last_connected: Option<String>,
-}
-
-/// A note about the input, with its code ([`codes::INPUT_NOTE`] or a more specific one such
-/// as [`codes::LOGS_PARTLY_APPLIED`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Note {
-    /// The code.
-    pub code: &'static str,
-    /// The text.
-    pub text: String,
-}
-
-impl Note {
-    /// A plain input note.
-    pub fn input(text: impl Into<String>) -> Note {
-        Note {
-            code: codes::INPUT_NOTE,
-            text: text.into(),
-        }
-    }
-}
-
-/// Everything the diagnosis needs to know about one control set of a machine.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MachineConfig {
-    /// What this is, for people: `SYSTEM: ControlSet001 (Select\Current)`.
-    pub label: String,
-    /// The control set's key name (`ControlSet001`).
-    pub control_set: String,
-    /// Why this control set: `Select\Current`, `Select\Default`, both, or `assumed`.
-    pub control_set_source: String,
-    /// The firewall.
-    pub policy: Policy,
-    /// The OS, when known.
-    pub os: Os,
-    /// The OS's name and build, for display.
-    pub os_name: Option<String>,
-    /// The OS version was inferred from the firewall rules (no SOFTWARE hive).
-    pub os_inferred: bool,
-    /// `Terminal Server\fDenyTSConnections`.
-    pub deny_ts: Option<Setting<bool>>,
-    /// The Group Policy copy of fDenyTSConnections (it wins when set).
-    pub deny_ts_policy: Option<Setting<bool>>,
-    /// `RDP-Tcp\PortNumber`.
-    pub port: Option<Setting<u32>>,
-    /// The input does not show whether `PortNumber` is set (a partial capture): `--port`
-    /// then says where RDP listens. False for hives, where a missing value means 3389.
-    pub port_unknown: bool,
-    /// MpsSvc, BFE and TermService.
-    pub services: Vec<ServiceStart>,
-    /// The last known network.
-    pub network_hint: Option<NetworkHint>,
-    /// Notes about the input, shown as findings.
-    pub notes: Vec<Note>,
-}
+pub use guestwall_firewall::codes;
+pub use guestwall_firewall::{Code, MachineConfig, NetworkHint, Note, Origin, ServiceStart};
 
 /// A rule as reports name it: ID, display name and store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -229,7 +80,7 @@ fn opt_store_key<S: Serializer>(s: &Option<Store>, ser: S) -> Result<S::Ok, S::E
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cause {
     /// The code (see [`codes`]).
-    pub code: &'static str,
+    pub code: Code,
     /// True when it keeps RDP from working (false: informational).
     #[serde(rename = "blocking")]
     pub blocks: bool,
@@ -250,6 +101,9 @@ pub struct Cause {
     pub conditions: Vec<String>,
     /// For a scoped rule: what a client from the internet gets.
     pub internet_client: Option<String>,
+    /// Where the deciding setting, rule or value was read.
+    #[serde(skip)]
+    pub origin: Option<Origin>,
 }
 
 /// One profile's result.
@@ -278,7 +132,7 @@ pub enum PortSource {
     /// `RDP-Tcp\PortNumber` in the hive.
     Hive {
         /// The value's path.
-        origin: String,
+        origin: Origin,
     },
     /// `--port`, because the hive has no (valid) PortNumber.
     CommandLine,
@@ -340,7 +194,7 @@ fn rule_label(sr: &StoredRule) -> String {
     RuleRef::of(sr).label()
 }
 
-fn cause(code: &'static str, blocks: bool, detail: String, fix: Option<String>) -> Cause {
+fn cause(code: Code, blocks: bool, detail: String, fix: Option<String>) -> Cause {
     Cause {
         code,
         blocks,
@@ -351,10 +205,11 @@ fn cause(code: &'static str, blocks: bool, detail: String, fix: Option<String>) 
         store: None,
         conditions: Vec::new(),
         internet_client: None,
+        origin: None,
     }
 }
 
-fn rule_cause(code: &'static str, sr: &StoredRule, detail: String, fix: String) -> Cause {
+fn rule_cause(code: Code, sr: &StoredRule, detail: String, fix: String) -> Cause {
     Cause {
         code,
         blocks: true,
@@ -365,6 +220,7 @@ fn rule_cause(code: &'static str, sr: &StoredRule, detail: String, fix: String) 
         store: Some(sr.store),
         conditions: Vec::new(),
         internet_client: None,
+        origin: Some(sr.origin.clone()),
     }
 }
 
@@ -427,14 +283,15 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
                         store: c.store,
                     }),
                     store: Some(c.store),
+                    origin: Some(c.origin.clone()),
                     ..cause(
                         codes::IPSEC_REQUIRED,
                         true,
                         format!(
                             "connection security rule {} ({}, {}) requires IPsec for TCP {port}; a client without IPsec times out",
-                            c.rule.id, c.store, c.origin
+                            c.rule.id, c.store, c.origin.key_only()
                         ),
-                        Some(format!("disable it: set Active=FALSE in {}", c.origin)),
+                        Some(format!("disable it: set Active=FALSE in {}", c.origin.key_only())),
                     )
                 });
             }
@@ -445,12 +302,15 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
             for s in &fw_service_down {
                 r.causes.insert(
                     0,
-                    cause(
-                        codes::FIREWALL_SERVICE_DISABLED,
-                        true,
-                        format!("{} is disabled ({}\\Start = 4): the boot-time filters block all inbound traffic", s.name, s.origin),
-                        Some(format!("set {}\\Start to 2 (automatic)", s.origin)),
-                    ),
+                    Cause {
+                        origin: Some(s.start_origin()),
+                        ..cause(
+                            codes::FIREWALL_SERVICE_DISABLED,
+                            true,
+                            format!("{} is disabled ({} = 4): the boot-time filters block all inbound traffic", s.name, s.start_origin()),
+                            Some(format!("set {} to 2 (automatic)", s.start_origin())),
+                        )
+                    },
                 );
             }
         }
@@ -463,18 +323,21 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
         .as_ref()
         .filter(|p| u16::try_from(p.value).ok().is_none_or(|v| v == 0))
     {
-        findings.push(cause(
-            codes::RDP_PORT_INVALID,
-            true,
-            format!(
-                "{} = {} is not a TCP port (1-65535): the Remote Desktop service cannot listen on it",
-                p.origin, p.value
-            ),
-            Some(format!("set {} to 3389 (or another free port)", p.origin)),
-        ));
+        findings.push(Cause {
+            origin: Some(p.origin.clone()),
+            ..cause(
+                codes::RDP_PORT_INVALID,
+                true,
+                format!(
+                    "{} = {} is not a TCP port (1-65535): the Remote Desktop service cannot listen on it",
+                    p.origin, p.value
+                ),
+                Some(format!("set {} to 3389 (or another free port)", p.origin)),
+            )
+        });
     }
     let mismatch_origin = match &port_source {
-        PortSource::Hive { origin } => Some(origin.clone()),
+        PortSource::Hive { origin } => Some(origin.to_string()),
         PortSource::Default if cfg.port.is_none() && !cfg.port_unknown => {
             Some("Windows' default: the hive has no PortNumber".to_string())
         }
@@ -507,6 +370,7 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
                 } else {
                     Store::Local
                 }),
+                origin: Some(s.origin.clone()),
                 ..cause(
                     codes::RDP_DISABLED,
                     true,
@@ -529,32 +393,44 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
         }
     }
     for s in &fw_service_down {
-        findings.push(cause(
-            codes::FIREWALL_SERVICE_DISABLED,
-            true,
-            format!("{} is disabled ({}\\Start = 4): everything inbound is blocked, whatever the firewall rules say", s.name, s.origin),
-            Some(format!("set {}\\Start to 2 (automatic)", s.origin)),
-        ));
+        findings.push(Cause {
+            origin: Some(s.start_origin()),
+            ..cause(
+                codes::FIREWALL_SERVICE_DISABLED,
+                true,
+                format!("{} is disabled ({} = 4): everything inbound is blocked, whatever the firewall rules say", s.name, s.start_origin()),
+                Some(format!("set {} to 2 (automatic)", s.start_origin())),
+            )
+        });
     }
     if let Some(s) = service("TermService").filter(|_| disabled("TermService")) {
-        findings.push(cause(
-            codes::TERMSERVICE_DISABLED,
-            true,
-            format!("the Remote Desktop service is disabled ({}\\Start = 4): nothing listens on port {port}", s.origin),
-            Some(format!("set {}\\Start to 3 (manual, the default)", s.origin)),
-        ));
+        findings.push(Cause {
+            origin: Some(s.start_origin()),
+            ..cause(
+                codes::TERMSERVICE_DISABLED,
+                true,
+                format!("the Remote Desktop service is disabled ({} = 4): nothing listens on port {port}", s.start_origin()),
+                Some(format!("set {} to 3 (manual, the default)", s.start_origin())),
+            )
+        });
     }
     for (i, _) in &ipsec {
         let c = &cfg.policy.consec_rules[*i];
-        findings.push(cause(
-            codes::IPSEC_REQUIRED,
-            true,
-            format!(
-                "connection security rule {} ({}) requires IPsec for TCP {port}",
-                c.rule.id, c.store
-            ),
-            Some(format!("disable it: set Active=FALSE in {}", c.origin)),
-        ));
+        findings.push(Cause {
+            origin: Some(c.origin.clone()),
+            ..cause(
+                codes::IPSEC_REQUIRED,
+                true,
+                format!(
+                    "connection security rule {} ({}) requires IPsec for TCP {port}",
+                    c.rule.id, c.store
+                ),
+                Some(format!(
+                    "disable it: set Active=FALSE in {}",
+                    c.origin.key_only()
+                )),
+            )
+        });
     }
     if port != 3389 {
         findings.push(cause(
@@ -574,7 +450,7 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
                 format!(
                     "the {} profile allows all inbound traffic by default (DefaultInboundAction = 0{}): not a blocker, but insecure",
                     d.profile,
-                    d.settings.default_inbound_block.origin.as_deref().map(|o| format!(", {o}")).unwrap_or_default()
+                    d.settings.default_inbound_block.origin.as_ref().map(|o| format!(", {o}")).unwrap_or_default()
                 ),
                 None,
             ));
@@ -590,7 +466,7 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
                     "the {} profile's firewall is off on the interfaces {} ({}); if the VM's NIC is one of them, the profile's rules do not apply there",
                     d.profile,
                     di.value.join(","),
-                    di.origin.as_deref().unwrap_or("")
+                    di.origin.as_ref().map(|o| o.to_string()).unwrap_or_default()
                 ),
                 None,
             ));
@@ -704,8 +580,8 @@ fn scoped_cause(
                 .to_string()
         } else {
             format!(
-                "if clients from elsewhere must connect, widen its scope (RemoteIP) in {}\\{}, or connect from inside the scope",
-                sr.origin, sr.rule.id
+                "if clients from elsewhere must connect, widen its scope (RemoteIP) in {}, or connect from inside the scope",
+                sr.origin
             )
         },
     );
@@ -775,7 +651,7 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
                                     "{} would allow TCP {port} but is disabled (Active=FALSE)",
                                     rule_label(sr)
                                 ),
-                                format!("enable it: Active=TRUE in {}\\{}", sr.origin, sr.rule.id),
+                                format!("enable it: Active=TRUE in {}", sr.origin),
                             ));
                         }
                         Some(Exclusion::OtherProfile) => {
@@ -798,34 +674,33 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
                                     }
                                 ),
                                 format!(
-                                    "add the missing profile(s) to it (a Profile= token in {}\\{})",
-                                    sr.origin, sr.rule.id
+                                    "add the missing profile(s) to it (a Profile= token in {})",
+                                    sr.origin
                                 ),
                             ));
                         }
                         Some(Exclusion::LocalRulesOff) => {
-                            let origin = d
-                                .settings
-                                .allow_local_policy_merge
-                                .origin
-                                .clone()
-                                .unwrap_or_default();
-                            causes.push(rule_cause(
-                                codes::POLICY_OVERRIDE,
-                                sr,
-                                format!(
-                                    "{} would allow TCP {port}, but Group Policy turns local rules off (AllowLocalPolicyMerge = 0, {origin})",
-                                    rule_label(sr)
-                                ),
-                                "allow local rules in the GPO, or add the RDP rule to the GPO; a local change cannot override it".into(),
-                            ));
+                            let merge = d.settings.allow_local_policy_merge.origin.clone();
+                            let origin = merge.as_ref().map(|o| o.to_string()).unwrap_or_default();
+                            causes.push(Cause {
+                                origin: merge,
+                                ..rule_cause(
+                                    codes::POLICY_OVERRIDE,
+                                    sr,
+                                    format!(
+                                        "{} would allow TCP {port}, but Group Policy turns local rules off (AllowLocalPolicyMerge = 0, {origin})",
+                                        rule_label(sr)
+                                    ),
+                                    "allow local rules in the GPO, or add the RDP rule to the GPO; a local change cannot override it".into(),
+                                )
+                            });
                         }
                         Some(Exclusion::Malformed) => {
                             causes.push(rule_cause(
                                 codes::RDP_RULE_DISABLED,
                                 sr,
                                 format!("{} would allow TCP {port} but does not parse ({}), so Windows ignores it", rule_label(sr), sr.rule.problems.join("; ")),
-                                format!("repair the rule string in {}\\{}", sr.origin, sr.rule.id),
+                                format!("repair the rule string in {}", sr.origin),
                             ));
                         }
                         _ => {}
@@ -864,6 +739,7 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
                 rule: pinned.first().map(|sr| sr.rule.id.clone()),
                 rule_ref: pinned.first().map(|sr| RuleRef::of(sr)),
                 store: pinned.first().map(|sr| sr.store),
+                origin: pinned.first().map(|sr| sr.origin.clone()),
                 ..cause(
                     codes::RDP_PORT_NOT_ALLOWED,
                     true,
@@ -883,10 +759,12 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
 
     // Cause 2: the profile blocks all inbound.
     if d.settings.enable_firewall.value && d.settings.shielded.value {
-        let origin = d.settings.shielded.origin.clone().unwrap_or_default();
+        let shield = d.settings.shielded.origin.clone();
+        let origin = shield.as_ref().map(|o| o.to_string()).unwrap_or_default();
         let gp = d.settings.shielded.store == Some(Store::GroupPolicy);
         causes.push(Cause {
             store: d.settings.shielded.store,
+            origin: shield,
             ..cause(
                 if gp { codes::POLICY_OVERRIDE } else { codes::BLOCK_ALL_INBOUND },
                 true,
@@ -920,8 +798,8 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
                 _ => (
                     codes::BLOCK_RULE,
                     format!(
-                        "disable it: Active=FALSE in {}\\{} (do not delete it)",
-                        sr.origin, sr.rule.id
+                        "disable it: Active=FALSE in {} (do not delete it)",
+                        sr.origin
                     ),
                 ),
             };
@@ -940,14 +818,11 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
     }
 
     if !d.settings.enable_firewall.value {
-        let origin = d
-            .settings
-            .enable_firewall
-            .origin
-            .clone()
-            .unwrap_or_default();
+        let off = d.settings.enable_firewall.origin.clone();
+        let origin = off.as_ref().map(|o| o.to_string()).unwrap_or_default();
         causes.push(Cause {
             store: d.settings.enable_firewall.store,
+            origin: off,
             ..cause(
                 codes::FIREWALL_OFF,
                 false,
@@ -961,8 +836,14 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
         causes.push(rule_cause(
             codes::IPSEC_REQUIRED,
             sr,
-            format!("{} allows TCP {port} only to IPsec-authenticated clients", rule_label(sr)),
-            format!("remove the Security/authorization tokens from {}\\{}, or use an IPsec-capable client", sr.origin, sr.rule.id),
+            format!(
+                "{} allows TCP {port} only to IPsec-authenticated clients",
+                rule_label(sr)
+            ),
+            format!(
+                "remove the Security/authorization tokens from {}, or use an IPsec-capable client",
+                sr.origin
+            ),
         ));
     }
     // A blocked or conditional verdict always names what decides it.

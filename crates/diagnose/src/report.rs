@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::{Cause, Diagnosis, PortSource};
+use crate::{Cause, Code, Diagnosis, PortSource};
 
 /// Version of the JSON documents guestwall writes (`"schema"`); raised when a field changes
 /// meaning or goes away, not when one is added.
@@ -80,8 +80,8 @@ fn profile_names(keys: &[&str]) -> String {
 }
 
 /// The codes that keep RDP from working, in order, each once.
-pub fn blocking_codes(d: &Diagnosis) -> Vec<&'static str> {
-    let mut codes: Vec<&'static str> = Vec::new();
+pub fn blocking_codes(d: &Diagnosis) -> Vec<Code> {
+    let mut codes: Vec<Code> = Vec::new();
     let from_profiles = d.profiles.iter().flat_map(|p| p.causes.iter());
     let from_findings = d.findings.iter().filter(|f| f.blocks);
     for c in from_profiles.chain(from_findings) {
@@ -206,7 +206,7 @@ fn write_result(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::R
     if reachable {
         return writeln!(out, "Result: RDP is reachable on every profile.");
     }
-    let mut codes: Vec<&'static str> = Vec::new();
+    let mut codes: Vec<Code> = Vec::new();
     for d in diags {
         for c in blocking_codes(d) {
             if !codes.contains(&c) {
@@ -221,7 +221,14 @@ fn write_result(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::R
     let what = if codes.is_empty() && conditional {
         "only for some clients".to_string()
     } else {
-        format!("NOT reachable ({})", codes.join(", "))
+        format!(
+            "NOT reachable ({})",
+            codes
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     };
     let t = target;
     writeln!(out, "Result: RDP is {what}.")?;

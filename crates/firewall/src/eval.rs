@@ -12,6 +12,7 @@
 //! depends on such a rule is [`Verdict::Conditional`].
 
 use crate::consec::ConSecRule;
+use crate::origin::Origin;
 use crate::rule::Rule;
 use crate::settings::{effective_profile, EffectiveProfile, Store, StoreSettings};
 use crate::values::{Action, Direction, IfType, Profile};
@@ -21,8 +22,8 @@ use crate::values::{Action, Direction, IfType, Profile};
 pub struct StoredRule {
     /// The store.
     pub store: Store,
-    /// Where it was read (a label, e.g. the registry key).
-    pub origin: String,
+    /// Where it was read: the store's rules key, and the rule's ID as the value.
+    pub origin: Origin,
     /// The rule.
     pub rule: Rule,
 }
@@ -32,8 +33,8 @@ pub struct StoredRule {
 pub struct StoredConSec {
     /// The store.
     pub store: Store,
-    /// Where it was read.
-    pub origin: String,
+    /// Where it was read: the store's rules key, and the rule's ID as the value.
+    pub origin: Origin,
     /// The rule.
     pub rule: ConSecRule,
 }

@@ -16,20 +16,27 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod codes;
 pub mod consec;
 pub mod eval;
+pub mod machine;
 pub mod names;
+pub mod origin;
 pub mod rule;
 pub mod settings;
 pub mod values;
 
+pub use codes::Code;
 pub use consec::{ConSecAction, ConSecRule};
 pub use eval::{
     match_flow, normalize_path, Decider, Exclusion, FlowMatch, Listener, ListenerProcess, Mismatch,
     Os, Policy, ProfileDecision, RuleOutcome, StoredConSec, StoredRule, Verdict,
 };
+pub use machine::{MachineConfig, NetworkHint, Note, ServiceStart, FIREWALL_POLICY};
+pub use origin::{CaptureLine, HiveKind, Origin};
 pub use rule::{parse_version, Rule, RuleString, Segment};
 pub use settings::{
-    effective_profile, Effective, EffectiveProfile, Setting, Store, StoreProfile, StoreSettings,
+    effective_profile, Effective, EffectiveProfile, Logging, Setting, Store, StoreProfile,
+    StoreSettings,
 };
 pub use values::{Action, Address, AddressSet, Direction, PortItem, PortSet, Profile, ProfileSet};

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use crate::origin::Origin;
 use crate::values::Profile;
 
 /// Where a rule or setting lives.
@@ -42,23 +43,19 @@ impl fmt::Display for Store {
     }
 }
 
-/// A configured value and where it was read (a label the caller chooses, such as a registry
-/// path; the model does not interpret it).
+/// A configured value and where it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting<T> {
     /// The value.
     pub value: T,
-    /// Where it came from.
-    pub origin: String,
+    /// Where it came from (the value).
+    pub origin: Origin,
 }
 
 impl<T> Setting<T> {
     /// A value and its origin.
-    pub fn new(value: T, origin: impl Into<String>) -> Setting<T> {
-        Setting {
-            value,
-            origin: origin.into(),
-        }
+    pub fn new(value: T, origin: Origin) -> Setting<T> {
+        Setting { value, origin }
     }
 }
 
@@ -66,7 +63,7 @@ impl<T> Setting<T> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreProfile {
     /// Where the profile's key is.
-    pub origin: String,
+    pub origin: Origin,
     /// `EnableFirewall`.
     pub enable_firewall: Option<Setting<bool>>,
     /// `DoNotAllowExceptions` (netsh: BlockInboundAlways).
@@ -81,6 +78,35 @@ pub struct StoreProfile {
     pub allow_local_ipsec_policy_merge: Option<Setting<bool>>,
     /// `DisabledInterfaces`.
     pub disabled_interfaces: Option<Setting<Vec<String>>>,
+    /// `DisableNotifications` (netsh: InboundUserNotification disable).
+    pub disable_notifications: Option<Setting<bool>>,
+    /// `DisableUnicastResponsesToMulticastBroadcast`.
+    pub disable_unicast_responses: Option<Setting<bool>>,
+    /// The profile's `Logging` subkey.
+    pub logging: Logging,
+}
+
+/// A profile's `Logging` subkey. `None` = not configured.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Logging {
+    /// `LogSuccessfulConnections`.
+    pub log_allowed: Option<Setting<bool>>,
+    /// `LogDroppedPackets`.
+    pub log_dropped: Option<Setting<bool>>,
+    /// `LogFilePath`.
+    pub file: Option<Setting<String>>,
+    /// `LogFileSize`, in KiB.
+    pub max_kb: Option<Setting<u32>>,
+}
+
+impl StoreProfile {
+    /// An empty profile at `origin`.
+    pub fn at(origin: Origin) -> StoreProfile {
+        StoreProfile {
+            origin,
+            ..StoreProfile::default()
+        }
+    }
 }
 
 /// One store's profiles. The local store's Private profile is its `StandardProfile`; a Group
@@ -126,7 +152,7 @@ pub struct Effective<T> {
     /// The store that set it, `None` for the built-in default.
     pub store: Option<Store>,
     /// Where that store's value was read.
-    pub origin: Option<String>,
+    pub origin: Option<Origin>,
 }
 
 impl<T> Effective<T> {
@@ -233,11 +259,12 @@ mod tests {
         merge: Option<bool>,
     ) -> StoreProfile {
         StoreProfile {
-            origin: "k".into(),
-            enable_firewall: enable.map(|v| Setting::new(v, "e")),
-            shielded: shield.map(|v| Setting::new(v, "s")),
-            default_inbound_block: block.map(|v| Setting::new(v, "d")),
-            allow_local_policy_merge: merge.map(|v| Setting::new(v, "m")),
+            origin: Origin::system("k"),
+            enable_firewall: enable.map(|v| Setting::new(v, Origin::system("k").value("e"))),
+            shielded: shield.map(|v| Setting::new(v, Origin::system("k").value("s"))),
+            default_inbound_block: block.map(|v| Setting::new(v, Origin::system("k").value("d"))),
+            allow_local_policy_merge: merge
+                .map(|v| Setting::new(v, Origin::system("k").value("m"))),
             ..StoreProfile::default()
         }
     }

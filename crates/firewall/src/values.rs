@@ -92,6 +92,26 @@ impl Profile {
         }
     }
 
+    /// The profile's key in the local store (`DomainProfile`, `StandardProfile`,
+    /// `PublicProfile`): the local store calls Private "StandardProfile".
+    pub fn local_key_name(self) -> &'static str {
+        match self {
+            Profile::Domain => "DomainProfile",
+            Profile::Private => "StandardProfile",
+            Profile::Public => "PublicProfile",
+        }
+    }
+
+    /// The profile's key in the Group Policy store (`DomainProfile`, `PrivateProfile`,
+    /// `PublicProfile`).
+    pub fn policy_key_name(self) -> &'static str {
+        match self {
+            Profile::Domain => "DomainProfile",
+            Profile::Private => "PrivateProfile",
+            Profile::Public => "PublicProfile",
+        }
+    }
+
     /// Lower-case name (`domain`, `private`, `public`), as used in JSON.
     pub fn key(self) -> &'static str {
         match self {

@@ -17,7 +17,7 @@ fn policy(rules: &[(&str, Store, &str)]) -> Policy {
             .iter()
             .map(|(id, store, s)| StoredRule {
                 store: *store,
-                origin: "test".into(),
+                origin: Origin::system("test"),
                 rule: Rule::parse(id, s),
             })
             .collect(),
@@ -208,7 +208,7 @@ fn store(public: StoreProfile) -> StoreSettings {
 }
 
 fn set(v: bool) -> Option<Setting<bool>> {
-    Some(Setting::new(v, "x"))
+    Some(Setting::new(v, Origin::system("k").value("x")))
 }
 
 #[test]
@@ -251,7 +251,7 @@ fn profile_settings_and_group_policy() {
     // ... but a GP rule does.
     p.rules.push(StoredRule {
         store: Store::GroupPolicy,
-        origin: "gp".into(),
+        origin: Origin::software("gp"),
         rule: Rule::parse("gp", RDP_TCP),
     });
     assert_eq!(verdicts(&p, 3389), [A, A, A]);
@@ -304,7 +304,7 @@ fn ipsec_connection_security_rules() {
     let mut p = policy(&[("rdp", Store::Local, RDP_TCP)]);
     p.consec_rules.push(StoredConSec {
         store: Store::Local,
-        origin: "cs".into(),
+        origin: Origin::system("cs"),
         rule: ConSecRule::parse(
             "ipsec",
             "v2.10|Action=SecureServer|Active=TRUE|Profile=Public|Protocol=6|EP1Port=3389|",

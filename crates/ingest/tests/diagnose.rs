@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use guestwall_diagnose::{codes, diagnose, Diagnosis};
+use guestwall_diagnose::{codes, diagnose, Code, Diagnosis};
 use guestwall_firewall::{Profile, Rule, Verdict};
 use guestwall_regf::build::{build_hive, reg_sz, BuildOptions, KeySpec};
 use guestwall_regf::data::{REG_DWORD, REG_SZ};
@@ -30,7 +30,7 @@ fn verdicts(d: &Diagnosis) -> Vec<Verdict> {
     d.profiles.iter().map(|p| p.verdict).collect()
 }
 
-fn codes_of(d: &Diagnosis, p: Profile) -> Vec<&'static str> {
+fn codes_of(d: &Diagnosis, p: Profile) -> Vec<Code> {
     d.profiles
         .iter()
         .find(|r| r.profile == p)
@@ -41,7 +41,7 @@ fn codes_of(d: &Diagnosis, p: Profile) -> Vec<&'static str> {
         .collect()
 }
 
-fn finding_codes(d: &Diagnosis) -> Vec<&'static str> {
+fn finding_codes(d: &Diagnosis) -> Vec<Code> {
     d.findings
         .iter()
         .map(|c| c.code)

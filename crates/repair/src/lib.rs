@@ -25,12 +25,10 @@ mod apply;
 pub mod netsh;
 mod script;
 
-use std::fmt;
-
-use guestwall_diagnose::{codes, diagnose, Diagnosis, MachineConfig};
+use guestwall_diagnose::{codes, diagnose, Cause, Code, Diagnosis, MachineConfig};
 use guestwall_firewall::names::{display, REMOTE_DESKTOP_GROUP};
 use guestwall_firewall::{
-    match_flow, Action, ConSecRule, FlowMatch, Listener, Profile, Rule, Setting, Store,
+    match_flow, Action, ConSecRule, FlowMatch, Listener, Origin, Profile, Rule, Setting, Store,
     StoreProfile, StoredRule,
 };
 
@@ -40,23 +38,7 @@ pub use apply::{
 };
 pub use script::{script, ScriptKind};
 
-/// Which hive a change is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HiveKind {
-    /// SYSTEM.
-    System,
-    /// SOFTWARE.
-    Software,
-}
-
-impl fmt::Display for HiveKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HiveKind::System => "SYSTEM",
-            HiveKind::Software => "SOFTWARE",
-        })
-    }
-}
+pub use guestwall_firewall::HiveKind;
 
 /// What a change does to a registry value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,7 +198,7 @@ pub struct Change {
     /// What is done.
     pub op: Op,
     /// The cause code it fixes.
-    pub code: &'static str,
+    pub code: Code,
     /// What it means.
     pub kind: FixKind,
     /// Group Policy will put it back at its next refresh (a policy-cache edit).
@@ -224,6 +206,26 @@ pub struct Change {
 }
 
 impl Change {
+    /// A change of the value `at` names. Edits of SOFTWARE are edits of the Group Policy
+    /// cache.
+    pub fn at(at: &Origin, before: Option<String>, op: Op, code: Code, kind: FixKind) -> Change {
+        Change {
+            hive: at.hive,
+            key: at.key.clone(),
+            value: at.value_name().to_string(),
+            before,
+            op,
+            code,
+            kind,
+            policy_cache: at.hive == HiveKind::Software,
+        }
+    }
+
+    /// Where the change goes.
+    pub fn origin(&self) -> Origin {
+        Origin::key(self.hive, self.key.clone()).value(self.value.clone())
+    }
+
     /// The value after, for display (`None`: deleted).
     pub fn after(&self) -> Option<String> {
         match &self.op {
@@ -240,7 +242,7 @@ pub struct Unresolved {
     /// The control set it concerns.
     pub control_set: String,
     /// The cause code.
-    pub code: &'static str,
+    pub code: Code,
     /// The cause.
     pub detail: String,
     /// What to do.
@@ -282,26 +284,6 @@ pub struct Plan {
     pub after: Vec<Diagnosis>,
 }
 
-/// `SYSTEM\ControlSet001\...` → (hive, `ControlSet001\...`).
-fn split_origin(origin: &str) -> Option<(HiveKind, &str)> {
-    let (h, rest) = origin.split_once('\\')?;
-    let hive = if h.eq_ignore_ascii_case("SYSTEM") {
-        HiveKind::System
-    } else if h.eq_ignore_ascii_case("SOFTWARE") {
-        HiveKind::Software
-    } else {
-        return None;
-    };
-    Some((hive, rest))
-}
-
-/// A value's origin → (hive, key, value name).
-fn split_value_origin(origin: &str) -> Option<(HiveKind, String, String)> {
-    let (hive, rest) = split_origin(origin)?;
-    let (key, value) = rest.rsplit_once('\\')?;
-    Some((hive, key.to_string(), value.to_string()))
-}
-
 /// The state being fixed: a control set's model, changed as fixes are chosen.
 struct Work<'a> {
     cfg: MachineConfig,
@@ -323,11 +305,22 @@ impl Work<'_> {
             .position(|r| r.rule.id == id && store.is_none_or(|s| s == r.store))
     }
 
+    /// The rule a cause names, by its origin.
+    fn cause_rule(&self, c: &Cause) -> Option<usize> {
+        c.rule.as_ref()?;
+        let o = c.origin.as_ref()?;
+        self.cfg
+            .policy
+            .rules
+            .iter()
+            .position(|r| r.origin.same_place(o))
+    }
+
     /// Changes a rule's string through `edit`, records the change, and re-parses the rule.
     fn edit_rule(
         &mut self,
         i: usize,
-        code: &'static str,
+        code: Code,
         kind: FixKind,
         edit: impl FnOnce(&mut Rule) -> bool,
     ) -> bool {
@@ -338,17 +331,11 @@ impl Work<'_> {
         }
         let after = sr.rule.to_rule_string();
         sr.rule = Rule::parse(&sr.rule.id, &after);
-        let Some((hive, key)) = split_origin(&sr.origin) else {
-            return false;
-        };
+        let origin = sr.origin.clone();
         let policy_cache = sr.store == Store::GroupPolicy;
         // A second edit of the same kind to the same rule (another profile added) folds into
         // the first change; an edit of another kind follows it, before = the first's after.
-        let same = |c: &Change| {
-            c.hive == hive
-                && c.key.eq_ignore_ascii_case(key)
-                && c.value.eq_ignore_ascii_case(&sr.rule.id)
-        };
+        let same = |c: &Change| c.origin().same_place(&origin);
         if let Some(prev) = self.changes.iter_mut().rev().find(|c| same(c)) {
             if std::mem::discriminant(&prev.kind) == std::mem::discriminant(&kind) {
                 prev.op = Op::SetString(after);
@@ -356,14 +343,8 @@ impl Work<'_> {
             }
         }
         self.changes.push(Change {
-            hive,
-            key: key.to_string(),
-            value: sr.rule.id.clone(),
-            before: Some(before),
-            op: Op::SetString(after),
-            code,
-            kind,
             policy_cache,
+            ..Change::at(&origin, Some(before), Op::SetString(after), code, kind)
         });
         true
     }
@@ -392,7 +373,7 @@ impl Work<'_> {
             .is_some_and(|s| s.value)
     }
 
-    fn set_active(&mut self, i: usize, active: bool, code: &'static str) -> bool {
+    fn set_active(&mut self, i: usize, active: bool, code: Code) -> bool {
         let id = self.cfg.policy.rules[i].rule.id.clone();
         let name = rule_name(&self.cfg.policy.rules[i]);
         let shared_name = self.shared_name(i);
@@ -434,7 +415,7 @@ impl Work<'_> {
 
     /// Adds an inbound allow rule for TCP `port` to the RDP listener, in the OS's native rule
     /// version and in the Remote Desktop group.
-    fn add_port_rule(&mut self, port: u16, code: &'static str) -> bool {
+    fn add_port_rule(&mut self, port: u16, code: Code) -> bool {
         let id = format!("guestwall-RemoteDesktop-In-TCP-{port}");
         if self.rule_index(&id, Some(Store::Local)).is_some() {
             return false;
@@ -463,86 +444,63 @@ impl Work<'_> {
             "v{}.{}|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort={port}|{program}Name={name}|Desc=Inbound RDP on TCP {port}, added by guestwall|EmbedCtxt={REMOTE_DESKTOP_GROUP}|",
             version.0, version.1
         );
-        let key = format!(
-            "{}\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules",
-            self.cfg.control_set
-        );
+        let origin = Origin::system(format!("{}\\FirewallRules", self.cfg.firewall_policy_key()))
+            .value(id.as_str());
         self.cfg.policy.rules.push(StoredRule {
             store: Store::Local,
-            origin: format!("SYSTEM\\{key}"),
+            origin: origin.clone(),
             rule: Rule::parse(&id, &s),
         });
-        self.changes.push(Change {
-            hive: HiveKind::System,
-            key,
-            value: id.clone(),
-            before: None,
-            op: Op::SetString(s),
+        self.changes.push(Change::at(
+            &origin,
+            None,
+            Op::SetString(s),
             code,
-            kind: FixKind::AddPortRule {
+            FixKind::AddPortRule {
                 id,
                 name,
                 port,
                 listener,
             },
-            policy_cache: false,
-        });
+        ));
         true
     }
 
-    /// Sets a DWORD named by `origin` (a value path) and records it.
+    /// Sets the DWORD `origin` names and records it.
     fn set_dword(
         &mut self,
-        origin: &str,
+        origin: &Origin,
         before: Option<u32>,
         value: u32,
-        code: &'static str,
+        code: Code,
         kind: FixKind,
     ) -> bool {
-        let Some((hive, key, name)) = split_value_origin(origin) else {
-            return false;
-        };
         if before == Some(value) {
             return false;
         }
-        self.changes.push(Change {
-            hive,
-            key,
-            value: name,
-            before: before.map(|b| b.to_string()),
-            op: Op::SetDword(value),
+        self.changes.push(Change::at(
+            origin,
+            before.map(|b| b.to_string()),
+            Op::SetDword(value),
             code,
             kind,
-            policy_cache: hive == HiveKind::Software,
-        });
+        ));
         true
     }
 
-    fn delete_value(
-        &mut self,
-        origin: &str,
-        before: String,
-        code: &'static str,
-        kind: FixKind,
-    ) -> bool {
-        let Some((hive, key, name)) = split_value_origin(origin) else {
-            return false;
-        };
-        self.changes.push(Change {
-            hive,
-            key,
-            value: name,
-            before: Some(before),
-            op: Op::DeleteValue,
+    fn delete_value(&mut self, origin: &Origin, before: String, code: Code, kind: FixKind) -> bool {
+        self.changes.push(Change::at(
+            origin,
+            Some(before),
+            Op::DeleteValue,
             code,
             kind,
-            policy_cache: hive == HiveKind::Software,
-        });
+        ));
         true
     }
 
     /// The local (or GP) store profile whose setting has this origin.
-    fn store_profile_mut(&mut self, origin: &str) -> Option<&mut StoreProfile> {
+    fn store_profile_mut(&mut self, origin: &Origin) -> Option<&mut StoreProfile> {
         let p = &mut self.cfg.policy;
         let stores = [Some(&mut p.local), p.group_policy.as_mut()];
         for s in stores.into_iter().flatten() {
@@ -562,7 +520,7 @@ impl Work<'_> {
                     &sp.allow_local_policy_merge,
                 ]
                 .iter()
-                .any(|x| x.as_ref().is_some_and(|x| x.origin == origin));
+                .any(|x| x.as_ref().is_some_and(|x| x.origin.same_place(origin)));
                 if hit {
                     return Some(sp);
                 }
@@ -572,24 +530,14 @@ impl Work<'_> {
     }
 
     /// The local store's key for a profile (created in the model if missing).
-    fn local_profile(&mut self, p: Profile) -> (String, &mut StoreProfile) {
-        let cs = self.cfg.control_set.clone();
-        let name = match p {
-            Profile::Domain => "DomainProfile",
-            Profile::Private => "StandardProfile",
-            Profile::Public => "PublicProfile",
-        };
-        let origin =
-            format!("SYSTEM\\{cs}\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\{name}");
+    fn local_profile(&mut self, p: Profile) -> (Origin, &mut StoreProfile) {
+        let origin = self.cfg.local_profile_origin(p);
         let slot = match p {
             Profile::Domain => &mut self.cfg.policy.local.domain,
             Profile::Private => &mut self.cfg.policy.local.private,
             Profile::Public => &mut self.cfg.policy.local.public,
         };
-        let sp = slot.get_or_insert_with(|| StoreProfile {
-            origin: origin.clone(),
-            ..StoreProfile::default()
-        });
+        let sp = slot.get_or_insert_with(|| StoreProfile::at(origin.clone()));
         (origin, sp)
     }
 }
@@ -706,7 +654,7 @@ fn explicit_steps(w: &mut Work<'_>) {
                 .default_inbound_block
                 .as_ref()
                 .map(|s| u32::from(s.value));
-            let vo = format!("{origin}\\DefaultInboundAction");
+            let vo = origin.value("DefaultInboundAction");
             sp.default_inbound_block = Some(Setting::new(false, vo.clone()));
             w.set_dword(
                 &vo,
@@ -722,7 +670,7 @@ fn explicit_steps(w: &mut Work<'_>) {
         for p in Profile::ALL {
             let (origin, sp) = w.local_profile(p);
             let before = sp.enable_firewall.as_ref().map(|s| u32::from(s.value));
-            let vo = format!("{origin}\\EnableFirewall");
+            let vo = origin.value("EnableFirewall");
             sp.enable_firewall = Some(Setting::new(false, vo.clone()));
             w.set_dword(
                 &vo,
@@ -747,13 +695,13 @@ fn reset_rdp_config(w: &mut Work<'_>) {
                 codes::RDP_DISABLED,
                 FixKind::EnableRdp,
             );
-            w.cfg.deny_ts = Some(Setting::new(false, s.origin));
+            w.cfg.deny_ts = Some(Setting::new(false, s.origin.clone()));
         }
     }
     for p in Profile::ALL {
         let (origin, sp) = w.local_profile(p);
         if sp.enable_firewall.as_ref().is_some_and(|s| !s.value) {
-            let vo = format!("{origin}\\EnableFirewall");
+            let vo = origin.value("EnableFirewall");
             sp.enable_firewall = Some(Setting::new(true, vo.clone()));
             w.set_dword(
                 &vo,
@@ -813,7 +761,7 @@ fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
                             codes::RDP_DISABLED,
                             FixKind::EnableRdp,
                         );
-                        let off = Some(Setting::new(false, s.origin));
+                        let off = Some(Setting::new(false, s.origin.clone()));
                         if policy {
                             w.cfg.deny_ts_policy = off
                         } else {
@@ -852,25 +800,18 @@ fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
                     .filter(|s| names.iter().any(|n| n.eq_ignore_ascii_case(&s.name)))
                 {
                     if svc.start == Some(4) {
-                        let origin = format!("{}\\Start", svc.origin);
                         svc.start = Some(want);
                         let kind = FixKind::ServiceStart {
                             service: svc.name.clone(),
                             start: want,
                         };
-                        let Some((hive, key, name)) = split_value_origin(&origin) else {
-                            continue;
-                        };
-                        w.changes.push(Change {
-                            hive,
-                            key,
-                            value: name,
-                            before: Some("4".into()),
-                            op: Op::SetDword(want),
-                            code: f.code,
+                        w.changes.push(Change::at(
+                            &svc.start_origin(),
+                            Some("4".into()),
+                            Op::SetDword(want),
+                            f.code,
                             kind,
-                            policy_cache: false,
-                        });
+                        ));
                         changed = true;
                     }
                 }
@@ -887,15 +828,7 @@ fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
             match c.code {
                 codes::BLOCK_ALL_INBOUND => {
                     let outbound = w.local_outbound_block(p.profile);
-                    let origin = w
-                        .cfg
-                        .policy
-                        .evaluate_profile(p.profile, &w.listener(port), &w.cfg.os)
-                        .settings
-                        .shielded
-                        .origin
-                        .clone();
-                    if let Some(o) = origin {
+                    if let Some(o) = c.origin.clone() {
                         if let Some(sp) = w.store_profile_mut(&o) {
                             sp.shielded = None;
                             changed |= w.delete_value(
@@ -911,14 +844,14 @@ fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
                     }
                 }
                 codes::BLOCK_RULE => {
-                    if let Some(i) = c.rule.as_deref().and_then(|id| w.rule_index(id, c.store)) {
+                    if let Some(i) = w.cause_rule(c) {
                         if w.cfg.policy.rules[i].rule.active {
                             changed |= w.set_active(i, false, c.code);
                         }
                     }
                 }
                 codes::RDP_RULE_DISABLED if c.store != Some(Store::GroupPolicy) => {
-                    if let Some(i) = c.rule.as_deref().and_then(|id| w.rule_index(id, c.store)) {
+                    if let Some(i) = w.cause_rule(c) {
                         let r = &w.cfg.policy.rules[i].rule;
                         if !r.active && r.is_well_formed() {
                             changed |= w.set_active(i, true, c.code);
@@ -928,7 +861,7 @@ fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
                 codes::RDP_RULE_WRONG_PROFILE
                     if !has_disabled_fix && c.store != Some(Store::GroupPolicy) =>
                 {
-                    if let Some(i) = c.rule.as_deref().and_then(|id| w.rule_index(id, c.store)) {
+                    if let Some(i) = w.cause_rule(c) {
                         changed |= w.add_profile(i, p.profile);
                     }
                 }
@@ -936,12 +869,12 @@ fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
                     changed |= w.add_port_rule(port, c.code);
                 }
                 codes::IPSEC_REQUIRED => {
-                    let idx = c.rule.as_deref().and_then(|id| {
+                    let idx = c.origin.as_ref().and_then(|o| {
                         w.cfg
                             .policy
                             .consec_rules
                             .iter()
-                            .position(|r| r.rule.id == id && Some(r.store) == c.store)
+                            .position(|r| r.origin.same_place(o))
                     });
                     if let Some(i) = idx {
                         let cs = &mut w.cfg.policy.consec_rules[i];
@@ -951,33 +884,28 @@ fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
                             if raw.set("Active", "FALSE") {
                                 let after = raw.to_string();
                                 cs.rule = ConSecRule::parse(&cs.rule.id, &after);
-                                if let Some((hive, key)) = split_origin(&cs.origin) {
-                                    let kind = FixKind::DisableConSec {
-                                        id: cs.rule.id.clone(),
-                                        name: cs
-                                            .rule
-                                            .name
-                                            .clone()
-                                            .unwrap_or_else(|| cs.rule.id.clone()),
-                                    };
-                                    w.changes.push(Change {
-                                        hive,
-                                        key: key.to_string(),
-                                        value: cs.rule.id.clone(),
-                                        before: Some(before),
-                                        op: Op::SetString(after),
-                                        code: c.code,
-                                        kind,
-                                        policy_cache: hive == HiveKind::Software,
-                                    });
-                                    changed = true;
-                                }
+                                let kind = FixKind::DisableConSec {
+                                    id: cs.rule.id.clone(),
+                                    name: cs
+                                        .rule
+                                        .name
+                                        .clone()
+                                        .unwrap_or_else(|| cs.rule.id.clone()),
+                                };
+                                w.changes.push(Change::at(
+                                    &cs.origin,
+                                    Some(before),
+                                    Op::SetString(after),
+                                    c.code,
+                                    kind,
+                                ));
+                                changed = true;
                             }
                         }
                     }
                 }
                 codes::POLICY_OVERRIDE if w.opts.include_policy_cache => {
-                    changed |= fix_policy(w, p.profile, c, port);
+                    changed |= fix_policy(w, p.profile, c, &p.causes);
                 }
                 _ => {}
             }
@@ -986,27 +914,29 @@ fn fix_round(w: &mut Work<'_>, d: &Diagnosis) -> bool {
     changed
 }
 
-/// The Group Policy cache edits `--include-policy-cache` allows.
-fn fix_policy(w: &mut Work<'_>, p: Profile, c: &guestwall_diagnose::Cause, port: u16) -> bool {
-    if let Some(i) = c
-        .rule
-        .as_deref()
-        .and_then(|id| w.rule_index(id, Some(Store::GroupPolicy)))
-    {
-        let r = &w.cfg.policy.rules[i].rule;
-        if r.action == Some(Action::Block) && r.active {
+/// The Group Policy cache edits `--include-policy-cache` allows, for the Group Policy cause
+/// `c` of profile `p` (`causes`: all of the profile's causes). A policy block rule is disabled;
+/// otherwise the policy's "block all" is removed first, then local rules are merged again,
+/// each found by the origin its cause names.
+fn fix_policy(w: &mut Work<'_>, p: Profile, c: &Cause, causes: &[Cause]) -> bool {
+    if let Some(i) = w.cause_rule(c) {
+        let sr = &w.cfg.policy.rules[i];
+        if sr.store == Store::GroupPolicy && sr.rule.action == Some(Action::Block) && sr.rule.active
+        {
             return w.set_active(i, false, c.code);
         }
     }
-    let s = w
-        .cfg
-        .policy
-        .evaluate_profile(p, &w.listener(port), &w.cfg.os)
-        .settings;
-    if s.shielded.value && s.shielded.store == Some(Store::GroupPolicy) {
-        if let Some(o) = s.shielded.origin {
-            let outbound = w.local_outbound_block(p);
-            if let Some(sp) = w.store_profile_mut(&o) {
+    let policy_origin = |name: &str| {
+        causes
+            .iter()
+            .filter(|x| x.code == codes::POLICY_OVERRIDE)
+            .filter_map(|x| x.origin.clone())
+            .find(|o| o.hive == HiveKind::Software && o.value_name().eq_ignore_ascii_case(name))
+    };
+    if let Some(o) = policy_origin("DoNotAllowExceptions") {
+        let outbound = w.local_outbound_block(p);
+        if let Some(sp) = w.store_profile_mut(&o) {
+            if sp.shielded.as_ref().is_some_and(|s| s.value) {
                 sp.shielded = None;
                 return w.delete_value(
                     &o,
@@ -1020,9 +950,13 @@ fn fix_policy(w: &mut Work<'_>, p: Profile, c: &guestwall_diagnose::Cause, port:
             }
         }
     }
-    if !s.allow_local_policy_merge.value {
-        if let Some(o) = s.allow_local_policy_merge.origin {
-            if let Some(sp) = w.store_profile_mut(&o) {
+    if let Some(o) = policy_origin("AllowLocalPolicyMerge") {
+        if let Some(sp) = w.store_profile_mut(&o) {
+            if sp
+                .allow_local_policy_merge
+                .as_ref()
+                .is_some_and(|s| !s.value)
+            {
                 sp.allow_local_policy_merge = Some(Setting::new(true, o.clone()));
                 return w.set_dword(
                     &o,
@@ -1039,7 +973,7 @@ fn fix_policy(w: &mut Work<'_>, p: Profile, c: &guestwall_diagnose::Cause, port:
 
 fn collect_unresolved(w: &Work<'_>, after: &Diagnosis, out: &mut Vec<Unresolved>) {
     let cs = w.cfg.control_set.clone();
-    let mut add = |code: &'static str, detail: &str, action: &str| {
+    let mut add = |code: Code, detail: &str, action: &str| {
         if !out
             .iter()
             .any(|u| u.control_set == cs && u.detail == detail)
@@ -1081,7 +1015,7 @@ fn collect_unresolved(w: &Work<'_>, after: &Diagnosis, out: &mut Vec<Unresolved>
             .any(|c| c.blocks && !c.conditions.is_empty());
         if p.verdict == guestwall_firewall::Verdict::Conditional && !named {
             add(
-                "conditional",
+                Code::Conditional,
                 &format!("{}: RDP passes only for some clients (a rule is scoped by address or port)", p.profile),
                 "check the scope of the rules named above; guestwall does not widen a deliberate scope",
             );

@@ -12,20 +12,19 @@
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 
-use guestwall_diagnose::MachineConfig;
+use guestwall_diagnose::{Code, MachineConfig};
 use guestwall_firewall::names::display;
-use guestwall_firewall::{Profile, Rule, Store, StoreProfile};
-use guestwall_ingest::{load, Target, FIREWALL_POLICY};
+use guestwall_firewall::{Origin, Profile, Rule, Store, StoreProfile};
+use guestwall_ingest::{load, Target};
 use guestwall_netsh::edit::{apply_spec, matches, new_rule};
 use guestwall_netsh::render::{
     write_ok, write_profiles, write_rules, ShownProfile, ShownRule, NO_MATCH,
 };
 use guestwall_netsh::{parse, Command, Inbound, Outbound, ProfileSel, ProfileSetting};
 use guestwall_regf::save::SaveOptions;
-use guestwall_regf::{Hive, RegData};
 
 use crate::apply::{apply_in, lock_target, RepairError, Result};
-use crate::{Change, FixKind, HiveKind, Op, Plan};
+use crate::{Change, FixKind, Op, Plan};
 use guestwall_regf::save::Operation;
 
 /// Exit code when a filter selects no rule (netsh exits non-zero too).
@@ -77,13 +76,9 @@ pub fn run(
         }
         Command::ShowProfiles(sel) => {
             let profiles = selected(current, sel, err)?;
-            let hive = Hive::open(&target.system).map_err(|source| RepairError::Write {
-                path: target.system.clone(),
-                source,
-            })?;
             let shown: Vec<ShownProfile> = profiles
                 .iter()
-                .map(|&p| shown_profile(&hive, current, p))
+                .map(|&p| shown_profile(current, p))
                 .collect();
             write_profiles(out, &shown).map_err(io)?;
             gp_note(current, &profiles, err).map_err(io)?;
@@ -141,21 +136,19 @@ pub fn run(
             for cfg in &configs {
                 let version = crate::native_rule_version(cfg);
                 let s = new_rule(&spec, version).map_err(|e| RepairError::Usage(e.0))?;
-                let key = format!("{}\\{FIREWALL_POLICY}\\FirewallRules", cfg.control_set);
+                let at = Origin::system(format!("{}\\FirewallRules", cfg.firewall_policy_key()))
+                    .value(id.as_str());
                 let rule = Rule::parse(&id, &s);
-                changes.push(Change {
-                    hive: HiveKind::System,
-                    key,
-                    value: id.clone(),
-                    before: None,
-                    op: Op::SetString(s),
-                    code: "netsh",
-                    kind: FixKind::NewRule {
+                changes.push(Change::at(
+                    &at,
+                    None,
+                    Op::SetString(s),
+                    Code::NetshCommand,
+                    FixKind::NewRule {
                         id: id.clone(),
                         name: rule_name(&rule),
                     },
-                    policy_cache: false,
-                });
+                ));
             }
             write_changes(&mut op, target, configs_sets(&configs), changes, save, err)?;
             writeln!(out).map_err(io)?;
@@ -225,18 +218,14 @@ fn rule_name(r: &Rule) -> String {
     r.name.as_deref().map_or_else(|| r.id.clone(), display)
 }
 
-fn rule_change(origin: &str, rule: &Rule, op: Op, kind: FixKind) -> Change {
-    let key = origin.split_once('\\').map_or("", |(_, k)| k).to_string();
-    Change {
-        hive: HiveKind::System,
-        key,
-        value: rule.id.clone(),
-        before: Some(rule.raw.to_string()),
+fn rule_change(origin: &Origin, rule: &Rule, op: Op, kind: FixKind) -> Change {
+    Change::at(
+        origin,
+        Some(rule.raw.to_string()),
         op,
-        code: "netsh",
+        Code::NetshCommand,
         kind,
-        policy_cache: false,
-    }
+    )
 }
 
 /// The profiles a selector stands for; `currentprofile` uses the network hint.
@@ -262,42 +251,12 @@ fn selected(cfg: &MachineConfig, sel: ProfileSel, err: &mut dyn Write) -> Result
     })
 }
 
-fn local_key_name(p: Profile) -> &'static str {
-    match p {
-        Profile::Domain => "DomainProfile",
-        Profile::Private => "StandardProfile",
-        Profile::Public => "PublicProfile",
-    }
-}
-
 fn local_profile(cfg: &MachineConfig, p: Profile) -> Option<&StoreProfile> {
-    match p {
-        Profile::Domain => cfg.policy.local.domain.as_ref(),
-        Profile::Private => cfg.policy.local.private.as_ref(),
-        Profile::Public => cfg.policy.local.public.as_ref(),
-    }
-}
-
-fn dword(hive: &Hive, key: &str, name: &str) -> Option<u32> {
-    let k = hive.find_key(key).ok()??;
-    let v = k.value(name).ok()??;
-    match RegData::decode(v.data_type(), &v.data().ok()?) {
-        RegData::Dword(d) => Some(d),
-        _ => None,
-    }
-}
-
-fn string(hive: &Hive, key: &str, name: &str) -> Option<String> {
-    let k = hive.find_key(key).ok()??;
-    let v = k.value(name).ok()??;
-    match RegData::decode(v.data_type(), &v.data().ok()?) {
-        RegData::String(s) => Some(s),
-        _ => None,
-    }
+    cfg.policy.local.profile(p, false)
 }
 
 /// The local store's settings for one profile, with Windows' defaults where a value is absent.
-fn shown_profile(hive: &Hive, cfg: &MachineConfig, p: Profile) -> ShownProfile {
+fn shown_profile(cfg: &MachineConfig, p: Profile) -> ShownProfile {
     let sp = local_profile(cfg, p);
     let get = |f: fn(&StoreProfile) -> Option<bool>| sp.and_then(f);
     let on = get(|s| s.enable_firewall.as_ref().map(|x| x.value)).unwrap_or(true);
@@ -305,12 +264,7 @@ fn shown_profile(hive: &Hive, cfg: &MachineConfig, p: Profile) -> ShownProfile {
     let inbound_block = get(|s| s.default_inbound_block.as_ref().map(|x| x.value)).unwrap_or(true);
     let outbound_block =
         get(|s| s.default_outbound_block.as_ref().map(|x| x.value)).unwrap_or(false);
-    let key = format!(
-        "{}\\{FIREWALL_POLICY}\\{}",
-        cfg.control_set,
-        local_key_name(p)
-    );
-    let log = format!("{key}\\Logging");
+    let log = sp.map(|s| &s.logging);
     ShownProfile {
         profile: p,
         on,
@@ -328,16 +282,24 @@ fn shown_profile(hive: &Hive, cfg: &MachineConfig, p: Profile) -> ShownProfile {
         },
         local_firewall_rules: "N/A (GPO-store only)".into(),
         local_consec_rules: "N/A (GPO-store only)".into(),
-        inbound_user_notification: dword(hive, &key, "DisableNotifications").unwrap_or(0) == 0,
+        inbound_user_notification: !get(|s| s.disable_notifications.as_ref().map(|x| x.value))
+            .unwrap_or(false),
         remote_management: false,
-        unicast_response: dword(hive, &key, "DisableUnicastResponsesToMulticastBroadcast")
-            .unwrap_or(0)
-            == 0,
-        log_allowed: dword(hive, &log, "LogSuccessfulConnections").unwrap_or(0) != 0,
-        log_dropped: dword(hive, &log, "LogDroppedPackets").unwrap_or(0) != 0,
-        log_file: string(hive, &log, "LogFilePath")
+        unicast_response: !get(|s| s.disable_unicast_responses.as_ref().map(|x| x.value))
+            .unwrap_or(false),
+        log_allowed: log
+            .and_then(|l| l.log_allowed.as_ref())
+            .is_some_and(|x| x.value),
+        log_dropped: log
+            .and_then(|l| l.log_dropped.as_ref())
+            .is_some_and(|x| x.value),
+        log_file: log
+            .and_then(|l| l.file.as_ref())
+            .map(|x| x.value.clone())
             .unwrap_or_else(|| "%systemroot%\\system32\\LogFiles\\Firewall\\pfirewall.log".into()),
-        log_max_kb: dword(hive, &log, "LogFileSize").unwrap_or(4096),
+        log_max_kb: log
+            .and_then(|l| l.max_kb.as_ref())
+            .map_or(4096, |x| x.value),
     }
 }
 
@@ -362,11 +324,7 @@ fn profile_changes(
     out: &mut Vec<Change>,
 ) -> Result<()> {
     let sp = local_profile(cfg, p);
-    let key = format!(
-        "{}\\{FIREWALL_POLICY}\\{}",
-        cfg.control_set,
-        local_key_name(p)
-    );
+    let key = cfg.local_profile_origin(p);
     let cur = |f: fn(&StoreProfile) -> Option<bool>| sp.and_then(f).map(u32::from);
     let mut set = |name: &str, before: Option<u32>, value: Option<u32>| {
         // An absent value already holds its default: writing the default adds nothing.
@@ -377,16 +335,13 @@ fn profile_changes(
         if before.or(Some(default)) == value {
             return;
         }
-        out.push(Change {
-            hive: HiveKind::System,
-            key: key.clone(),
-            value: name.to_string(),
-            before: before.map(|b| b.to_string()),
-            op: value.map_or(Op::DeleteValue, Op::SetDword),
-            code: "netsh",
-            kind: FixKind::ProfileSetting { profile: p },
-            policy_cache: false,
-        });
+        out.push(Change::at(
+            &key.value(name),
+            before.map(|b| b.to_string()),
+            value.map_or(Op::DeleteValue, Op::SetDword),
+            Code::NetshCommand,
+            FixKind::ProfileSetting { profile: p },
+        ));
     };
     let not_configured = || {
         RepairError::Usage("notconfigured applies to a Group Policy store; the offline hive's local store needs on/off or a policy".into())
