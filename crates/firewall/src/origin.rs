@@ -29,6 +29,13 @@ impl HiveKind {
     }
 }
 
+/// Serialized as its name (`SYSTEM`).
+impl Serialize for HiveKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 impl fmt::Display for HiveKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -23,7 +23,10 @@
 
 mod apply;
 pub mod netsh;
+mod report;
 mod script;
+
+use serde::Serialize;
 
 use guestwall_diagnose::{codes, diagnose, Cause, Code, Diagnosis, MachineConfig};
 use guestwall_firewall::names::{display, REMOTE_DESKTOP_GROUP};
@@ -33,9 +36,10 @@ use guestwall_firewall::{
 };
 
 pub use apply::{
-    apply, apply_in, edits_for, fix, fixed_json, history, history_json, lock_target, undo,
-    undone_json, write_fixed, write_history, write_undone, Fixed, HiveWrite, RepairError,
+    apply, apply_in, edits_for, fix, history, lock_target, undo, write_fixed, write_history,
+    write_undone, Fixed, HiveWrite, RepairError,
 };
+pub use report::{fixed_json, history_json, undone_json};
 pub use script::{script, ScriptKind};
 
 pub use guestwall_firewall::HiveKind;
@@ -184,8 +188,9 @@ pub enum RdpListener {
     Any,
 }
 
-/// One registry change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One registry change. Serialized (for `fix --json`) as hive, key, value, before, after,
+/// code and policy_cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
     /// The hive.
     pub hive: HiveKind,
@@ -196,13 +201,30 @@ pub struct Change {
     /// The value before, for display (`None`: absent).
     pub before: Option<String>,
     /// What is done.
+    #[serde(rename = "after", serialize_with = "op_after")]
     pub op: Op,
     /// The cause code it fixes.
     pub code: Code,
     /// What it means.
+    #[serde(skip)]
     pub kind: FixKind,
     /// Group Policy will put it back at its next refresh (a policy-cache edit).
     pub policy_cache: bool,
+}
+
+fn op_after<S: serde::Serializer>(op: &Op, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_some(&op.after())
+}
+
+impl Op {
+    /// The value after, for display (`None`: deleted).
+    pub fn after(&self) -> Option<String> {
+        match self {
+            Op::SetDword(d) => Some(d.to_string()),
+            Op::SetString(s) => Some(s.clone()),
+            Op::DeleteValue => None,
+        }
+    }
 }
 
 impl Change {
@@ -228,16 +250,12 @@ impl Change {
 
     /// The value after, for display (`None`: deleted).
     pub fn after(&self) -> Option<String> {
-        match &self.op {
-            Op::SetDword(d) => Some(d.to_string()),
-            Op::SetString(s) => Some(s.clone()),
-            Op::DeleteValue => None,
-        }
+        self.op.after()
     }
 }
 
 /// A cause the plan leaves alone, and what someone must do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unresolved {
     /// The control set it concerns.
     pub control_set: String,
