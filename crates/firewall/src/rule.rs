@@ -484,6 +484,14 @@ impl Rule {
         r
     }
 
+    /// The name reports show: the display name (English text of an indirect string when
+    /// known), else the ID.
+    pub fn display_name(&self) -> String {
+        self.name
+            .as_deref()
+            .map_or_else(|| self.id.clone(), crate::names::display)
+    }
+
     /// True when the rule parsed without problems (mpssvc would load it).
     pub fn is_well_formed(&self) -> bool {
         self.problems.is_empty()

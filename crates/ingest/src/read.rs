@@ -153,16 +153,17 @@ fn store_settings(root: &Key<'_>, origin: &Origin, group_policy: bool) -> StoreS
     };
     if group_policy {
         StoreSettings {
-            domain: sub("DomainProfile"),
-            private: sub("PrivateProfile"),
-            public: sub("PublicProfile"),
+            domain: sub(Profile::Domain.policy_key_name()),
+            private: sub(Profile::Private.policy_key_name()),
+            public: sub(Profile::Public.policy_key_name()),
+            // Legacy: stands for Private and Public when neither is there.
             standard: sub("StandardProfile"),
         }
     } else {
         StoreSettings {
-            domain: sub("DomainProfile"),
-            private: sub("StandardProfile"),
-            public: sub("PublicProfile"),
+            domain: sub(Profile::Domain.local_key_name()),
+            private: sub(Profile::Private.local_key_name()),
+            public: sub(Profile::Public.local_key_name()),
             standard: None,
         }
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use guestwall_diagnose::{diagnose, Diagnosis};
 use guestwall_ingest::{load, IngestError, Target};
+use guestwall_regf::build::reg_sz;
 use guestwall_regf::data::{REG_DWORD, REG_SZ};
 use guestwall_regf::save::{
     edit_file_in, history_of, undo_latest, OpRecord, Operation, SaveOptions, SaveReport,
@@ -90,13 +91,6 @@ impl Fixed {
     pub fn reachable(&self) -> bool {
         !self.after.is_empty() && self.after.iter().all(|d| d.reachable)
     }
-}
-
-fn reg_sz(s: &str) -> Vec<u8> {
-    s.encode_utf16()
-        .chain(std::iter::once(0))
-        .flat_map(u16::to_le_bytes)
-        .collect()
 }
 
 /// The registry edits for one hive's changes, in plan order. A key that a value is set in is

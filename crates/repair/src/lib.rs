@@ -29,7 +29,7 @@ mod script;
 use serde::Serialize;
 
 use guestwall_diagnose::{codes, diagnose, Cause, Code, Diagnosis, MachineConfig};
-use guestwall_firewall::names::{display, REMOTE_DESKTOP_GROUP};
+use guestwall_firewall::names::REMOTE_DESKTOP_GROUP;
 use guestwall_firewall::{
     match_flow, Action, ConSecRule, FlowMatch, Listener, Origin, Profile, Rule, Setting, Store,
     StoreProfile, StoredRule,
@@ -574,10 +574,7 @@ pub fn native_rule_version(cfg: &MachineConfig) -> (u8, u8) {
 }
 
 fn rule_name(sr: &StoredRule) -> String {
-    sr.rule
-        .name
-        .as_deref()
-        .map_or_else(|| sr.rule.id.clone(), display)
+    sr.rule.display_name()
 }
 
 /// Plans the fix for every control set given (see the crate documentation).

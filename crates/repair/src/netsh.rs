@@ -13,7 +13,6 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 
 use guestwall_diagnose::{Code, MachineConfig};
-use guestwall_firewall::names::display;
 use guestwall_firewall::{Origin, Profile, Rule, Store, StoreProfile};
 use guestwall_ingest::{load, Target};
 use guestwall_netsh::edit::{apply_spec, matches, new_rule};
@@ -107,7 +106,7 @@ pub fn run(
                     if apply_spec(&mut raw, &new).map_err(|e| RepairError::Usage(e.0))? {
                         let kind = FixKind::EditRule {
                             id: r.rule.id.clone(),
-                            name: rule_name(&r.rule),
+                            name: r.rule.display_name(),
                         };
                         changes.push(rule_change(
                             &r.origin,
@@ -146,7 +145,7 @@ pub fn run(
                     Code::NetshCommand,
                     FixKind::NewRule {
                         id: id.clone(),
-                        name: rule_name(&rule),
+                        name: rule.display_name(),
                     },
                 ));
             }
@@ -164,7 +163,7 @@ pub fn run(
                         deleted += usize::from(n == 0);
                         let kind = FixKind::DeleteRule {
                             id: r.rule.id.clone(),
-                            name: rule_name(&r.rule),
+                            name: r.rule.display_name(),
                         };
                         changes.push(rule_change(&r.origin, &r.rule, Op::DeleteValue, kind));
                     }
@@ -212,10 +211,6 @@ fn names(ps: &[Profile]) -> String {
 
 fn configs_sets(configs: &[MachineConfig]) -> Vec<String> {
     configs.iter().map(|c| c.control_set.clone()).collect()
-}
-
-fn rule_name(r: &Rule) -> String {
-    r.name.as_deref().map_or_else(|| r.id.clone(), display)
 }
 
 fn rule_change(origin: &Origin, rule: &Rule, op: Op, kind: FixKind) -> Change {
