@@ -69,6 +69,29 @@ pub enum Edit {
     },
 }
 
+impl Edit {
+    /// The key the edit is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Edit::CreateKey { key }
+            | Edit::DeleteKey { key }
+            | Edit::SetValue { key, .. }
+            | Edit::DeleteValue { key, .. } => key,
+        }
+    }
+
+    /// The same edit about another key (a `.reg` file's full path made relative to a hive).
+    pub fn with_key(mut self, path: String) -> Edit {
+        match &mut self {
+            Edit::CreateKey { key }
+            | Edit::DeleteKey { key }
+            | Edit::SetValue { key, .. }
+            | Edit::DeleteValue { key, .. } => *key = path,
+        }
+        self
+    }
+}
+
 /// An editable hive: a private copy of the file's bytes plus a free-cell index.
 pub struct HiveMut {
     hive: Hive,
