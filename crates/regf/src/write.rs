@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 
 use guestwall_mmap::{AnonBuf, FileBytes};
+use guestwall_source::Location;
 
 use crate::base_block::{checksum, BASE_BLOCK_LEN};
 use crate::bins::{Bin, CellInfo, HBIN_HEADER_LEN, PAGE};
@@ -130,7 +131,7 @@ impl HiveMut {
         // A pre-faulted private copy with room to grow by a megabyte before it must move.
         let bytes = hive.bytes();
         let buf = AnonBuf::copy_of(bytes, bytes.len() + (1 << 20)).map_err(|source| Error::Io {
-            path: "(memory for the edited hive)".into(),
+            path: Location::Memory("memory for the edited hive".into()),
             source,
         })?;
         let copy = Hive::from_anon(buf)?;
@@ -249,7 +250,7 @@ impl HiveMut {
         let buf = self.buf()?;
         buf.resize(BASE_BLOCK_LEN + end as usize)
             .map_err(|source| Error::Io {
-                path: "(memory for the edited hive)".into(),
+                path: Location::Memory("memory for the edited hive".into()),
                 source,
             })?;
         let h = file_off(start);
