@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::hive::Hive;
 use crate::write::{Edit, HiveMut};
 
-use super::verify::{Baseline, Expected};
+use super::verify::{Expected, Survey};
 use super::{join, SaveReport};
 
 /// What [`prepare`] needs besides the hive and the edits.
@@ -92,9 +92,10 @@ pub fn prepare<'h>(hive: &'h Hive, edits: &[Edit], opts: &PrepareOptions) -> Res
     };
 
     let (m, expected) = std::thread::scope(|scope| -> Result<_> {
-        // The baseline (a digest of every key, which also proves the hive reads completely)
-        // is computed on a second core while the edits are made on the first.
-        let baseline_job = scope.spawn(|| Baseline::of(hive));
+        // The survey of the original (every key and the pages it reads, which also proves
+        // the hive reads completely) is made on a second core while the edits are made on
+        // the first.
+        let baseline_job = scope.spawn(|| Survey::of(hive));
         let edited = HiveMut::new(hive).map_err(&refuse).and_then(|mut m| {
             for e in edits {
                 m.apply(e)?;
@@ -209,8 +210,9 @@ impl<'h> Prepared<'h> {
     }
 
     /// Checks a hive read back from where the new file was written: its bytes are exactly
-    /// the prepared ones, and its content is exactly the intended one. Returns the keys and
-    /// values compared.
+    /// the prepared ones (so every byte outside the changed pages is the original's), and its
+    /// content is exactly the intended one, read where it can differ (see
+    /// `docs/design-regf.md`, "Verifying a save"). Returns the keys and values of the hive.
     pub fn verify(&self, written: &Hive) -> Result<(u64, u64)> {
         if written.bytes() != self.bytes() {
             return Err(Error::Verify {
@@ -218,13 +220,24 @@ impl<'h> Prepared<'h> {
                 detail: "the file read back differs from what was written".into(),
             });
         }
-        self.expected.verify(written)
+        self.verify_content(written)
     }
 
-    /// Checks the new file in memory (a dry run). Returns the keys and values compared.
+    fn verify_content(&self, written: &Hive) -> Result<(u64, u64)> {
+        let page = PAGE as usize;
+        let mut changed = vec![false; self.bytes().len().div_ceil(page)];
+        for &i in &self.changed {
+            if let Some(c) = changed.get_mut(i as usize) {
+                *c = true;
+            }
+        }
+        self.expected.verify_pages(self.original, written, &changed)
+    }
+
+    /// Checks the new file in memory (a dry run). Returns the keys and values of the hive.
     pub fn verify_in_memory(&self) -> Result<(u64, u64)> {
         let h = Hive::from_file_bytes(FileBytes::Owned(self.bytes().to_vec()))?;
-        self.expected.verify(&h)
+        self.verify_content(&h)
     }
 
     /// The report of this save before a store has written it: unchanged, or the sequence,

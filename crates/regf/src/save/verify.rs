@@ -1,10 +1,21 @@
-//! The verification engine: what the saved hive must hold (the original's digest of every
-//! untouched key, and the full expected content of every key the edits touch), and the check
-//! of a hive read back against it.
+//! The verification engine: what the saved hive must hold, and the check of a hive read back
+//! against it.
+//!
+//! A [`Survey`] of the original hive (one walk, which also proves that it reads completely)
+//! records every key's node offset, path hash, parent and the 4 KiB pages its logical content
+//! is read from (key node, subkey lists, value list, value records, data cells). [`Expected`]
+//! adds the full intended content of the keys the edits touch. A written hive is then checked
+//! by page identity (see `docs/design-regf.md`, "Verifying a save"): when every byte outside
+//! the changed pages equals the original's, a key at the same offset and path that reads no
+//! changed page reads exactly as before, and so does its whole subtree when no key in it
+//! reads a changed page; only the other keys are walked and compared logically.
 
-use crate::error::{Error, Result};
-use crate::hive::Hive;
+use crate::bins::PAGE;
+use crate::error::{CellPos, Error, Result};
+use crate::hive::{Hive, MAX_KEY_DEPTH};
+use crate::key::{read_list, Key, ListKind};
 use crate::name::upcase;
+use crate::value::{DataStorage, Value};
 use crate::write::Edit;
 
 /// A 128-bit digest of a key's content: its name as stored and, in order, each value's name,
@@ -135,72 +146,6 @@ fn path_hash(path: &str) -> u128 {
         .value()
 }
 
-/// Walks every key of the hive with its path hash, on two threads: the root and its children
-/// here, then the subtrees below them shared out as they come. One atomic visited set covers
-/// all of it, so a key reached twice is still an error. `visit` gets a per-thread state.
-fn hashed_walk<T: Send + Default>(
-    hive: &Hive,
-    visit: impl Fn(&mut T, u128, &crate::key::Key<'_>) -> Result<()> + Sync,
-) -> Result<Vec<T>> {
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    let seen: Vec<AtomicU64> = (0..(hive.base_block().hbins_size as usize / 8).div_ceil(64))
-        .map(|_| AtomicU64::new(0))
-        .collect();
-    let mark = |cell: u32| -> bool {
-        let i = (cell / 8) as usize;
-        seen.get(i / 64)
-            .is_some_and(|w| w.fetch_or(1 << (i % 64), Ordering::Relaxed) & (1 << (i % 64)) == 0)
-    };
-    let descend = |parent: &PathHash, key: &crate::key::Key<'_>| parent.child(key.name().units());
-    let mut here = T::default();
-    let root = hive.root()?;
-    let mut tasks = Vec::new();
-    let top = PathHash::root();
-    mark(root.cell());
-    visit(&mut here, top.value(), &root)?;
-    for c in root.subkey_cells()? {
-        let key = crate::key::Key::new(hive, c)?;
-        if !mark(c) {
-            return Err(Error::Cycle {
-                cell: crate::error::CellPos(c),
-            });
-        }
-        let h = top.child(key.name().units());
-        visit(&mut here, h.value(), &key).map_err(|e| e.at_key(&hive.path_of(c)))?;
-        for g in key.subkey_cells().map_err(|e| e.at_key(&hive.path_of(c)))? {
-            tasks.push((g, h));
-        }
-    }
-    let next = AtomicUsize::new(0);
-    let work = || -> Result<T> {
-        let mut state = T::default();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(cell, parent)) = tasks.get(i) else {
-                return Ok(state);
-            };
-            let key = crate::key::Key::new(hive, cell)?;
-            let init = parent.child(key.name().units());
-            hive.walk_marked(key, init, &mut |c| mark(c), descend, |h, k| {
-                visit(&mut state, h.value(), k)
-            })?;
-        }
-    };
-    let mut out = vec![here];
-    std::thread::scope(|s| -> Result<()> {
-        let other = s.spawn(work);
-        let mine = work();
-        let theirs = other.join().map_err(|_| Error::Verify {
-            path: String::new(),
-            detail: "internal: a worker thread panicked".into(),
-        })?;
-        out.push(mine?);
-        out.push(theirs?);
-        Ok(())
-    })?;
-    Ok(out)
-}
-
 /// A hasher for keys that are already good hashes.
 #[derive(Default)]
 struct PreHashed(u64);
@@ -221,41 +166,172 @@ impl std::hash::Hasher for PreHashed {
 
 type HashMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<PreHashed>>;
 
-/// Every key of the original hive: path hash -> digest of its content.
-pub(super) struct Baseline {
-    keys: HashMap<u128, u128>,
+/// A hasher for cell offsets (multiples of 8).
+#[derive(Default)]
+struct CellHasher(u64);
+
+impl std::hash::Hasher for CellHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+        self.0 = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
-/// What the saved hive must hold: the original digests of untouched keys, and the full
+const NONE: u32 = u32::MAX;
+
+/// Every key of the original hive, in walk order (parents before their subkeys): where it
+/// is, its path hash, its parent, its number of values, and the pages it is read from.
+pub(super) struct Survey {
+    cell: Vec<u32>,
+    parent: Vec<u32>,
+    path: Vec<u128>,
+    values: Vec<u32>,
+    /// Pages read by key `i`: `pages[page_at[i]..page_at[i + 1]]`.
+    pages: Vec<u32>,
+    page_at: Vec<u32>,
+    by_path: HashMap<u128, u32>,
+    by_cell: std::collections::HashMap<u32, u32, std::hash::BuildHasherDefault<CellHasher>>,
+    bins: Vec<crate::bins::Bin>,
+}
+
+/// What the saved hive must hold: every original key not touched (as it was), and the full
 /// expected content of the keys the edits touch (`None`: deleted).
 pub(super) struct Expected {
-    same: HashMap<u128, u128>,
+    survey: Survey,
     touched: HashMap<u128, Option<KeyContent>>,
     count: usize,
     pub(super) unchanged: bool,
 }
 
-impl Baseline {
+/// Adds the pages of the allocated cell at `off` to `out[from..]` (a page already last there
+/// is not added again).
+fn cell_pages(hive: &Hive, off: u32, out: &mut Vec<u32>, from: usize) -> Result<()> {
+    let (start, size) = hive.bins().cell_range(hive.bytes(), off)?;
+    let page = PAGE as usize;
+    let first = start / page;
+    let last = (start + size.max(1) - 1) / page;
+    for p in first..=last {
+        if out.len() == from || out.last() != Some(&(p as u32)) {
+            out.push(p as u32);
+        }
+    }
+    Ok(())
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Adds the pages a key's logical content is read from: its node, its subkey lists, its value
+/// list, its value records and their data cells. Reads every value's data on the way.
+fn key_pages(hive: &Hive, key: &Key<'_>, out: &mut Vec<u32>) -> Result<u32> {
+    let from = out.len();
+    cell_pages(hive, key.cell(), out, from)?;
+    if key.subkey_count() > 0 {
+        let list = key.subkey_list_cell();
+        cell_pages(hive, list, out, from)?;
+        let (kind, elems) = read_list(hive, list)?;
+        if kind == ListKind::Ri {
+            for leaf in elems.iter() {
+                cell_pages(hive, leaf, out, from)?;
+            }
+        }
+    }
+    let mut n = 0;
+    if key.value_count() > 0 {
+        cell_pages(hive, key.value_list_cell(), out, from)?;
+        for vk in key.value_cells()? {
+            cell_pages(hive, vk, out, from)?;
+            let v = Value::new(hive, vk)?;
+            v.data()?;
+            n += 1;
+            match v.storage()? {
+                DataStorage::Cell(off) => cell_pages(hive, off, out, from)?,
+                DataStorage::BigData(off, segments) => {
+                    cell_pages(hive, off, out, from)?;
+                    let list_off = u32_at(hive.cell(off)?, 4)
+                        .ok_or_else(|| Error::cell(off, "big data record too short"))?;
+                    cell_pages(hive, list_off, out, from)?;
+                    let list = hive.cell(list_off)?;
+                    for i in 0..usize::from(segments) {
+                        let seg = u32_at(list, 4 * i)
+                            .ok_or_else(|| Error::cell(list_off, "segment list too short"))?;
+                        cell_pages(hive, seg, out, from)?;
+                    }
+                }
+                DataStorage::Inline | DataStorage::Empty => {}
+            }
+        }
+    }
+    Ok(n)
+}
+
+impl Survey {
     /// Walks the whole hive, reading every value's data: it also proves the hive reads
     /// completely before anything is written.
-    pub(super) fn of(hive: &Hive) -> Result<Baseline> {
-        let mut keys = HashMap::default();
+    pub(super) fn of(hive: &Hive) -> Result<Survey> {
         hive.cell_stats()?;
-        hive.walk(hive.root()?, "", |path, key| {
-            keys.insert(path_hash(path), key_digest(key)?.0);
-            Ok(())
-        })?;
-        Ok(Baseline { keys })
+        let mut s = Survey {
+            cell: Vec::new(),
+            parent: Vec::new(),
+            path: Vec::new(),
+            values: Vec::new(),
+            pages: Vec::new(),
+            page_at: vec![0],
+            by_path: HashMap::default(),
+            by_cell: Default::default(),
+            bins: hive.bins().bins().to_vec(),
+        };
+        // The index the next key visited gets (a state is made just before its key's visit).
+        let next = std::cell::Cell::new(0u32);
+        let root = hive.root()?;
+        hive.walk_with(
+            root,
+            (PathHash::root(), NONE, 0u32),
+            |(ph, _, me), k| (ph.child(k.name().units()), *me, next.get()),
+            |(ph, parent, me), key| {
+                debug_assert_eq!(*me, next.get());
+                let n = key_pages(hive, key, &mut s.pages)
+                    .map_err(|e| e.at_key(&hive.path_of(key.cell())))?;
+                let h = ph.value();
+                s.by_path.insert(h, *me);
+                s.by_cell.insert(key.cell(), *me);
+                s.cell.push(key.cell());
+                s.parent.push(*parent);
+                s.path.push(h);
+                s.values.push(n);
+                s.page_at.push(s.pages.len() as u32);
+                next.set(*me + 1);
+                Ok(())
+            },
+        )?;
+        Ok(s)
+    }
+
+    fn len(&self) -> usize {
+        self.cell.len()
+    }
+
+    /// The content digest of original key `i`.
+    fn digest(&self, hive: &Hive, i: u32) -> Result<u128> {
+        Ok(key_digest(&Key::new(hive, self.cell[i as usize])?)?.0)
     }
 
     /// Applies the edits: the keys they touch get their full expected content.
     pub(super) fn expect(self, hive: &Hive, edits: &[Edit]) -> Result<Expected> {
-        let mut same = self.keys;
+        let same = &self.by_path;
         let mut touched: HashMap<u128, Option<KeyContent>> = HashMap::default();
-        // Deleted subtrees of the original, to take out of `same` at the end.
-        let mut deleted_original: Vec<u128> = Vec::new();
         let exists =
-            |touched: &HashMap<u128, Option<KeyContent>>, same: &HashMap<u128, u128>, h: u128| {
+            |touched: &HashMap<u128, Option<KeyContent>>, same: &HashMap<u128, u32>, h: u128| {
                 match touched.get(&h) {
                     Some(t) => t.is_some(),
                     None => same.contains_key(&h),
@@ -292,7 +368,7 @@ impl Baseline {
                 }
                 Edit::DeleteKey { key } => {
                     let h = path_hash(key);
-                    if !exists(&touched, &same, h) {
+                    if !exists(&touched, same, h) {
                         return Err(Error::KeyNotFound { path: key.clone() });
                     }
                     // Every key now under it: touched ones by path, original ones by walking
@@ -323,7 +399,6 @@ impl Baseline {
                             init,
                             |p, k| p.child(k.name().units()),
                             |ph, _| {
-                                deleted_original.push(ph.value());
                                 touched.insert(ph.value(), None);
                                 Ok(())
                             },
@@ -336,33 +411,28 @@ impl Baseline {
                     data_type,
                     data,
                 } => {
-                    let f = Self::full(&mut touched, &same, hive, key)?;
+                    let f = Self::full(&mut touched, same, hive, key)?;
                     set_value_in(&mut f.values, name, *data_type, data);
                 }
                 Edit::DeleteValue { key, name } => {
-                    let f = Self::full(&mut touched, &same, hive, key)?;
+                    let f = Self::full(&mut touched, same, hive, key)?;
                     delete_value_in(&mut f.values, key, name)?;
                 }
             }
         }
         let mut unchanged = true;
         for (h, t) in &touched {
-            let orig = same.get(h);
-            match (t, orig) {
-                (Some(t), Some(d)) if full_digest(&t.path, &t.values) == *d => {}
+            match (t, same.get(h)) {
+                (Some(t), Some(&i))
+                    if full_digest(&t.path, &t.values) == self.digest(hive, i)? => {}
                 (None, None) => {}
                 _ => unchanged = false,
             }
         }
-        for h in deleted_original {
-            same.remove(&h);
-        }
-        for h in touched.keys() {
-            same.remove(h);
-        }
-        let count = same.len() + touched.values().filter(|t| t.is_some()).count();
+        let kept = self.len() - touched.keys().filter(|h| same.contains_key(h)).count();
+        let count = kept + touched.values().filter(|t| t.is_some()).count();
         Ok(Expected {
-            same,
+            survey: self,
             touched,
             count,
             unchanged,
@@ -372,7 +442,7 @@ impl Baseline {
     /// The touched entry for `path`, made from the original key when first touched.
     fn full<'a>(
         touched: &'a mut HashMap<u128, Option<KeyContent>>,
-        same: &HashMap<u128, u128>,
+        same: &HashMap<u128, u32>,
         hive: &Hive,
         path: &str,
     ) -> Result<&'a mut KeyContent> {
@@ -407,63 +477,141 @@ impl Baseline {
 }
 
 impl Expected {
-    /// Checks the written hive: every untouched key reads exactly as before (same digest),
-    /// every touched key holds exactly its expected content, and no key is missing or extra.
-    pub(super) fn verify(&self, hive: &Hive) -> Result<(u64, u64)> {
+    /// Checks a hive against the expected content, key by key: every untouched key reads
+    /// exactly as in `original`, every touched key holds exactly its expected content, and no
+    /// key is missing or extra. Returns the keys and values compared.
+    #[cfg(test)]
+    pub(super) fn verify(&self, original: &Hive, hive: &Hive) -> Result<(u64, u64)> {
+        self.check(original, hive, None)
+    }
+
+    /// [`Expected::verify`] for a hive whose bytes are known to equal the original's outside
+    /// the pages marked in `changed` (one flag per 4 KiB page of the file): the keys, and whole
+    /// subtrees, that read no changed page at the same place are known to read as before and
+    /// are counted without being read.
+    pub(super) fn verify_pages(
+        &self,
+        original: &Hive,
+        hive: &Hive,
+        changed: &[bool],
+    ) -> Result<(u64, u64)> {
+        // Cells are bounded by their bins: the original's bins must all be there unchanged.
+        let same_bins =
+            hive.bins().bins().get(..self.survey.bins.len()) == Some(&self.survey.bins[..]);
+        self.check(original, hive, same_bins.then_some(changed))
+    }
+
+    fn check(&self, original: &Hive, hive: &Hive, changed: Option<&[bool]>) -> Result<(u64, u64)> {
+        let s = &self.survey;
+        let n = s.len();
         let mismatch = |path: &str, detail: String| Error::Verify {
             path: path.to_string(),
             detail,
         };
-        let parts = hashed_walk(hive, |(keys, values): &mut (u64, u64), h, key| {
-            *keys += 1;
-            let here = || hive.path_of(key.cell());
-            match (self.touched.get(&h), self.same.get(&h)) {
-                (Some(Some(f)), _) => {
-                    let expected_name = f.path.rsplit('\\').next().unwrap_or("");
-                    let name = key.name().to_string_lossy();
-                    if name != expected_name && key.cell() != hive.base_block().root_cell {
-                        return Err(mismatch(
-                            &here(),
-                            format!("key is named {name:?}, expected {expected_name:?}"),
-                        ));
-                    }
-                    let got = key.values()?;
-                    if got.len() != f.values.len() {
-                        return Err(mismatch(
-                            &here(),
-                            format!("{} values, expected {}", got.len(), f.values.len()),
-                        ));
-                    }
-                    for (v, e) in got.iter().zip(&f.values) {
-                        *values += 1;
-                        let name = v.name().to_string_lossy();
-                        if name != e.name || v.data_type() != e.data_type || *v.data()? != *e.data {
-                            return Err(mismatch(
-                                &here(),
-                                format!("value {:?} is not as intended", e.name),
-                            ));
-                        }
-                    }
-                    Ok(())
-                }
-                (Some(None), _) | (None, None) => {
-                    Err(mismatch(&here(), "a key that should not be there".into()))
-                }
-                (None, Some(d)) => {
-                    let (got, n) = key_digest(key)?;
-                    *values += n;
-                    if got != *d {
-                        return Err(mismatch(
-                            &here(),
-                            "an untouched key reads differently after the save".into(),
-                        ));
-                    }
-                    Ok(())
+        // Which original keys must be read (they read a changed page, or an edit touches
+        // them), and which subtrees hold such a key. Without page identity, all of them.
+        let mut read = vec![changed.is_none(); n];
+        let mut dirty = vec![changed.is_none(); n];
+        // Keys and values of each subtree, to count what is not read.
+        let mut sub_keys = vec![1u64; n];
+        let mut sub_values: Vec<u64> = s.values.iter().map(|&v| u64::from(v)).collect();
+        if let Some(changed) = changed {
+            for i in 0..n {
+                let pages = &s.pages[s.page_at[i] as usize..s.page_at[i + 1] as usize];
+                read[i] = self.touched.contains_key(&s.path[i])
+                    || pages
+                        .iter()
+                        .any(|&p| changed.get(p as usize).copied().unwrap_or(true));
+                dirty[i] = read[i];
+            }
+        }
+        for i in (1..n).rev() {
+            let p = s.parent[i] as usize;
+            if p < n {
+                sub_keys[p] += sub_keys[i];
+                sub_values[p] += sub_values[i];
+                if dirty[i] {
+                    dirty[p] = true;
                 }
             }
-        })?;
-        let keys: u64 = parts.iter().map(|p| p.0).sum();
-        let values: u64 = parts.iter().map(|p| p.1).sum();
+        }
+        let words = (hive.base_block().hbins_size as usize / 8).div_ceil(64);
+        let mut seen = vec![0u64; words];
+        let mut mark = |cell: u32| -> bool {
+            let i = (cell / 8) as usize;
+            match seen.get_mut(i / 64) {
+                Some(w) => {
+                    let fresh = *w & (1 << (i % 64)) == 0;
+                    *w |= 1 << (i % 64);
+                    fresh
+                }
+                None => false,
+            }
+        };
+        // Original keys counted without being read (inside a subtree not walked), and the
+        // original keys met by the walk: none may be both (a key reached twice).
+        let mut skipped = vec![false; n];
+        let mut met: Vec<u32> = Vec::new();
+        let (mut keys, mut values) = (0u64, 0u64);
+        let root = hive.base_block().root_cell;
+        // (key node, parent's path hash, depth, parent for messages)
+        let mut stack: Vec<(u32, Option<PathHash>, usize, u32)> = vec![(root, None, 0, root)];
+        while let Some((cell, parent_hash, depth, parent)) = stack.pop() {
+            let at = |e: Error| e.at_key(&hive.path_of(parent));
+            if !mark(cell) {
+                return Err(at(Error::Cycle {
+                    cell: CellPos(cell),
+                }));
+            }
+            if depth >= MAX_KEY_DEPTH {
+                return Err(at(Error::TooDeep {
+                    max: MAX_KEY_DEPTH,
+                    cell: CellPos(cell),
+                }));
+            }
+            let key = Key::new(hive, cell).map_err(at)?;
+            let ph = match parent_hash {
+                Some(p) => p.child(key.name().units()),
+                None => PathHash::root(),
+            };
+            let h = ph.value();
+            let here = || hive.path_of(cell);
+            let same_place = s.by_cell.get(&cell).copied();
+            if let Some(o) = same_place {
+                met.push(o);
+            }
+            let twin = same_place.filter(|&o| s.path[o as usize] == h);
+            if let Some(o) = twin.filter(|&o| !read[o as usize]) {
+                let o = o as usize;
+                if !dirty[o] {
+                    // The whole subtree reads as before.
+                    keys += sub_keys[o];
+                    values += sub_values[o];
+                    for k in o + 1..o + sub_keys[o] as usize {
+                        if let Some(x) = skipped.get_mut(k) {
+                            *x = true;
+                        }
+                    }
+                    continue;
+                }
+                // This key reads as before; some key below it does not.
+                keys += 1;
+                values += u64::from(s.values[o]);
+            } else {
+                keys += 1;
+                values += u64::from(self.check_key(original, hive, &key, h, &here)?);
+            }
+            let subkeys = key.subkey_cells().map_err(|e| e.at_key(&here()))?;
+            for c in subkeys.into_iter().rev() {
+                stack.push((c, Some(ph), depth + 1, cell));
+            }
+        }
+        if met.iter().any(|&o| skipped[o as usize]) {
+            return Err(mismatch(
+                "",
+                "a key is reached twice (once inside a subtree that was not changed)".into(),
+            ));
+        }
         if keys != self.count as u64 {
             return Err(mismatch(
                 "",
@@ -471,6 +619,59 @@ impl Expected {
             ));
         }
         Ok((keys, values))
+    }
+
+    /// Compares one key of the written hive with what it must hold. Returns its value count.
+    fn check_key(
+        &self,
+        original: &Hive,
+        hive: &Hive,
+        key: &Key<'_>,
+        h: u128,
+        here: &dyn Fn() -> String,
+    ) -> Result<u32> {
+        let mismatch = |detail: String| Error::Verify {
+            path: here(),
+            detail,
+        };
+        match (self.touched.get(&h), self.survey.by_path.get(&h)) {
+            (Some(Some(f)), _) => {
+                let expected_name = f.path.rsplit('\\').next().unwrap_or("");
+                let name = key.name().to_string_lossy();
+                if name != expected_name && key.cell() != hive.base_block().root_cell {
+                    return Err(mismatch(format!(
+                        "key is named {name:?}, expected {expected_name:?}"
+                    )));
+                }
+                let got = key.values()?;
+                if got.len() != f.values.len() {
+                    return Err(mismatch(format!(
+                        "{} values, expected {}",
+                        got.len(),
+                        f.values.len()
+                    )));
+                }
+                for (v, e) in got.iter().zip(&f.values) {
+                    let name = v.name().to_string_lossy();
+                    if name != e.name || v.data_type() != e.data_type || *v.data()? != *e.data {
+                        return Err(mismatch(format!("value {:?} is not as intended", e.name)));
+                    }
+                }
+                Ok(got.len() as u32)
+            }
+            (Some(None), _) | (None, None) => {
+                Err(mismatch("a key that should not be there".into()))
+            }
+            (None, Some(&o)) => {
+                let (got, n) = key_digest(key)?;
+                if got != self.survey.digest(original, o)? {
+                    return Err(mismatch(
+                        "an untouched key reads differently after the save".into(),
+                    ));
+                }
+                Ok(n as u32)
+            }
+        }
     }
 }
 
@@ -547,7 +748,12 @@ mod tests {
 
     fn expected(edits: &[Edit]) -> Expected {
         let h = hive(&spec());
-        Baseline::of(&h).unwrap().expect(&h, edits).unwrap()
+        Survey::of(&h).unwrap().expect(&h, edits).unwrap()
+    }
+
+    /// Checks `against` with the expectations of `e`, made from the original spec.
+    fn verify(e: &Expected, against: &Hive) -> Result<(u64, u64)> {
+        e.verify(&hive(&spec()), against)
     }
 
     #[test]
@@ -570,38 +776,34 @@ mod tests {
         ok.subkeys[0].values[0].data = reg_sz("two");
         ok.subkeys[0].subkeys.clear();
         ok.subkeys[1].subkeys.push(KeySpec::new("New"));
-        assert_eq!(e.verify(&hive(&ok)).unwrap(), (4, 2));
+        assert_eq!(verify(&e, &hive(&ok)).unwrap(), (4, 2));
 
         // Anything else is caught: an untouched value changed, a key missing, a key too many,
         // the edited value wrong, a new key with another name case.
         let mut bad = ok.clone();
         bad.subkeys[1].values[0].data = 8u32.to_le_bytes().to_vec();
-        assert!(e
-            .verify(&hive(&bad))
+        assert!(verify(&e, &hive(&bad))
             .unwrap_err()
             .to_string()
             .contains("untouched key"));
         let mut bad = ok.clone();
         bad.subkeys[1].subkeys.clear();
-        assert!(e.verify(&hive(&bad)).is_err());
+        assert!(verify(&e, &hive(&bad)).is_err());
         let mut bad = ok.clone();
         bad.subkeys[0].subkeys.push(KeySpec::new("B"));
-        assert!(e
-            .verify(&hive(&bad))
+        assert!(verify(&e, &hive(&bad))
             .unwrap_err()
             .to_string()
             .contains("should not be there"));
         let mut bad = ok.clone();
         bad.subkeys[0].values[0].data = reg_sz("three");
-        assert!(e
-            .verify(&hive(&bad))
+        assert!(verify(&e, &hive(&bad))
             .unwrap_err()
             .to_string()
             .contains("not as intended"));
         let mut bad = ok;
         bad.subkeys[1].subkeys[0].name = "NEW".into();
-        assert!(e
-            .verify(&hive(&bad))
+        assert!(verify(&e, &hive(&bad))
             .unwrap_err()
             .to_string()
             .contains("named"));
@@ -628,5 +830,76 @@ mod tests {
             }])
             .unchanged
         );
+    }
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::*;
+    use crate::build::{build_hive, reg_sz, BuildOptions, KeySpec};
+    use crate::write::HiveMut;
+
+    /// A hive big enough to span several pages: keys `K0`..`K199`, each with a value.
+    fn original() -> Hive {
+        let mut spec = KeySpec::new("");
+        for i in 0..200 {
+            spec = spec.subkey(KeySpec::new(&format!("K{i}")).value(
+                "v",
+                1,
+                reg_sz(&format!("value {i:040}")),
+            ));
+        }
+        Hive::from_bytes(build_hive(&spec, &BuildOptions::default()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn page_identity_skips_what_cannot_differ_and_catches_what_does() {
+        let h = original();
+        let edits = [Edit::SetValue {
+            key: "K5".into(),
+            name: "v".into(),
+            data_type: 1,
+            data: reg_sz("changed"),
+        }];
+        let e = Survey::of(&h).unwrap().expect(&h, &edits).unwrap();
+        let mut m = HiveMut::new(&h).unwrap();
+        m.apply(&edits[0]).unwrap();
+        let image = m.finish(9).unwrap().to_vec();
+        let page = PAGE as usize;
+        let changed: Vec<bool> = image
+            .chunks(page)
+            .enumerate()
+            .map(|(i, p)| h.bytes().get(i * page..i * page + p.len()) != Some(p))
+            .collect();
+        assert!(changed.iter().filter(|c| **c).count() < changed.len() / 2);
+        let written = Hive::from_bytes(image.clone()).unwrap();
+        let full = e.verify(&h, &written).unwrap();
+        assert_eq!(e.verify_pages(&h, &written, &changed).unwrap(), full);
+        assert_eq!(full, (201, 200));
+
+        // An untouched key that reads a changed page is compared: its data altered there is
+        // found.
+        let victim = changed
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c)
+            .find_map(|(p, _)| {
+                (0..200).find_map(|i| {
+                    let name = format!("K{i}");
+                    let v = written.key(&name).ok()?.value("v").ok()??;
+                    let DataStorage::Cell(off) = v.storage().ok()? else {
+                        return None;
+                    };
+                    let at = off as usize + 4096 + 4;
+                    (i != 5 && at / page == p).then_some(at)
+                })
+            })
+            .expect("an untouched key in a changed page");
+        let mut bad = image.clone();
+        bad[victim] ^= 1;
+        let e2 = e
+            .verify_pages(&h, &Hive::from_bytes(bad).unwrap(), &changed)
+            .unwrap_err();
+        assert!(e2.to_string().contains("untouched key"), "{e2}");
     }
 }
