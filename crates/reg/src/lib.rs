@@ -28,9 +28,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use guestwall_regf::data::{self as types};
-use guestwall_regf::regfile::{parse_reg, RegOp};
-use guestwall_regf::save::{edit_file, edit_file_in, SaveOptions, SaveReport, Snapshot};
-use guestwall_regf::write::Edit;
+use guestwall_regf::regfile::{parse_reg, RegEdit};
+use guestwall_regf::save::{edit_file, edit_file_in, SaveOptions, SaveReport};
+use guestwall_regf::write::{Edit, HiveMut};
 use guestwall_regf::{export_reg, ExportOptions, Hive, RegEncoding};
 
 pub use args::{parse_data, Operation};
@@ -401,56 +401,51 @@ pub fn write_report(file: &Path, r: &SaveReport, dry_run: bool, out: &mut dyn Wr
 }
 
 /// Applies a parsed `.reg` file: each key and value to the hive mounted under its path. As in
-/// regedit, deleting a key or value that does not exist is not an error.
+/// regedit, deleting a key or value that does not exist is not an error. Every edit is first
+/// applied to an in-memory copy of its hive, in order, so that deletes are decided against
+/// the content as it evolves and an edit that fails stops the import before anything is
+/// written.
 pub fn import(
-    ops: &[RegOp],
+    edits: &[RegEdit],
     mounts: &Mounts,
     opts: &mut RunOptions<'_>,
     out: &mut dyn Write,
 ) -> Result<()> {
-    // Group the edits per hive file, in order, deciding deletes against the evolving content.
-    let mut per_file: Vec<(PathBuf, Snapshot, Vec<Edit>)> = Vec::new();
-    for op in ops {
-        let path = match op {
-            RegOp::CreateKey(k) | RegOp::DeleteKey(k) => k,
-            RegOp::SetValue { key, .. } | RegOp::DeleteValue { key, .. } => key,
-        };
-        let (m, rel) = resolve(mounts, path, opts)?;
+    // The edits per hive file, in order, with the hive as they leave it.
+    let mut per_file: Vec<(PathBuf, HiveMut, Vec<Edit>)> = Vec::new();
+    for RegEdit { edit, .. } in edits {
+        let (m, rel) = resolve(mounts, edit.key(), opts)?;
         let idx = match per_file.iter().position(|(f, _, _)| *f == m.file) {
             Some(i) => i,
             None => {
                 let hive = open(&m.file)?;
-                per_file.push((m.file.clone(), Snapshot::of(&hive)?, Vec::new()));
+                // Every value must read, so that no hive is written when a later one fails.
+                hive.walk(hive.root()?, "", |_, key| {
+                    for v in key.values()? {
+                        v.data()?;
+                    }
+                    Ok(())
+                })?;
+                per_file.push((m.file.clone(), HiveMut::new(&hive)?, Vec::new()));
                 per_file.len() - 1
             }
         };
-        let (_, snap, edits) = &mut per_file[idx];
-        let edit = match op {
-            RegOp::CreateKey(_) => Some(Edit::CreateKey { key: rel }),
-            RegOp::DeleteKey(_) => {
-                (snap.has_key(&rel) && !args::is_root(&rel)).then_some(Edit::DeleteKey { key: rel })
-            }
-            RegOp::SetValue {
-                name,
-                data_type,
-                data,
-                ..
-            } => Some(Edit::SetValue {
-                key: rel,
-                name: name.clone(),
-                data_type: *data_type,
-                data: data.clone(),
-            }),
-            RegOp::DeleteValue { name, .. } => {
-                snap.has_value(&rel, name).then(|| Edit::DeleteValue {
-                    key: rel,
-                    name: name.clone(),
-                })
-            }
+        let (_, now, kept) = &mut per_file[idx];
+        let keep = match edit {
+            Edit::DeleteKey { .. } => !args::is_root(&rel) && now.hive().find_key(&rel)?.is_some(),
+            Edit::DeleteValue { name, .. } => now
+                .hive()
+                .find_key(&rel)?
+                .map(|k| k.value(name))
+                .transpose()?
+                .flatten()
+                .is_some(),
+            Edit::CreateKey { .. } | Edit::SetValue { .. } => true,
         };
-        if let Some(e) = edit {
-            snap.apply(&e)?;
-            edits.push(e);
+        if keep {
+            let e = edit.clone().with_key(rel);
+            now.apply(&e)?;
+            kept.push(e);
         }
     }
     // One operation in the history, so that `guestwall undo` reverts the whole import.

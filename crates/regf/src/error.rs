@@ -26,11 +26,11 @@ impl fmt::Display for CellPos {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Reading a file failed.
-    #[error("{}", path.display())]
+    /// Reading bytes failed (a file, a file inside a disk image, or memory for a copy).
+    #[error("{path}")]
     Io {
-        /// The file.
-        path: PathBuf,
+        /// Where.
+        path: guestwall_source::Location,
         /// The underlying error.
         source: std::io::Error,
     },
@@ -143,10 +143,10 @@ pub enum Error {
         cell: CellPos,
     },
     /// A transaction log is invalid in a way that stops replay.
-    #[error("transaction log {}: {reason} at offset {offset:#010x}", path.display())]
+    #[error("transaction log {path}: {reason} at offset {offset:#010x}")]
     InvalidLog {
-        /// The log file.
-        path: PathBuf,
+        /// Where the log is.
+        path: guestwall_source::Location,
         /// File offset in the log.
         offset: u64,
         /// What is wrong.

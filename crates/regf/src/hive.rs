@@ -8,7 +8,9 @@ use crate::base_block::{BaseBlock, BASE_BLOCK_LEN};
 use crate::bins::{BinMap, CellInfo};
 use crate::error::{CellPos, Error, Result};
 use crate::key::Key;
-use crate::log::{find_logs, recover, LogInput, Recovery};
+use crate::log::{recover, LogInput, Recovery};
+use crate::source::{HiveFile, HiveSource};
+use guestwall_source::Location;
 
 /// Deepest key nesting we follow. Windows limits a key path to 512 levels.
 pub const MAX_KEY_DEPTH: usize = 512;
@@ -39,6 +41,7 @@ pub struct Hive {
     recovery: Recovery,
     warnings: Vec<String>,
     path: Option<PathBuf>,
+    location: Location,
 }
 
 impl Hive {
@@ -49,22 +52,25 @@ impl Hive {
 
     /// Opens a hive file with options.
     pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Hive> {
-        let path = path.as_ref();
-        let buf = map_file(path)?;
+        Hive::open_source(&HiveFile::new(path.as_ref()), opts)
+    }
+
+    /// Opens a hive from a source (a file, memory, a file inside a disk image), replaying
+    /// the logs the source supplies if the hive is dirty and `opts.replay_logs`.
+    pub fn open_source(source: &dyn HiveSource, opts: &OpenOptions) -> Result<Hive> {
+        let buf = source.primary()?;
         let logs = if opts.replay_logs {
             // Only look for logs when the primary says it needs them.
             match BaseBlock::parse(&buf) {
-                Ok(b) if b.is_dirty() => find_logs(path)
-                    .into_iter()
-                    .map(|p| map_file(&p).map(|bytes| LogInput { path: p, bytes }))
-                    .collect::<Result<Vec<_>>>()?,
+                Ok(b) if b.is_dirty() => source.logs()?,
                 _ => Vec::new(),
             }
         } else {
             Vec::new()
         };
         let mut hive = Hive::from_parts(buf, &logs, opts.replay_logs)?;
-        hive.path = Some(path.to_path_buf());
+        hive.path = source.file_path().map(Path::to_path_buf);
+        hive.location = source.location();
         Ok(hive)
     }
 
@@ -89,7 +95,7 @@ impl Hive {
             // Replay works on a private copy; the file itself is never touched. (The copy
             // grows when a log grows the hive, which is rare.)
             let mut copy = AnonBuf::copy_of(&buf, buf.len()).map_err(|source| Error::Io {
-                path: PathBuf::from("(memory for log replay)"),
+                path: Location::Memory("memory for log replay".into()),
                 source,
             })?;
             let rec = recover(&mut copy, logs)?;
@@ -146,10 +152,16 @@ impl Hive {
             recovery,
             warnings,
             path: None,
+            location: Location::Memory("hive in memory".into()),
         };
         // The root must be a key node.
         hive.root()?;
         Ok(hive)
+    }
+
+    /// Where this hive was read from.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// The file this hive was opened from, if any.
@@ -489,11 +501,4 @@ pub struct CellStats {
 /// Splits a key path on `\`, ignoring empty components (leading, trailing or doubled `\`).
 pub fn split_path(path: &str) -> impl Iterator<Item = &str> {
     path.split('\\').filter(|p| !p.is_empty())
-}
-
-fn map_file(path: &Path) -> Result<FileBytes> {
-    guestwall_mmap::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }

@@ -47,6 +47,7 @@ mod name;
 pub mod regfile;
 pub mod report;
 pub mod save;
+mod source;
 mod value;
 pub mod write;
 
@@ -61,6 +62,7 @@ pub use export::{
     ExportOptions, RegEncoding,
 };
 pub use guestwall_mmap::{AnonBuf, FileBytes};
+pub use guestwall_source::Location;
 pub use hive::{split_path, CellStats, Hive, OpenOptions, MAX_KEY_DEPTH};
 pub use key::{
     Key, ListKind, Security, KEY_COMP_NAME, KEY_HIVE_ENTRY, KEY_NO_DELETE, KEY_PREDEF_HANDLE,
@@ -70,4 +72,5 @@ pub use log::{
     find_logs, marvin32, recover, GrowBuf, LogFormat, LogInput, LogReport, Recovery, MARVIN_SEED,
 };
 pub use name::{cmp_units_ignore_case, lh_hash, lh_hash_str, upcase, Name};
+pub use source::{HiveFile, HiveSource, InMemory, ReaderSource};
 pub use value::{DataStorage, Value, BIG_DATA_SEGMENT, DATA_INLINE, VALUE_COMP_NAME};

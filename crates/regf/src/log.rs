@@ -19,6 +19,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use guestwall_source::Location;
+
 use guestwall_mmap::{AnonBuf, FileBytes};
 
 use crate::base_block::{checksum, BaseBlock, FileType, BASE_BLOCK_LEN, HEADER_SECTOR};
@@ -66,20 +68,20 @@ pub enum LogFormat {
     New,
 }
 
-/// A log file to consider, by name and contents.
+/// A log file to consider, by where it is and its contents.
 #[derive(Debug)]
 pub struct LogInput {
     /// Where it came from (shown in reports and errors).
-    pub path: PathBuf,
+    pub location: Location,
     /// Its bytes.
     pub bytes: FileBytes,
 }
 
 impl LogInput {
     /// A log from bytes in memory.
-    pub fn new(path: impl Into<PathBuf>, bytes: Vec<u8>) -> LogInput {
+    pub fn new(location: Location, bytes: Vec<u8>) -> LogInput {
         LogInput {
-            path: path.into(),
+            location,
             bytes: FileBytes::Owned(bytes),
         }
     }
@@ -101,7 +103,7 @@ impl GrowBuf for Vec<u8> {
 impl GrowBuf for AnonBuf {
     fn set_len(&mut self, len: usize) -> Result<()> {
         self.resize(len).map_err(|source| Error::Io {
-            path: PathBuf::from("(memory for log replay)"),
+            path: Location::Memory("memory for log replay".into()),
             source,
         })
     }
@@ -110,8 +112,8 @@ impl GrowBuf for AnonBuf {
 /// What was found in one log file and what of it was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogReport {
-    /// The log file.
-    pub path: PathBuf,
+    /// Where the log is.
+    pub location: Location,
     /// Its format, if it has a usable base block.
     pub format: Option<LogFormat>,
     /// Valid entries found (new format), or 1 for a valid old-format log.
@@ -233,7 +235,7 @@ pub fn recover<B: GrowBuf>(file: &mut B, logs: &[LogInput]) -> Result<Recovery> 
     let mut bases: Vec<Option<BaseBlock>> = Vec::new();
     for log in logs {
         let mut report = LogReport {
-            path: log.path.clone(),
+            location: log.location.clone(),
             format: None,
             entries_found: 0,
             entries_applied: 0,
@@ -384,7 +386,7 @@ fn recover_new<B: GrowBuf>(
                 e.hbins_size
             );
             rec.logs[e.log].note = Some(why.clone());
-            rec.partial = Some(format!("{}: {why}", logs[e.log].path.display()));
+            rec.partial = Some(format!("{}: {why}", logs[e.log].location));
             break;
         }
         apply_entry(file, &logs[e.log], e)?;
@@ -408,7 +410,7 @@ fn recover_new<B: GrowBuf>(
             .or_else(|| damaged.iter().find(|(_, s, _)| s.is_none_or(|s| s >= seq)));
         let later = by_seq.range(seq..).next().map(|(&l, _)| l);
         if let Some((log, _, why)) = damaged_next {
-            rec.partial = Some(format!("{}: {why}", logs[*log].path.display()));
+            rec.partial = Some(format!("{}: {why}", logs[*log].location));
         } else if let Some(later) = later {
             rec.partial = Some(format!(
                 "log entry {seq} is missing while entries from {later} on exist, so replay stopped after entry {}",
@@ -552,14 +554,14 @@ fn apply_entry<B: GrowBuf>(file: &mut B, log: &LogInput, e: &Entry) -> Result<()
         let src = entry
             .get(data..data + len)
             .ok_or_else(|| Error::InvalidLog {
-                path: log.path.clone(),
+                path: log.location.clone(),
                 offset: (e.offset + data) as u64,
                 reason: "page data past the entry".into(),
             })?;
         let dst = BASE_BLOCK_LEN + off;
         file.get_mut(dst..dst + len)
             .ok_or_else(|| Error::InvalidLog {
-                path: log.path.clone(),
+                path: log.location.clone(),
                 offset: (e.offset + 40 + i * 8) as u64,
                 reason: format!("page {off:#x} lies outside the hive"),
             })?
@@ -609,7 +611,7 @@ fn recover_old<B: GrowBuf>(
     let log = &logs[i];
     let bytes = &log.bytes;
     let bad = |offset: usize, reason: String| Error::InvalidLog {
-        path: log.path.clone(),
+        path: log.location.clone(),
         offset: offset as u64,
         reason,
     };

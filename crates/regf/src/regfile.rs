@@ -14,33 +14,17 @@
 //! Errors name the line.
 
 use crate::data::{REG_BINARY, REG_DWORD, REG_EXPAND_SZ, REG_MULTI_SZ, REG_SZ};
+use crate::write::Edit;
 
-/// One operation of a `.reg` file. Key paths are as written (with their root, e.g.
-/// `HKEY_LOCAL_MACHINE\SYSTEM\...`).
+/// One change of a `.reg` file: an [`Edit`] whose key path is as written (with its root,
+/// e.g. `HKEY_LOCAL_MACHINE\SYSTEM\...`), and the line it comes from. A caller maps the path
+/// to a hive with [`Edit::with_key`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegOp {
-    /// `[key]`: create the key (and its parents).
-    CreateKey(String),
-    /// `[-key]`: delete the key and its subtree.
-    DeleteKey(String),
-    /// `"name"=data` under the current key.
-    SetValue {
-        /// Key path.
-        key: String,
-        /// Value name (`""` for `@`).
-        name: String,
-        /// Raw type.
-        data_type: u32,
-        /// The data.
-        data: Vec<u8>,
-    },
-    /// `"name"=-` under the current key.
-    DeleteValue {
-        /// Key path.
-        key: String,
-        /// Value name.
-        name: String,
-    },
+pub struct RegEdit {
+    /// 1-based line number of the key or value line.
+    pub line: usize,
+    /// The change.
+    pub edit: Edit,
 }
 
 /// A syntax error in a `.reg` file.
@@ -76,8 +60,8 @@ pub fn decode_text(bytes: &[u8]) -> String {
     }
 }
 
-/// Parses a `.reg` file into operations, in file order.
-pub fn parse_reg(bytes: &[u8]) -> Result<Vec<RegOp>, RegFileError> {
+/// Parses a `.reg` file into edits, in file order.
+pub fn parse_reg(bytes: &[u8]) -> Result<Vec<RegEdit>, RegFileError> {
     let text = decode_text(bytes);
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
     let regedit4 = loop {
@@ -111,13 +95,23 @@ pub fn parse_reg(bytes: &[u8]) -> Result<Vec<RegOp>, RegFileError> {
                 .strip_suffix(']')
                 .ok_or_else(|| err(n, "a key line must end with ']'"))?;
             if let Some(del) = inner.strip_prefix('-') {
-                ops.push(RegOp::DeleteKey(del.to_string()));
+                ops.push(RegEdit {
+                    line: n,
+                    edit: Edit::DeleteKey {
+                        key: del.to_string(),
+                    },
+                });
                 current = None;
             } else {
                 if inner.is_empty() {
                     return Err(err(n, "empty key path"));
                 }
-                ops.push(RegOp::CreateKey(inner.to_string()));
+                ops.push(RegEdit {
+                    line: n,
+                    edit: Edit::CreateKey {
+                        key: inner.to_string(),
+                    },
+                });
                 current = Some(inner.to_string());
             }
             continue;
@@ -141,15 +135,21 @@ pub fn parse_reg(bytes: &[u8]) -> Result<Vec<RegOp>, RegFileError> {
             .ok_or_else(|| err(n, "expected '=' after the value name"))?
             .trim();
         if rest == "-" {
-            ops.push(RegOp::DeleteValue { key, name });
+            ops.push(RegEdit {
+                line: n,
+                edit: Edit::DeleteValue { key, name },
+            });
             continue;
         }
         let (data_type, data) = parse_data(rest, regedit4).map_err(|m| err(n, m))?;
-        ops.push(RegOp::SetValue {
-            key,
-            name,
-            data_type,
-            data,
+        ops.push(RegEdit {
+            line: n,
+            edit: Edit::SetValue {
+                key,
+                name,
+                data_type,
+                data,
+            },
         });
     }
     Ok(ops)
@@ -267,52 +267,62 @@ mod tests {
              \"b\"=hex:01,02,\\\r\n  03\r\n\"e\"=hex(2):25,00,00,00\r\n\"gone\"=-\r\n\r\n\
              [-HKEY_LOCAL_MACHINE\\SYSTEM\\Old]\r\n; comment\r\n";
         let ops = parse_reg(text.as_bytes()).unwrap();
+        let lines: Vec<usize> = ops.iter().map(|o| o.line).collect();
+        assert_eq!(lines, [3, 4, 5, 6, 7, 9, 10, 12]);
+        let ops: Vec<Edit> = ops.into_iter().map(|o| o.edit).collect();
         let key = "HKEY_LOCAL_MACHINE\\SYSTEM\\X".to_string();
         assert_eq!(
             ops,
             vec![
-                RegOp::CreateKey(key.clone()),
-                RegOp::SetValue {
+                Edit::CreateKey { key: key.clone() },
+                Edit::SetValue {
                     key: key.clone(),
                     name: "s".into(),
                     data_type: REG_SZ,
                     data: utf16z("a \"q\" \\ b")
                 },
-                RegOp::SetValue {
+                Edit::SetValue {
                     key: key.clone(),
                     name: "".into(),
                     data_type: REG_SZ,
                     data: utf16z("def")
                 },
-                RegOp::SetValue {
+                Edit::SetValue {
                     key: key.clone(),
                     name: "d".into(),
                     data_type: REG_DWORD,
                     data: vec![0x3d, 0x0d, 0, 0]
                 },
-                RegOp::SetValue {
+                Edit::SetValue {
                     key: key.clone(),
                     name: "b".into(),
                     data_type: REG_BINARY,
                     data: vec![1, 2, 3]
                 },
-                RegOp::SetValue {
+                Edit::SetValue {
                     key: key.clone(),
                     name: "e".into(),
                     data_type: REG_EXPAND_SZ,
                     data: vec![0x25, 0, 0, 0]
                 },
-                RegOp::DeleteValue {
+                Edit::DeleteValue {
                     key,
                     name: "gone".into()
                 },
-                RegOp::DeleteKey("HKEY_LOCAL_MACHINE\\SYSTEM\\Old".into()),
+                Edit::DeleteKey {
+                    key: "HKEY_LOCAL_MACHINE\\SYSTEM\\Old".into()
+                },
             ]
         );
         // The same in UTF-16LE with a BOM.
         let mut utf16 = vec![0xFF, 0xFE];
         utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
-        assert_eq!(parse_reg(&utf16).unwrap(), ops);
+        let again: Vec<Edit> = parse_reg(&utf16)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.edit)
+            .collect();
+        assert_eq!(again, ops);
     }
 
     #[test]
@@ -332,8 +342,8 @@ mod tests {
     fn regedit4_text_becomes_utf16() {
         let ops = parse_reg(b"REGEDIT4\n\n[K]\n\"e\"=hex(2):41,00\n\"s\"=\"\xe9\"\n").unwrap();
         assert_eq!(
-            ops[1],
-            RegOp::SetValue {
+            ops[1].edit,
+            Edit::SetValue {
                 key: "K".into(),
                 name: "e".into(),
                 data_type: REG_EXPAND_SZ,
@@ -341,8 +351,8 @@ mod tests {
             }
         );
         assert_eq!(
-            ops[2],
-            RegOp::SetValue {
+            ops[2].edit,
+            Edit::SetValue {
                 key: "K".into(),
                 name: "s".into(),
                 data_type: REG_SZ,

@@ -9,6 +9,7 @@ use crate::hive::Hive;
 use crate::key::Key;
 use crate::log::LogFormat;
 use crate::value::Value;
+use guestwall_source::Location;
 
 fn io(e: std::io::Error) -> Error {
     Error::Output(e)
@@ -92,10 +93,13 @@ pub fn write_info<W: Write>(hive: &Hive, mut w: W) -> Result<()> {
         } else {
             "                   "
         };
-        let name = l.path.file_name().map_or_else(
-            || l.path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        let name = match &l.location {
+            Location::File(p) => p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            other => other.to_string(),
+        };
         let fmt = match l.format {
             Some(LogFormat::New) => "new format (HvLE)",
             Some(LogFormat::Old) => "old format (dirty vector)",

@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 
 use guestwall_mmap::{AnonBuf, FileBytes};
+use guestwall_source::Location;
 
 use crate::base_block::{checksum, BASE_BLOCK_LEN};
 use crate::bins::{Bin, CellInfo, HBIN_HEADER_LEN, PAGE};
@@ -69,6 +70,29 @@ pub enum Edit {
     },
 }
 
+impl Edit {
+    /// The key the edit is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Edit::CreateKey { key }
+            | Edit::DeleteKey { key }
+            | Edit::SetValue { key, .. }
+            | Edit::DeleteValue { key, .. } => key,
+        }
+    }
+
+    /// The same edit about another key (a `.reg` file's full path made relative to a hive).
+    pub fn with_key(mut self, path: String) -> Edit {
+        match &mut self {
+            Edit::CreateKey { key }
+            | Edit::DeleteKey { key }
+            | Edit::SetValue { key, .. }
+            | Edit::DeleteValue { key, .. } => *key = path,
+        }
+        self
+    }
+}
+
 /// An editable hive: a private copy of the file's bytes plus a free-cell index.
 pub struct HiveMut {
     hive: Hive,
@@ -107,7 +131,7 @@ impl HiveMut {
         // A pre-faulted private copy with room to grow by a megabyte before it must move.
         let bytes = hive.bytes();
         let buf = AnonBuf::copy_of(bytes, bytes.len() + (1 << 20)).map_err(|source| Error::Io {
-            path: "(memory for the edited hive)".into(),
+            path: Location::Memory("memory for the edited hive".into()),
             source,
         })?;
         let copy = Hive::from_anon(buf)?;
@@ -226,7 +250,7 @@ impl HiveMut {
         let buf = self.buf()?;
         buf.resize(BASE_BLOCK_LEN + end as usize)
             .map_err(|source| Error::Io {
-                path: "(memory for the edited hive)".into(),
+                path: Location::Memory("memory for the edited hive".into()),
                 source,
             })?;
         let h = file_off(start);

@@ -289,7 +289,10 @@ fn hostile_logs_are_rejected_entry_by_entry() {
     let h2 = guestwall_regf::marvin32(guestwall_regf::MARVIN_SEED, &entry[..32]);
     entry[32..40].copy_from_slice(&h2.to_le_bytes());
     log.extend_from_slice(&entry);
-    let logs = [LogInput::new("x.LOG1", log.clone())];
+    let logs = [LogInput::new(
+        guestwall_regf::Location::Memory("x.LOG1".into()),
+        log.clone(),
+    )];
     let hive = Hive::from_bytes_with_logs(primary.clone(), &logs).unwrap();
     assert!(!hive.recovery().applied());
     assert!(hive.recovery().logs[0]
@@ -311,7 +314,10 @@ fn hostile_logs_are_rejected_entry_by_entry() {
     e[24..32].copy_from_slice(&h1.to_le_bytes());
     let h2 = guestwall_regf::marvin32(guestwall_regf::MARVIN_SEED, &e[..32]);
     e[32..40].copy_from_slice(&h2.to_le_bytes());
-    let logs = [LogInput::new("x.LOG1", outside)];
+    let logs = [LogInput::new(
+        guestwall_regf::Location::Memory("x.LOG1".into()),
+        outside,
+    )];
     let hive = Hive::from_bytes_with_logs(primary.clone(), &logs).unwrap();
     assert!(hive.recovery().logs[0]
         .note
@@ -322,7 +328,10 @@ fn hostile_logs_are_rejected_entry_by_entry() {
     // The same entry with a bad hash is ignored too.
     let mut bad = log.clone();
     bad[512 + 24] ^= 1;
-    let logs = [LogInput::new("x.LOG1", bad)];
+    let logs = [LogInput::new(
+        guestwall_regf::Location::Memory("x.LOG1".into()),
+        bad,
+    )];
     let hive = Hive::from_bytes_with_logs(primary, &logs).unwrap();
     assert!(hive.recovery().logs[0]
         .note

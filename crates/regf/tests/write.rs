@@ -4,9 +4,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::Snapshot;
 use guestwall_regf::build::{build_hive, reg_sz, BuildOptions, KeySpec};
 use guestwall_regf::data::{REG_BINARY, REG_DWORD, REG_SZ};
-use guestwall_regf::save::{edit_file, SaveOptions, Snapshot};
+use guestwall_regf::save::{edit_file, SaveOptions};
 use guestwall_regf::write::{Edit, HiveMut};
 use guestwall_regf::{DataStorage, Error, Hive, ListKind};
 

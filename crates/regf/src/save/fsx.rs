@@ -314,7 +314,7 @@ pub(crate) fn explain(path: &Path, source: io::Error) -> Error {
             source,
         },
         None => Error::Io {
-            path: path.to_path_buf(),
+            path: guestwall_source::Location::File(path.to_path_buf()),
             source,
         },
     }

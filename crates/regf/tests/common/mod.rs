@@ -220,3 +220,224 @@ pub fn assert_peers_agree(hive: &Path) {
         }
     }
 }
+
+use std::collections::BTreeMap;
+
+/// The test oracle: an independent model of a hive's logical content (every key, and every
+/// value's name, type and data, in order), with the edit semantics of `HiveMut` restated.
+/// The logical content of a hive: every key, and every value's name, type and data, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    keys: BTreeMap<Vec<u16>, SnapKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SnapKey {
+    path: String,
+    values: Vec<SnapValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SnapValue {
+    name: String,
+    data_type: u32,
+    data: Vec<u8>,
+}
+
+/// Sets a value in a key's value list (names compared as Windows does), appending it when new.
+fn set_snap_value(values: &mut Vec<SnapValue>, name: &str, data_type: u32, data: &[u8]) {
+    let n = upper(name);
+    match values.iter_mut().find(|v| upper(&v.name) == n) {
+        Some(v) => {
+            v.data_type = data_type;
+            v.data = data.to_vec();
+        }
+        None => values.push(SnapValue {
+            name: name.to_string(),
+            data_type,
+            data: data.to_vec(),
+        }),
+    }
+}
+
+/// Removes a value from a key's value list; an absent value is an error, as in the writer.
+fn delete_snap_value(
+    values: &mut Vec<SnapValue>,
+    key: &str,
+    name: &str,
+) -> guestwall_regf::Result<()> {
+    let n = upper(name);
+    let before = values.len();
+    values.retain(|v| upper(&v.name) != n);
+    if values.len() == before {
+        return Err(guestwall_regf::Error::ValueNotFound {
+            key: key.to_string(),
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn upper(s: &str) -> Vec<u16> {
+    s.encode_utf16().map(guestwall_regf::upcase).collect()
+}
+
+/// Upper-cased path with `\` separators and no empty parts.
+fn upper_path(path: &str) -> Vec<u16> {
+    upper(
+        &guestwall_regf::split_path(path)
+            .collect::<Vec<_>>()
+            .join("\\"),
+    )
+}
+
+impl Snapshot {
+    /// Reads every key and value of `hive`.
+    pub fn of(hive: &guestwall_regf::Hive) -> guestwall_regf::Result<Snapshot> {
+        let mut keys = BTreeMap::new();
+        hive.walk(hive.root()?, "", |path, key| {
+            let mut values = Vec::with_capacity(key.value_count() as usize);
+            for v in key.values()? {
+                values.push(SnapValue {
+                    name: v.name().to_string_lossy(),
+                    data_type: v.data_type(),
+                    data: v.data()?.into_owned(),
+                });
+            }
+            keys.insert(
+                upper(path),
+                SnapKey {
+                    path: path.to_string(),
+                    values,
+                },
+            );
+            Ok(())
+        })?;
+        Ok(Snapshot { keys })
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when there are no keys (never for a real hive: the root is always there).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// True when the key exists.
+    pub fn has_key(&self, path: &str) -> bool {
+        self.keys.contains_key(&upper_path(path))
+    }
+
+    /// True when the key exists and has this value.
+    pub fn has_value(&self, path: &str, name: &str) -> bool {
+        let n = upper(name);
+        self.keys
+            .get(&upper_path(path))
+            .is_some_and(|k| k.values.iter().any(|v| upper(&v.name) == n))
+    }
+
+    /// Applies an edit the way `HiveMut::apply` does, at the logical level.
+    pub fn apply(&mut self, edit: &guestwall_regf::write::Edit) -> guestwall_regf::Result<()> {
+        match edit {
+            guestwall_regf::write::Edit::CreateKey { key } => {
+                let mut path = String::new();
+                for part in guestwall_regf::split_path(key) {
+                    let child = if path.is_empty() {
+                        part.to_string()
+                    } else {
+                        format!("{path}\\{part}")
+                    };
+                    let entry = self.keys.entry(upper(&child)).or_insert_with(|| SnapKey {
+                        path: child.clone(),
+                        values: Vec::new(),
+                    });
+                    path = entry.path.clone();
+                }
+            }
+            guestwall_regf::write::Edit::DeleteKey { key } => {
+                let k = upper_path(key);
+                if !self.keys.contains_key(&k) {
+                    return Err(guestwall_regf::Error::KeyNotFound { path: key.clone() });
+                }
+                let mut prefix = k.clone();
+                prefix.push(u16::from(b'\\'));
+                self.keys.retain(|p, _| *p != k && !p.starts_with(&prefix));
+            }
+            guestwall_regf::write::Edit::SetValue {
+                key,
+                name,
+                data_type,
+                data,
+            } => {
+                let k = self
+                    .keys
+                    .get_mut(&upper_path(key))
+                    .ok_or_else(|| guestwall_regf::Error::KeyNotFound { path: key.clone() })?;
+                set_snap_value(&mut k.values, name, *data_type, data);
+            }
+            guestwall_regf::write::Edit::DeleteValue { key, name } => {
+                let k = self
+                    .keys
+                    .get_mut(&upper_path(key))
+                    .ok_or_else(|| guestwall_regf::Error::KeyNotFound { path: key.clone() })?;
+                delete_snap_value(&mut k.values, key, name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `hive` holds exactly this content. Returns the keys and values compared.
+    pub fn verify(&self, hive: &guestwall_regf::Hive) -> guestwall_regf::Result<(u64, u64)> {
+        let mut keys = 0u64;
+        let mut values = 0u64;
+        let mismatch = |path: &str, detail: String| guestwall_regf::Error::Verify {
+            path: path.to_string(),
+            detail,
+        };
+        hive.walk(hive.root()?, "", |path, key| {
+            keys += 1;
+            let Some(exp) = self.keys.get(&upper(path)) else {
+                return Err(mismatch(path, "a key that should not be there".into()));
+            };
+            if exp.path != path {
+                return Err(mismatch(
+                    path,
+                    format!("key is named {path:?}, expected {:?}", exp.path),
+                ));
+            }
+            let got = key.values()?;
+            if got.len() != exp.values.len() {
+                return Err(mismatch(
+                    path,
+                    format!("{} values, expected {}", got.len(), exp.values.len()),
+                ));
+            }
+            for (v, e) in got.iter().zip(&exp.values) {
+                values += 1;
+                let name = v.name().to_string_lossy();
+                if name != e.name || v.data_type() != e.data_type || *v.data()? != *e.data {
+                    return Err(mismatch(
+                        path,
+                        format!(
+                            "value {name:?} (type {}) differs from the expected {:?} (type {})",
+                            v.data_type(),
+                            e.name,
+                            e.data_type
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        })?;
+        if keys != self.keys.len() as u64 {
+            return Err(mismatch(
+                "",
+                format!("{keys} keys found, expected {}", self.keys.len()),
+            ));
+        }
+        Ok((keys, values))
+    }
+}
