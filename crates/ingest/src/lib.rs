@@ -6,7 +6,11 @@
 //!    case-insensitively), or a Windows folder (a mounted OS volume or its
 //!    `Windows\System32\config`).
 //! 2. [`load`] reads them into one [`MachineConfig`] per control set that matters
-//!    (`Select\Current`, and `Select\Default` when it differs).
+//!    (`Select\Current`, and `Select\Default` when it differs). [`load_sources`] does the
+//!    same for hives from any [`HiveSource`] (a file inside a disk image, bytes in memory).
+//!
+//! The two steps are the modules `locate` (what the target is) and `read` (hives → model:
+//! every setting and rule with its typed [`guestwall_firewall::Origin`]).
 //!
 //! What is read, from SYSTEM (per control set): the local firewall store
 //! (`Services\SharedAccess\Parameters\FirewallPolicy`: profiles, `FirewallRules`,
@@ -22,11 +26,11 @@
 mod locate;
 mod read;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use guestwall_firewall::codes;
 use guestwall_firewall::{MachineConfig, Note};
-use guestwall_regf::Hive;
+use guestwall_regf::{Hive, HiveFile, HiveSource, Location, OpenOptions};
 
 pub use guestwall_firewall::FIREWALL_POLICY;
 pub use locate::{find_ci, locate, Target};
@@ -46,11 +50,19 @@ pub enum IngestError {
         /// Why it does not do.
         reason: String,
     },
+    /// A hive lacks what it must have (the control set `Select` names).
+    #[error("{location}: {reason}")]
+    Incomplete {
+        /// The hive.
+        location: Location,
+        /// What is missing.
+        reason: String,
+    },
     /// The file is a registry hive, but not the one needed.
-    #[error("{} is not a {wanted} hive: it looks like {looks_like}. {hint}", path.display())]
+    #[error("{location} is not a {wanted} hive: it looks like {looks_like}. {hint}")]
     WrongHive {
-        /// The file.
-        path: PathBuf,
+        /// The hive.
+        location: Location,
         /// SYSTEM or SOFTWARE.
         wanted: &'static str,
         /// What it seems to be, and why.
@@ -69,30 +81,28 @@ pub enum IngestError {
         hint: &'static str,
     },
     /// A hive could not be read.
-    #[error("{}", path.display())]
+    #[error("{location}")]
     Hive {
-        /// The hive file.
-        path: PathBuf,
+        /// The hive.
+        location: Location,
         /// The error.
         #[source]
-        source: guestwall_regf::Error,
+        source: Box<guestwall_regf::Error>,
     },
 }
 
 /// Result alias.
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;
-fn hive_err(path: &Path) -> impl Fn(guestwall_regf::Error) -> IngestError + '_ {
+fn hive_err(location: &Location) -> impl Fn(guestwall_regf::Error) -> IngestError + '_ {
     move |source| IngestError::Hive {
-        path: path.to_path_buf(),
-        source,
+        location: location.clone(),
+        source: Box::new(source),
     }
 }
 
-/// Reads the machine: one [`MachineConfig`] for `Select\Current`, and one for
-/// `Select\Default` when it names another control set.
 /// The notes a hive's opening gives: its warnings, with a code of their own for a partial log
 /// recovery.
-fn hive_notes(path: &Path, hive: &Hive, notes: &mut Vec<Note>) {
+fn hive_notes(location: &Location, hive: &Hive, notes: &mut Vec<Note>) {
     for w in hive.warnings() {
         let code = if hive.recovery().partial.is_some() && w.contains("only in part") {
             codes::LOGS_PARTLY_APPLIED
@@ -101,13 +111,12 @@ fn hive_notes(path: &Path, hive: &Hive, notes: &mut Vec<Note>) {
         };
         notes.push(Note {
             code,
-            text: format!("{}: {w}", path.display()),
+            text: format!("{location}: {w}"),
         });
     }
     if hive.recovery().applied() && hive.recovery().partial.is_none() {
         notes.push(Note::input(format!(
-            "{}: the hive was dirty; its transaction logs were replayed in memory",
-            path.display()
+            "{location}: the hive was dirty; its transaction logs were replayed in memory"
         )));
     }
 }
@@ -118,9 +127,34 @@ fn hive_notes(path: &Path, hive: &Hive, notes: &mut Vec<Note>) {
 /// cannot be read or is not SOFTWARE. A SOFTWARE found beside SYSTEM that cannot be read is a
 /// note.
 pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
-    let system = Hive::open(&target.system).map_err(hive_err(&target.system))?;
+    let system = HiveFile::new(&target.system);
+    let software = target.software.as_ref().map(HiveFile::new);
+    load_sources(&Sources {
+        system: &system,
+        software: software.as_ref().map(|s| s as &dyn HiveSource),
+        software_given: target.software_given,
+    })
+}
+
+/// The hives of a machine, wherever their bytes are (files, memory, files inside a disk
+/// image): what [`load_sources`] reads.
+pub struct Sources<'a> {
+    /// SYSTEM.
+    pub system: &'a dyn HiveSource,
+    /// SOFTWARE, when there is one.
+    pub software: Option<&'a dyn HiveSource>,
+    /// SOFTWARE was named by the user: reading it must succeed.
+    pub software_given: bool,
+}
+
+/// [`load`] for hives from any [`HiveSource`]: messages and labels name each source's
+/// [`Location`].
+pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
+    let sys_at = src.system.location();
+    let system =
+        Hive::open_source(src.system, &OpenOptions::default()).map_err(hive_err(&sys_at))?;
     let wrong = |looks_like: String| IngestError::WrongHive {
-        path: target.system.clone(),
+        location: sys_at.clone(),
         wanted: "SYSTEM",
         looks_like,
         hint: "Give the SYSTEM hive (Windows/System32/config/SYSTEM) or the Windows folder",
@@ -136,9 +170,9 @@ pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
         HiveIdentity::Other(s) => return Err(wrong(s)),
     }
     let mut notes: Vec<Note> = Vec::new();
-    hive_notes(&target.system, &system, &mut notes);
-    let software = match &target.software {
-        Some(p) => match Hive::open(p) {
+    hive_notes(&sys_at, &system, &mut notes);
+    let software = match src.software {
+        Some(sw) => match Hive::open_source(sw, &OpenOptions::default()) {
             Ok(h) => {
                 let looks_like = match hive_identity(&h) {
                     HiveIdentity::Software => None,
@@ -146,27 +180,28 @@ pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
                     HiveIdentity::Other(s) => Some(s),
                 };
                 if let Some(looks_like) = looks_like {
+                    let p = sw.location();
                     let wrong = IngestError::WrongHive {
-                        path: p.clone(),
+                        location: p.clone(),
                         wanted: "SOFTWARE",
                         looks_like,
                         hint: "Give the SOFTWARE hive (Windows/System32/config/SOFTWARE) with --software, or leave it out",
                     };
-                    if target.software_given {
+                    if src.software_given {
                         return Err(wrong);
                     }
                     notes.push(Note::input(format!("{wrong}; it was not read, so the Group Policy store and the OS version are unknown")));
                     None
                 } else {
-                    hive_notes(p, &h, &mut notes);
+                    hive_notes(&sw.location(), &h, &mut notes);
                     Some(read_software(&h))
                 }
             }
-            Err(e) if target.software_given => return Err(hive_err(p)(e)),
+            Err(e) if src.software_given => return Err(hive_err(&sw.location())(e)),
             Err(e) => {
                 notes.push(Note::input(format!(
                     "{}: not read ({}); the Group Policy store and the OS version are unknown",
-                    p.display(),
+                    sw.location(),
                     guestwall_regf::error_chain(&e)
                 )));
                 None
@@ -178,9 +213,7 @@ pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
         }
     };
 
-    let select = system
-        .find_key("Select")
-        .map_err(hive_err(&target.system))?;
+    let select = system.find_key("Select").map_err(hive_err(&sys_at))?;
     let current = select.as_ref().and_then(|k| dword(k, "Current"));
     let default = select.as_ref().and_then(|k| dword(k, "Default"));
     let mut sets: Vec<(u32, String)> = Vec::new();
@@ -216,13 +249,9 @@ pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
     let mut out = Vec::new();
     for (n, why) in sets {
         let cs = format!("ControlSet{n:03}");
-        if system
-            .find_key(&cs)
-            .map_err(hive_err(&target.system))?
-            .is_none()
-        {
-            return Err(IngestError::NotFound {
-                path: target.system.clone(),
+        if system.find_key(&cs).map_err(hive_err(&sys_at))?.is_none() {
+            return Err(IngestError::Incomplete {
+                location: sys_at.clone(),
                 reason: format!("{why} names {cs}, which does not exist"),
             });
         }
@@ -230,7 +259,7 @@ pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
             &system,
             &cs,
             &why,
-            format!("{}: {cs} ({why})", target.system.display()),
+            format!("{sys_at}: {cs} ({why})"),
             software.as_ref(),
         );
         cfg.notes = notes.clone();
