@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use guestwall_regf::data::{self as types};
 use guestwall_regf::regfile::{parse_reg, RegEdit};
-use guestwall_regf::save::{edit_file, edit_file_in, SaveOptions, SaveReport};
+use guestwall_regf::save::{edit_file, edit_file_in, SaveOptions};
 use guestwall_regf::write::{Edit, HiveMut};
 use guestwall_regf::{export_reg, ExportOptions, Hive, RegEncoding};
 
@@ -339,65 +339,9 @@ fn open(file: &Path) -> Result<Hive> {
 fn save(file: &Path, edits: &[Edit], opts: &RunOptions<'_>, out: &mut dyn Write) -> Result<()> {
     let report = edit_file(file, edits, &opts.save)?;
     writeln!(out, "The operation completed successfully.").map_err(io)?;
-    write_report(file, &report, opts.save.dry_run, out)
-}
-
-/// Describes a save: backup, logs moved, verification.
-pub fn write_report(file: &Path, r: &SaveReport, dry_run: bool, out: &mut dyn Write) -> Result<()> {
-    if r.unchanged {
-        return writeln!(
-            out,
-            "{}: already as requested; nothing written.",
-            file.display()
-        )
-        .map_err(io);
-    }
-    if dry_run {
-        return writeln!(
-            out,
-            "{}: dry run; the result was built and verified ({} keys, {} values) but nothing was written.",
-            file.display(),
-            r.verified_keys,
-            r.verified_values
-        )
-        .map_err(io);
-    }
-    if r.recovered_from_logs {
-        writeln!(
-            out,
-            "{}: the hive was dirty and was first recovered from its logs.",
-            file.display()
-        )
-        .map_err(io)?;
-    }
-    if let Some(b) = &r.backup {
-        writeln!(
-            out,
-            "{}: backup of the original: {}",
-            file.display(),
-            b.display()
-        )
-        .map_err(io)?;
-    }
-    for (from, to) in &r.logs_moved {
-        writeln!(
-            out,
-            "{}: log moved aside: {} -> {}",
-            file.display(),
-            from.display(),
-            to.display()
-        )
-        .map_err(io)?;
-    }
-    writeln!(
-        out,
-        "{}: written atomically (sequence {}), re-read and verified: {} keys, {} values.",
-        file.display(),
-        r.sequence,
-        r.verified_keys,
-        r.verified_values
-    )
-    .map_err(io)
+    report
+        .write_text("", file, edits.len(), opts.save.dry_run, out)
+        .map_err(io)
 }
 
 /// Applies a parsed `.reg` file: each key and value to the hive mounted under its path. As in
@@ -457,7 +401,9 @@ pub fn import(
     );
     for (file, _, edits) in &per_file {
         let report = edit_file_in(&mut op, file, edits, &opts.save)?;
-        write_report(file, &report, opts.save.dry_run, out)?;
+        report
+            .write_text("", file, edits.len(), opts.save.dry_run, out)
+            .map_err(io)?;
     }
     writeln!(out, "The operation completed successfully.").map_err(io)
 }

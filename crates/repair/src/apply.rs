@@ -277,37 +277,8 @@ pub fn write_fixed(f: &Fixed, target: &str, out: &mut dyn std::io::Write) -> std
         }
     } else {
         for w in &f.writes {
-            let shown = match &w.report.real_path {
-                Some(real) => format!("{} -> {}", w.path.display(), real.display()),
-                None => w.path.display().to_string(),
-            };
-            if w.report.unchanged {
-                writeln!(
-                    out,
-                    "{}: {shown} already holds these values; not written",
-                    w.hive
-                )?;
-                continue;
-            }
-            writeln!(
-                out,
-                "Wrote {} ({shown}): {} changes, re-read and verified ({} keys, {} values)",
-                w.hive, w.changes, w.report.verified_keys, w.report.verified_values
-            )?;
-            if let Some(b) = &w.report.backup {
-                writeln!(out, "  backup: {}", b.display())?;
-            }
-            if w.report.recovered_from_logs {
-                writeln!(out, "  the hive was dirty: its logs were replayed first")?;
-            }
-            for (from, to) in &w.report.logs_moved {
-                writeln!(
-                    out,
-                    "  log moved aside: {} -> {}",
-                    from.display(),
-                    to.display()
-                )?;
-            }
+            w.report
+                .write_text(&w.hive.to_string(), &w.path, w.changes, false, out)?;
         }
     }
     // What the result rests on: no SOFTWARE hive (Group Policy unknown), logs, …

@@ -412,16 +412,9 @@ fn write_changes(
     }
     let fixed = apply_in(op, target, plan, save, None)?;
     for w in &fixed.writes {
-        if let Some(b) = &w.report.backup {
-            writeln!(
-                err,
-                "guestwall: {} changed value(s) written to {}; backup {}",
-                w.changes,
-                w.path.display(),
-                b.display()
-            )
+        w.report
+            .write_text(&w.hive.to_string(), &w.path, w.changes, false, err)
             .map_err(io)?;
-        }
     }
     for d in &fixed.after {
         writeln!(

@@ -33,6 +33,7 @@ mod fsx;
 pub mod history;
 mod prepare;
 mod restore;
+mod text;
 mod verify;
 
 use std::path::{Path, PathBuf};
