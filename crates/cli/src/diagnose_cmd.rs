@@ -13,6 +13,9 @@ Examples:
   guestwall diagnose /mnt/win/Windows/System32     also: Windows, System32, System32/config
   guestwall diagnose SYSTEM                        a hive file; SOFTWARE is looked for beside it
   guestwall diagnose SYSTEM --software /other/SOFTWARE --json
+  guestwall diagnose os-disk.vhd                   a disk image (raw, VHD, VHDX) or block device: read
+                                                   without mounting; --partition N when it holds
+                                                   several Windows installations
 
 The port is the one RDP listens on (RDP-Tcp\\PortNumber in the hive); --port is used only when
 the hive does not say, and a --port that differs from the hive's is reported, not believed.
@@ -23,9 +26,14 @@ Exit codes: 0 RDP reachable on every profile, 1 not reachable (or only for some 
 /// Arguments of `guestwall diagnose`.
 #[derive(Args)]
 pub struct DiagnoseArgs {
-    /// A SYSTEM hive file (SOFTWARE is looked for beside it), or a Windows folder: a mounted
-    /// OS volume, its Windows folder, System32, or System32\config.
+    /// A SYSTEM hive file (SOFTWARE is looked for beside it), a Windows folder (a mounted
+    /// OS volume, its Windows folder, System32, or System32\config), or a disk image (raw,
+    /// VHD, VHDX, an NTFS volume image) or block device, read without mounting.
     target: PathBuf,
+    /// The partition of a disk image that holds Windows, when it has several installations
+    /// (1-based, as `fdisk -l` numbers them).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    partition: Option<u32>,
     /// The SOFTWARE hive, when it is not beside SYSTEM (it must exist).
     #[arg(long, value_name = "FILE")]
     software: Option<PathBuf>,
@@ -42,7 +50,7 @@ pub const EXIT_NOT_REACHABLE: u8 = 1;
 
 /// Runs `guestwall diagnose`; exit code 0 when RDP is reachable, 1 when not.
 pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<u8> {
-    let target = guestwall_ingest::locate(&a.target, a.software.as_deref())?;
+    let target = guestwall_ingest::locate_with(&a.target, a.software.as_deref(), a.partition)?;
     let configs = guestwall_ingest::load(&target)
         .with_context(|| format!("cannot read {}", target.system.display()))?;
     let diags: Vec<_> = configs
@@ -55,7 +63,7 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<u8> {
     } else {
         let software = a.software.as_ref().map(|s| s.display().to_string());
         let args = guestwall_diagnose::target_args(&named, software.as_deref());
-        guestwall_diagnose::write_text(&diags, &args, out)?;
+        guestwall_diagnose::write_text_for(&diags, &args, target.image.is_none(), out)?;
     }
     Ok(if diags.iter().all(|d| d.reachable) {
         0

@@ -47,6 +47,7 @@ Examples:
   guestwall script /mnt/win                          netsh commands for the serial console (cmd)
   guestwall script --powershell SYSTEM               NetSecurity cmdlets, by rule ID (any language)
   guestwall script --offline-cmd --drive F SYSTEM    reg.exe batch file for a Windows rescue VM
+  guestwall script os-disk.vhdx                      the same, read from a disk image
 
 Exit codes: 0 printed, 2 bad input.";
 
@@ -57,6 +58,7 @@ Examples:
   guestwall netsh --system SYSTEM advfirewall set allprofiles firewallpolicy blockinbound,allowoutbound
   guestwall netsh --system SYSTEM advfirewall firewall show rule name=all dir=in verbose
   guestwall netsh --system /mnt/win advfirewall show allprofiles
+  guestwall netsh --system os-disk.vhd advfirewall firewall show rule name=all dir=in
 
 Output is netsh's; guestwall's own notes (backup, the diagnosis afterwards) go to stderr.
 
@@ -65,19 +67,24 @@ Exit codes: 0 done, 1 no rule matched (as netsh), 2 bad syntax, bad input or a r
 /// The machine: a SYSTEM hive or a Windows folder.
 #[derive(Args)]
 pub struct TargetArgs {
-    /// A SYSTEM hive file (SOFTWARE is looked for beside it), or a Windows folder: a mounted
-    /// OS volume, its Windows folder, System32, or System32\config.
+    /// A SYSTEM hive file (SOFTWARE is looked for beside it), a Windows folder (a mounted
+    /// OS volume, its Windows folder, System32, or System32\config), or a disk image or
+    /// block device (read only, for now: `fix` and `undo` refuse it).
     target: PathBuf,
     /// The SOFTWARE hive, when it is not beside SYSTEM (it must exist).
     #[arg(long, value_name = "FILE")]
     software: Option<PathBuf>,
+    /// The partition of a disk image that holds Windows, when it has several installations.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    partition: Option<u32>,
 }
 
 impl TargetArgs {
     fn locate(&self) -> Result<guestwall_ingest::Target> {
-        Ok(guestwall_ingest::locate(
+        Ok(guestwall_ingest::locate_with(
             &self.target,
             self.software.as_deref(),
+            self.partition,
         )?)
     }
 }
@@ -318,6 +325,10 @@ pub struct NetshArgs {
     /// The SOFTWARE hive, when it is not beside SYSTEM.
     #[arg(long, value_name = "FILE")]
     software: Option<PathBuf>,
+    /// The partition of a disk image that holds Windows (`show` commands read images; the
+    /// others refuse them for now).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    partition: Option<u32>,
     /// Print the changes and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -332,7 +343,7 @@ pub struct NetshArgs {
 
 /// Runs `guestwall netsh`: 0 on success, 1 when no rule matches, 2 on bad input.
 pub fn netsh(a: NetshArgs, out: &mut dyn Write) -> Result<u8> {
-    let target = guestwall_ingest::locate(&a.system, a.software.as_deref())?;
+    let target = guestwall_ingest::locate_with(&a.system, a.software.as_deref(), a.partition)?;
     let save = crate::save_options(a.allow_dirty, a.dry_run);
     let stderr = std::io::stderr();
     let mut err = stderr.lock();

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod image;
 mod locate;
 mod read;
 
@@ -33,7 +34,7 @@ use guestwall_firewall::{MachineConfig, Note};
 use guestwall_regf::{Hive, HiveFile, HiveSource, Location, OpenOptions};
 
 pub use guestwall_firewall::FIREWALL_POLICY;
-pub use locate::{find_ci, locate, Target};
+pub use locate::{find_ci, locate, locate_with, Target};
 pub use read::{GP_FIREWALL, GP_TERMINAL_SERVICES};
 
 use read::{dword, hive_identity, read_control_set, read_software, HiveIdentity};
@@ -48,6 +49,16 @@ pub enum IngestError {
         /// What was given.
         path: PathBuf,
         /// Why it does not do.
+        reason: String,
+    },
+    /// A disk image could not be read, or holds no (single) Windows installation.
+    #[error("{} is {what}: {reason}", path.display())]
+    Image {
+        /// The image.
+        path: PathBuf,
+        /// What the container is (`a VHDX disk image`).
+        what: &'static str,
+        /// What is wrong.
         reason: String,
     },
     /// A hive lacks what it must have (the control set `Select` names).
@@ -127,12 +138,27 @@ fn hive_notes(location: &Location, hive: &Hive, notes: &mut Vec<Note>) {
 /// cannot be read or is not SOFTWARE. A SOFTWARE found beside SYSTEM that cannot be read is a
 /// note.
 pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
+    if let Some(img) = &target.image {
+        let win = image::open_windows(img)?;
+        let mut configs = load_sources(&Sources {
+            system: &win.system,
+            software: win.software.as_ref().map(|s| s as &dyn HiveSource),
+            software_given: false,
+            in_image: true,
+        })?;
+        for c in &mut configs {
+            c.notes
+                .extend(win.notes.iter().map(|n| Note::input(n.clone())));
+        }
+        return Ok(configs);
+    }
     let system = HiveFile::new(&target.system);
     let software = target.software.as_ref().map(HiveFile::new);
     load_sources(&Sources {
         system: &system,
         software: software.as_ref().map(|s| s as &dyn HiveSource),
         software_given: target.software_given,
+        in_image: false,
     })
 }
 
@@ -145,6 +171,8 @@ pub struct Sources<'a> {
     pub software: Option<&'a dyn HiveSource>,
     /// SOFTWARE was named by the user: reading it must succeed.
     pub software_given: bool,
+    /// The hives are inside a disk image (notes say so instead of pointing to `--software`).
+    pub in_image: bool,
 }
 
 /// [`load`] for hives from any [`HiveSource`]: messages and labels name each source's
@@ -207,6 +235,10 @@ pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
                 None
             }
         },
+        None if src.in_image => {
+            notes.push(Note::input("no SOFTWARE hive in the image's System32\\config: the Group Policy store and the OS version are unknown"));
+            None
+        }
         None => {
             notes.push(Note::input("no SOFTWARE hive beside SYSTEM: the Group Policy store and the OS version are unknown (pass --software FILE)"));
             None

@@ -1,9 +1,10 @@
 //! *Locate*: what the target is (a SYSTEM hive file, a Windows folder or volume, a config
-//! folder; later a disk image), and where its hives are. Nothing is parsed here beyond a
-//! sniff of the first bytes that names a disk image given where a hive is expected.
+//! folder, a disk image or block device), and where its hives are. Nothing is parsed here
+//! beyond a sniff of the first bytes that tells a hive from a disk image, by content.
 
 use std::path::{Path, PathBuf};
 
+use crate::image::ImageRef;
 use crate::{IngestError, Result};
 
 /// The hive files of a machine.
@@ -15,6 +16,9 @@ pub struct Target {
     pub software: Option<PathBuf>,
     /// SOFTWARE was named by the user (`--software`): reading it must succeed.
     pub software_given: bool,
+    /// The target is a disk image (or block device): the hives are read from inside it, and
+    /// `system` is the image.
+    pub image: Option<ImageRef>,
 }
 
 /// The entry of `dir` named `name`, compared case-insensitively (Windows volumes mounted on
@@ -32,10 +36,37 @@ pub fn find_ci(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// Finds the hives: `target` is a SYSTEM hive file, a folder holding SYSTEM (the config
-/// folder), `System32`, a `Windows` folder, or a Windows volume. `software` overrides where
-/// SOFTWARE is; it must exist. A disk image is recognised by its content and refused with
-/// what to do.
+/// folder), `System32`, a `Windows` folder, a Windows volume, or a disk image (raw, VHD, VHDX,
+/// an NTFS volume image, a block device), recognised by its content. `software` overrides
+/// where SOFTWARE is; it must exist.
 pub fn locate(target: &Path, software: Option<&Path>) -> Result<Target> {
+    locate_with(target, software, None)
+}
+
+/// [`locate`], with the partition of a disk image to read (`--partition N`).
+pub fn locate_with(
+    target: &Path,
+    software: Option<&Path>,
+    partition: Option<u32>,
+) -> Result<Target> {
+    let t = locate_inner(target, software)?;
+    match (&t.image, partition) {
+        (Some(img), _) => Ok(Target {
+            image: Some(ImageRef {
+                partition,
+                ..img.clone()
+            }),
+            ..t
+        }),
+        (None, Some(_)) => Err(IngestError::NotFound {
+            path: target.to_path_buf(),
+            reason: "--partition applies to a disk image, and this is not one".into(),
+        }),
+        (None, None) => Ok(t),
+    }
+}
+
+fn locate_inner(target: &Path, software: Option<&Path>) -> Result<Target> {
     let not_found = |reason: &str| IngestError::NotFound {
         path: target.to_path_buf(),
         reason: reason.to_string(),
@@ -59,8 +90,41 @@ pub fn locate(target: &Path, software: Option<&Path>) -> Result<Target> {
             not_found("no SYSTEM hive in it, nor in config, System32\\config or Windows\\System32\\config below it")
         })?
     } else if target.exists() {
-        plain_file(target)?;
-        sniff(target)?;
+        if plain_file(target)? {
+            if let Some(what) = sniff(target)? {
+                if let Some(s) = software {
+                    return Err(IngestError::NotFound {
+                        path: s.to_path_buf(),
+                        reason: format!(
+                            "--software does not apply to a disk image: {} is {what}, and its SOFTWARE hive is read from inside it",
+                            target.display()
+                        ),
+                    });
+                }
+                return Ok(Target {
+                    system: target.to_path_buf(),
+                    software: None,
+                    software_given: false,
+                    image: Some(ImageRef {
+                        path: target.to_path_buf(),
+                        partition: None,
+                        what,
+                    }),
+                });
+            }
+        } else {
+            // A block device: a disk or a partition.
+            return Ok(Target {
+                system: target.to_path_buf(),
+                software: None,
+                software_given: false,
+                image: Some(ImageRef {
+                    path: target.to_path_buf(),
+                    partition: None,
+                    what: "a block device",
+                }),
+            });
+        }
         target.to_path_buf()
     } else {
         return Err(not_found("no such file or folder"));
@@ -69,7 +133,13 @@ pub fn locate(target: &Path, software: Option<&Path>) -> Result<Target> {
     let software = match software {
         Some(s) if s.is_file() => {
             plain_file(s)?;
-            sniff(s)?;
+            if let Some(what) = sniff(s)? {
+                return Err(IngestError::DiskImage {
+                    path: s.to_path_buf(),
+                    what,
+                    hint: "--software must name the SOFTWARE hive file; to read a disk image, give the image as the target",
+                });
+            }
             Some(s.to_path_buf())
         }
         Some(s) if s.exists() => {
@@ -93,14 +163,18 @@ pub fn locate(target: &Path, software: Option<&Path>) -> Result<Target> {
         system,
         software,
         software_given: given,
+        image: None,
     })
 }
 
-/// Refuses what is not a regular file (a FIFO would block on open, a character device would
-/// never end), before opening it.
-fn plain_file(path: &Path) -> Result<()> {
+/// Refuses what is neither a regular file nor a block device (a FIFO would block on open, a
+/// character device would never end), before opening it. True for a regular file (or one
+/// that cannot be looked at: the reader says why), false for a block device.
+fn plain_file(path: &Path) -> Result<bool> {
+    use std::os::unix::fs::FileTypeExt;
     match std::fs::metadata(path) {
-        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) if m.is_file() => Ok(true),
+        Ok(m) if m.file_type().is_block_device() => Ok(false),
         Ok(m) => Err(IngestError::NotFound {
             path: path.to_path_buf(),
             reason: format!(
@@ -108,17 +182,19 @@ fn plain_file(path: &Path) -> Result<()> {
                 guestwall_mmap::kind_of(&m)
             ),
         }),
-        Err(_) => Ok(()),
+        Err(_) => Ok(true),
     }
 }
 
-/// Refuses a disk image given where a hive is expected, saying what it is.
-fn sniff(path: &Path) -> Result<()> {
+/// What a file is by its first bytes (and a VHD's footer): `None` for a hive (or anything
+/// that is no image: the hive reader says why), the kind of disk image guestwall reads, or an
+/// error for an image it does not read (QCOW2, VMDK).
+fn sniff(path: &Path) -> Result<Option<&'static str>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
         // Unreadable: the hive reader says why.
-        Err(_) => return Ok(()),
+        Err(_) => return Ok(None),
     };
     let mut head = [0u8; 1024];
     let n = f.read(&mut head).unwrap_or(0);
@@ -128,16 +204,26 @@ fn sniff(path: &Path) -> Result<()> {
     let tail_ok =
         len >= 512 && f.seek(SeekFrom::Start(len - 512)).is_ok() && f.read_exact(&mut tail).is_ok();
     let at = |off: usize, sig: &[u8]| head.get(off..off + sig.len()) == Some(sig);
+    let unsupported = if at(0, b"QFI\xfb") {
+        Some("a QCOW2 disk image")
+    } else if at(0, b"KDMV") || at(0, b"# Disk DescriptorFile") {
+        Some("a VMDK disk image")
+    } else {
+        None
+    };
+    if let Some(what) = unsupported {
+        return Err(IngestError::DiskImage {
+            path: path.to_path_buf(),
+            what,
+            hint: "guestwall reads raw, VHD and VHDX images: convert it first (`qemu-img convert -O vhdx IMAGE disk.vhdx`), or give the Windows folder of its mounted OS volume, or the SYSTEM hive itself",
+        });
+    }
     let what = if at(0, b"regf") {
-        return Ok(());
+        return Ok(None);
     } else if at(0, b"vhdxfile") {
         "a VHDX disk image"
     } else if at(0, b"conectix") || (tail_ok && tail.starts_with(b"conectix")) {
         "a VHD disk image"
-    } else if at(0, b"QFI\xfb") {
-        "a QCOW2 disk image"
-    } else if at(0, b"KDMV") || at(0, b"# Disk DescriptorFile") {
-        "a VMDK disk image"
     } else if at(3, b"-FVE-FS-") {
         "a BitLocker-encrypted volume"
     } else if at(3, b"NTFS    ") {
@@ -147,11 +233,7 @@ fn sniff(path: &Path) -> Result<()> {
     } else if at(510, &[0x55, 0xAA]) && head.len() >= 512 {
         "a raw disk image with an MBR partition table"
     } else {
-        return Ok(());
+        return Ok(None);
     };
-    Err(IngestError::DiskImage {
-        path: path.to_path_buf(),
-        what,
-        hint: "Give the Windows folder of its mounted OS volume (for example with `qemu-nbd` and `ntfs-3g`, or `guestmount`), or the SYSTEM hive itself (Windows/System32/config/SYSTEM)",
-    })
+    Ok(Some(what))
 }

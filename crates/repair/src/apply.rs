@@ -37,6 +37,14 @@ pub enum RepairError {
     /// A command line that cannot be run (bad netsh syntax or values).
     #[error("{0}")]
     Usage(String),
+    /// The target is a disk image, which is not written yet.
+    #[error("{} is {what}: guestwall reads disk images but does not write into them yet (in-place repair inside the image comes in the next release). To repair now, run `guestwall script {}` and paste its commands into the VM's serial console, or mount the Windows volume read-write and run `guestwall fix` on its Windows folder", path.display(), path.display())]
+    ImageReadOnly {
+        /// The image.
+        path: PathBuf,
+        /// What it is.
+        what: &'static str,
+    },
     /// Output could not be written.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -141,6 +149,7 @@ pub fn apply(target: &Target, plan: Plan, save: &SaveOptions, port: Option<u16>)
 /// Takes the locks of the target's hives for `op` (unless a dry run), before anything is read,
 /// so that the plan is made from what no other writer can change until it is written.
 pub fn lock_target(op: &mut Operation, target: &Target, save: &SaveOptions) -> Result<()> {
+    files_only(target)?;
     if save.dry_run {
         return Ok(());
     }
@@ -153,6 +162,17 @@ pub fn lock_target(op: &mut Operation, target: &Target, save: &SaveOptions) -> R
     Ok(())
 }
 
+/// Refuses a disk image as a target to write to (or to undo in).
+fn files_only(target: &Target) -> Result<()> {
+    match &target.image {
+        Some(img) => Err(RepairError::ImageReadOnly {
+            path: img.path.clone(),
+            what: img.what,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// [`apply`] as part of an operation that may already hold the hives' locks.
 pub fn apply_in(
     op: &mut Operation,
@@ -161,6 +181,7 @@ pub fn apply_in(
     save: &SaveOptions,
     port: Option<u16>,
 ) -> Result<Fixed> {
+    files_only(target)?;
     let mut writes = Vec::new();
     let mut plan = plan;
     let mut plan_warnings = Vec::new();
@@ -245,6 +266,7 @@ fn hive_paths(target: &Target) -> Vec<&std::path::Path> {
 
 /// Reverts the latest operation (fix, netsh or reg change) on the target's hives, as a whole.
 pub fn undo(target: &Target, opts: &UndoOptions) -> Result<UndoReport> {
+    files_only(target)?;
     undo_latest(&hive_paths(target), opts).map_err(|source| RepairError::Write {
         path: target.system.clone(),
         source,
@@ -253,6 +275,7 @@ pub fn undo(target: &Target, opts: &UndoOptions) -> Result<UndoReport> {
 
 /// The operations recorded for the target's hives, oldest first.
 pub fn history(target: &Target) -> Result<Vec<OpRecord>> {
+    files_only(target)?;
     history_of(&hive_paths(target)).map_err(|source| RepairError::Write {
         path: target.system.clone(),
         source,

@@ -690,6 +690,7 @@ fn dry_run_writes_nothing() {
         system: sys.clone(),
         software: None,
         software_given: false,
+        image: None,
     };
     let f = fix(
         &target,
@@ -726,6 +727,7 @@ fn undo_without_a_backup_changes_nothing_and_undo_goes_back_step_by_step() {
         system: sys.clone(),
         software: None,
         software_given: false,
+        image: None,
     };
     let u = undo(&target, &UndoOptions::default()).unwrap();
     assert!(u.nothing());
