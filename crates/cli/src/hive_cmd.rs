@@ -79,7 +79,8 @@ pub enum HiveCommand {
 /// How to open the hive.
 #[derive(Args)]
 pub struct OpenArgs {
-    /// The hive file.
+    /// The hive file, or a hive inside a disk image: `IMAGE::Windows/System32/config/SOFTWARE`
+    /// (or `IMAGE::partition N::PATH`, the form guestwall prints), read without mounting.
     pub hive: PathBuf,
     /// Read the primary file alone, even if it is dirty and logs lie beside it.
     #[arg(long)]
@@ -89,17 +90,55 @@ pub struct OpenArgs {
 impl OpenArgs {
     /// Opens the hive and prints its warnings.
     pub fn open(&self) -> Result<Hive> {
-        let hive = Hive::open_with(
-            &self.hive,
-            &OpenOptions {
-                replay_logs: !self.no_logs,
-            },
-        )
+        let opts = OpenOptions {
+            replay_logs: !self.no_logs,
+        };
+        let hive = match self.in_image()? {
+            Some(src) => Hive::open_source(&src, &opts),
+            None => Hive::open_with(&self.hive, &opts),
+        }
         .with_context(|| format!("cannot read hive {}", self.hive.display()))?;
         for w in hive.warnings() {
             crate::warn(&format!("{}: {w}", self.hive.display()));
         }
         Ok(hive)
+    }
+}
+
+impl OpenArgs {
+    /// The hive inside a disk image that `IMAGE::PATH` names, when the argument is that (and
+    /// no file of that name exists).
+    fn in_image(&self) -> Result<Option<guestwall_ingest::image::ImageHive>> {
+        let arg = self.hive.to_string_lossy();
+        if self.hive.exists() {
+            return Ok(None);
+        }
+        let Some((image, partition, inner)) = guestwall_ingest::image::split_image_path(&arg)
+        else {
+            return Ok(None);
+        };
+        let target = guestwall_ingest::locate_with(&image, None, partition)?;
+        let Some(img) = target.image else {
+            anyhow::bail!(
+                "{}: not a disk image, so `{arg}` names no file inside one",
+                image.display()
+            );
+        };
+        Ok(Some(guestwall_ingest::image::open_file(&img, &inner)?))
+    }
+
+    /// The hive's file name (inside the image, for `IMAGE::PATH`).
+    fn file_name(&self) -> String {
+        let arg = self.hive.to_string_lossy();
+        let inner = match guestwall_ingest::image::split_image_path(&arg) {
+            Some((_, _, inner)) if !self.hive.exists() => inner,
+            _ => arg.into_owned(),
+        };
+        inner
+            .rsplit(['/', '\\'])
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -126,15 +165,8 @@ pub fn run(cmd: HiveCommand, out: &mut dyn Write) -> Result<u8> {
             output,
         } => {
             let hive = open.open()?;
-            let root_prefix = prefix.unwrap_or_else(|| {
-                regf::default_root_prefix(
-                    &open
-                        .hive
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                )
-            });
+            let root_prefix =
+                prefix.unwrap_or_else(|| regf::default_root_prefix(&open.file_name()));
             let opts = ExportOptions {
                 root_prefix,
                 encoding: if utf8 {

@@ -49,10 +49,31 @@ fn image_err(img: &ImageRef, reason: impl std::fmt::Display) -> IngestError {
     }
 }
 
-/// Opens the image at `path` and finds its Windows installation: the only one, or the one on
-/// `partition`. BitLocker volumes, no Windows at all, and several installations without
-/// `--partition` are errors that say so.
-pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
+/// The NTFS volumes of an image (or of the one partition asked for).
+struct Volumes {
+    /// (partition number, volume).
+    list: Vec<(u32, Volume<Part>)>,
+    /// Partitions encrypted with BitLocker.
+    encrypted: Vec<u32>,
+    /// Partitions that could not be read, and why.
+    skipped: Vec<String>,
+    /// The image is one volume without a partition table.
+    whole: bool,
+    /// Warnings of the container and the partition table.
+    notes: Vec<String>,
+}
+
+impl Volumes {
+    fn name(&self, n: u32) -> String {
+        if self.whole {
+            "the volume".to_string()
+        } else {
+            format!("partition {n}")
+        }
+    }
+}
+
+fn volumes(img: &ImageRef) -> Result<Volumes> {
     let path = img.path.as_path();
     let partition = img.partition;
     let disk = Arc::new(Disk::open(path).map_err(|e| image_err(img, e))?);
@@ -69,11 +90,29 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
             .iter()
             .map(|w| format!("{}: partition table: {w}", path.display())),
     );
-    let whole = table.scheme == guestwall_vdisk::Scheme::WholeDisk;
-    let mut volumes: Vec<Volume<Part>> = Vec::new();
-    let mut found: Vec<(u32, usize, WindowsInstall)> = Vec::new();
-    let mut encrypted: Vec<u32> = Vec::new();
-    let mut skipped: Vec<String> = Vec::new();
+    let mut v = Volumes {
+        list: Vec::new(),
+        encrypted: Vec::new(),
+        skipped: Vec::new(),
+        whole: table.scheme == guestwall_vdisk::Scheme::WholeDisk,
+        notes,
+    };
+    if let Some(n) = partition {
+        if !table.partitions.iter().any(|p| p.index == n) {
+            let have: Vec<String> = table
+                .partitions
+                .iter()
+                .map(|p| p.index.to_string())
+                .collect();
+            return Err(image_err(
+                img,
+                format!(
+                    "no Windows installation on partition {n}: the image has no partition {n} (its partitions: {})",
+                    if have.is_empty() { "none".to_string() } else { have.join(", ") }
+                ),
+            ));
+        }
+    }
     for p in table.partitions.iter().filter(|p| !p.kind.is_extended()) {
         if partition.is_some_and(|n| n != p.index) {
             continue;
@@ -81,28 +120,48 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
         let view = p
             .view(Arc::clone(&disk))
             .map_err(|e| image_err(img, format!("partition {}: {e}", p.index)))?;
-        let vol = match Volume::open(view) {
-            Ok(v) => v,
-            Err(guestwall_ntfsvol::Error::BitLocker) => {
-                encrypted.push(p.index);
-                continue;
-            }
-            Err(guestwall_ntfsvol::Error::NotNtfs { .. }) => continue,
+        match Volume::open(view) {
+            Ok(vol) => v.list.push((p.index, vol)),
+            Err(guestwall_ntfsvol::Error::BitLocker) => v.encrypted.push(p.index),
+            Err(guestwall_ntfsvol::Error::NotNtfs { .. }) => {}
             Err(e) => {
                 // A damaged volume on a partition that was asked for is an error; otherwise
                 // it is skipped with a note (another partition may hold Windows).
                 if partition.is_some() {
                     return Err(image_err(img, format!("partition {}: {e}", p.index)));
                 }
-                skipped.push(format!("partition {}: {e}", p.index));
-                continue;
+                v.skipped.push(format!("partition {}: {e}", p.index));
             }
-        };
+        }
+    }
+    if v.list.is_empty() && table.partitions.is_empty() {
+        v.skipped
+            .push("no partition table and no NTFS volume found".to_string());
+    }
+    Ok(v)
+}
+
+/// Opens the image at `img` and finds its Windows installation: the only one, or the one on
+/// `img.partition`. BitLocker volumes, no Windows at all, and several installations without
+/// `--partition` are errors that say so.
+pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
+    let path = img.path.as_path();
+    let partition = img.partition;
+    let Volumes {
+        list,
+        encrypted,
+        skipped,
+        whole,
+        mut notes,
+    } = volumes(img)?;
+    let mut volumes: Vec<Volume<Part>> = Vec::new();
+    let mut found: Vec<(u32, usize, WindowsInstall)> = Vec::new();
+    for (index, vol) in list {
         let installs = vol
             .find_windows()
-            .map_err(|e| image_err(img, format!("partition {}: {e}", p.index)))?;
+            .map_err(|e| image_err(img, format!("partition {index}: {e}")))?;
         for w in installs {
-            found.push((p.index, volumes.len(), w));
+            found.push((index, volumes.len(), w));
         }
         volumes.push(vol);
     }
@@ -126,10 +185,7 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
             );
         }
         if !skipped.is_empty() {
-            reason = format!("{reason}; could not read {}", skipped.join("; "));
-        }
-        if table.partitions.is_empty() {
-            reason = format!("{reason} (no partition table and no NTFS volume found)");
+            reason = format!("{reason}; {}", skipped.join("; "));
         }
         return Err(image_err(img, reason));
     }
@@ -208,4 +264,67 @@ pub struct ImageRef {
     pub partition: Option<u32>,
     /// What the container is, for messages (`a VHDX disk image`).
     pub what: &'static str,
+}
+
+/// A file inside an image, named as `IMAGE::PATH` or `IMAGE::partition N::PATH` (the form
+/// guestwall prints): the image, the partition, and the `/`-separated path in the volume.
+pub fn split_image_path(arg: &str) -> Option<(PathBuf, Option<u32>, String)> {
+    let (image, rest) = arg.split_once("::")?;
+    let (partition, inner) = match rest.split_once("::") {
+        Some((p, inner)) => {
+            let n = p.strip_prefix("partition ")?.trim().parse::<u32>().ok()?;
+            (Some(n), inner)
+        }
+        None => (None, rest),
+    };
+    Some((PathBuf::from(image), partition, inner.replace('\\', "/")))
+}
+
+/// A hive file inside an image, with its `.LOG1`/`.LOG2` beside it: on `img.partition`, or
+/// on the one NTFS volume that has the path.
+pub fn open_file(img: &ImageRef, inner: &str) -> Result<ImageHive> {
+    let v = volumes(img)?;
+    let mut hits: Vec<(u32, FileView<Part>, &Volume<Part>)> = Vec::new();
+    for (n, vol) in &v.list {
+        match vol.file(inner) {
+            Ok(f) => hits.push((*n, f, vol)),
+            Err(guestwall_ntfsvol::Error::NotFound { .. }) => {}
+            Err(e) => return Err(image_err(img, format!("{}: {inner}: {e}", v.name(*n)))),
+        }
+    }
+    match hits.len() {
+        0 => {
+            let mut reason = format!("no file {inner} on any NTFS volume");
+            if !v.encrypted.is_empty() {
+                reason.push_str("; some volumes are encrypted with BitLocker");
+            }
+            Err(image_err(img, reason))
+        }
+        1 => {
+            let (n, view, vol) = hits.pop().expect("one hit");
+            let at = |p: &str| Location::InImage {
+                image: img.path.clone(),
+                partition: (!v.whole).then_some(n),
+                path: p.to_string(),
+            };
+            let mut logs = Vec::new();
+            for ext in ["LOG1", "LOG2"] {
+                let p = format!("{inner}.{ext}");
+                if let Ok(l) = vol.file(&p) {
+                    logs.push((at(&p), l));
+                }
+            }
+            Ok(ReaderSource::new(at(inner), view, logs))
+        }
+        _ => {
+            let list: Vec<String> = hits.iter().map(|(n, _, _)| v.name(*n)).collect();
+            Err(image_err(
+                img,
+                format!(
+                    "{inner} exists on {}; name one as IMAGE::partition N::{inner}",
+                    list.join(" and ")
+                ),
+            ))
+        }
+    }
 }
