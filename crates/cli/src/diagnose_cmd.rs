@@ -53,6 +53,13 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<u8> {
     let target = guestwall_ingest::locate_with(&a.target, a.software.as_deref(), a.partition)?;
     let configs = guestwall_ingest::load(&target)
         .with_context(|| format!("cannot read {}", target.system.display()))?;
+    if target.image.is_some() && std::env::var_os("GUESTWALL_COUNT_READS").is_some() {
+        eprintln!(
+            "guestwall: read {} bytes from {}",
+            guestwall_ingest::image::image_bytes_read(),
+            target.system.display()
+        );
+    }
     let diags: Vec<_> = configs
         .iter()
         .map(|c| guestwall_diagnose::diagnose(c, a.port))

@@ -3,13 +3,15 @@
 //! installations in them, and the hive files as [`HiveSource`]s named by
 //! [`Location::InImage`]. Nothing is mounted and nothing is written.
 
+use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use guestwall_ntfsvol::{FileView, HiveFile as NtfsHive, Volume, WindowsInstall};
 use guestwall_regf::{Location, ReaderSource};
-use guestwall_source::Slice;
-use guestwall_vdisk::{Disk, PartitionTable};
+use guestwall_source::{FileSource, ReadAt, Slice};
+use guestwall_vdisk::{Disk, FsOpener, PartitionTable, MAX_CHAIN_DEPTH};
 
 use crate::{IngestError, Result};
 
@@ -49,6 +51,28 @@ fn image_err(img: &ImageRef, reason: impl std::fmt::Display) -> IngestError {
     }
 }
 
+/// Bytes this process has read from image files (the top of each differencing chain), for
+/// benchmarks and `GUESTWALL_COUNT_READS`.
+static IMAGE_BYTES_READ: AtomicU64 = AtomicU64::new(0);
+
+/// How many bytes this process has read from disk images so far.
+pub fn image_bytes_read() -> u64 {
+    IMAGE_BYTES_READ.load(Ordering::Relaxed)
+}
+
+/// A source that adds what is read from it to [`IMAGE_BYTES_READ`].
+struct Tally<R>(R);
+
+impl<R: ReadAt> ReadAt for Tally<R> {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        IMAGE_BYTES_READ.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.0.read_exact_at(offset, buf)
+    }
+}
+
 /// The NTFS volumes of an image (or of the one partition asked for).
 struct Volumes {
     /// (partition number, volume).
@@ -76,7 +100,11 @@ impl Volumes {
 fn volumes(img: &ImageRef) -> Result<Volumes> {
     let path = img.path.as_path();
     let partition = img.partition;
-    let disk = Arc::new(Disk::open(path).map_err(|e| image_err(img, e))?);
+    let file = FileSource::open(path).map_err(|e| image_err(img, e))?;
+    let disk = Arc::new(
+        Disk::from_source(Arc::new(Tally(file)), path, &FsOpener, MAX_CHAIN_DEPTH)
+            .map_err(|e| image_err(img, e))?,
+    );
     let mut notes: Vec<String> = disk
         .warnings()
         .iter()
