@@ -51,8 +51,10 @@ pub const EXIT_NOT_REACHABLE: u8 = 1;
 /// Runs `guestwall diagnose`; exit code 0 when RDP is reachable, 1 when not.
 pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<u8> {
     let target = guestwall_ingest::locate_with(&a.target, a.software.as_deref(), a.partition)?;
+    let slow = crate::SlowNotice::start(format!("reading {}", a.target.display()), a.json);
     let configs = guestwall_ingest::load(&target)
         .with_context(|| format!("cannot read {}", target.system.display()))?;
+    drop(slow);
     if target.image.is_some() && std::env::var_os("GUESTWALL_COUNT_READS").is_some() {
         eprintln!(
             "guestwall: read {} bytes from {}",
