@@ -11,10 +11,10 @@ mod demo;
 mod diagnose_cmd;
 mod hive_cmd;
 mod reg_cmd;
+mod repair_cmd;
 mod slow;
 
 use slow::SlowNotice;
-mod repair_cmd;
 
 /// Finds out why a Windows guest refuses inbound Remote Desktop, from its offline disk, and
 /// repairs it safely.
