@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::hive::Hive;
 use crate::write::{Edit, HiveMut};
 
-use super::verify::{Expected, Survey};
+use super::verify::{Expected, SurveyJob};
 use super::{join, SaveReport};
 
 /// What [`prepare`] needs besides the hive and the edits.
@@ -91,21 +91,26 @@ pub fn prepare<'h>(hive: &'h Hive, edits: &[Edit], opts: &PrepareOptions) -> Res
         ),
     };
 
-    let (m, expected) = std::thread::scope(|scope| -> Result<_> {
-        // The survey of the original (every key and the pages it reads, which also proves
-        // the hive reads completely) is made on a second core while the edits are made on
-        // the first.
-        let baseline_job = scope.spawn(|| Survey::of(hive));
+    let survey = SurveyJob::new(hive).map_err(&refuse)?;
+    // The survey of the original (every key and the pages it reads, which also proves the
+    // hive reads completely) is made on a second core while the edits are made on the first,
+    // which then helps with what is left of it.
+    let edited = std::thread::scope(|scope| -> Result<_> {
+        let shared = &survey;
+        let helper = scope.spawn(move || shared.work());
         let edited = HiveMut::new(hive).map_err(&refuse).and_then(|mut m| {
             for e in edits {
                 m.apply(e)?;
             }
             Ok(m)
         });
-        let baseline = join(baseline_job)?.map_err(&refuse)?;
-        let m = edited?;
-        Ok((m, baseline.expect(hive, edits)?))
+        survey.work();
+        join(helper)?;
+        Ok(edited)
     })?;
+    let baseline = survey.finish().map_err(&refuse)?;
+    let m = edited?;
+    let expected = baseline.expect(hive, edits)?;
     if expected.unchanged {
         return Ok(Prepared {
             original: hive,

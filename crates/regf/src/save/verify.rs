@@ -199,7 +199,156 @@ pub(super) struct Survey {
     page_at: Vec<u32>,
     by_path: HashMap<u128, u32>,
     by_cell: std::collections::HashMap<u32, u32, std::hash::BuildHasherDefault<CellHasher>>,
+    /// The first `head` keys (the root and its subkeys) were surveyed before the rest, which
+    /// was shared out by subtree: their own subtrees are not contiguous in the order above.
+    head: u32,
     bins: Vec<crate::bins::Bin>,
+}
+
+/// A survey shared out between threads: the root and its subkeys first, then the subtree of
+/// each of their subkeys as a task (and the check of every cell header as one more), taken by
+/// whichever thread is free. One atomic visited set covers all of it, so a key reached twice
+/// is still an error.
+pub(super) struct SurveyJob<'h> {
+    hive: &'h Hive,
+    head: Survey,
+    /// (key node, parent's path hash, parent's index in `head`)
+    tasks: Vec<(u32, PathHash, u32)>,
+    next: std::sync::atomic::AtomicUsize,
+    seen: Vec<std::sync::atomic::AtomicU64>,
+    done: std::sync::Mutex<Vec<(usize, Result<Survey>)>>,
+}
+
+impl<'h> SurveyJob<'h> {
+    /// Surveys the root and its subkeys, and lists the rest as tasks.
+    pub(super) fn new(hive: &'h Hive) -> Result<SurveyJob<'h>> {
+        use std::sync::atomic::AtomicU64;
+        let seen: Vec<AtomicU64> = (0..(hive.base_block().hbins_size as usize / 8).div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        let job = SurveyJob {
+            hive,
+            head: Survey::empty(hive.bins().bins().to_vec()),
+            tasks: Vec::new(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+            seen,
+            done: std::sync::Mutex::new(Vec::new()),
+        };
+        let mut job = job;
+        let root = hive.root()?;
+        let top = PathHash::root();
+        job.mark(root.cell());
+        let at = |cell: u32, e: Error| e.at_key(&hive.path_of(cell));
+        let n = key_pages(hive, &root, &mut job.head.pages).map_err(|e| at(root.cell(), e))?;
+        job.head.push(root.cell(), NONE, top.value(), n);
+        for c in root.subkey_cells().map_err(|e| at(root.cell(), e))? {
+            let key = Key::new(hive, c).map_err(|e| at(root.cell(), e))?;
+            if !job.mark(c) {
+                return Err(at(root.cell(), Error::Cycle { cell: CellPos(c) }));
+            }
+            let h = top.child(key.name().units());
+            let n = key_pages(hive, &key, &mut job.head.pages).map_err(|e| at(c, e))?;
+            let me = job.head.len() as u32;
+            job.head.push(c, 0, h.value(), n);
+            for g in key.subkey_cells().map_err(|e| at(c, e))? {
+                job.tasks.push((g, h, me));
+            }
+        }
+        job.head.head = job.head.len() as u32;
+        Ok(job)
+    }
+
+    fn mark(&self, cell: u32) -> bool {
+        use std::sync::atomic::Ordering;
+        let i = (cell / 8) as usize;
+        self.seen
+            .get(i / 64)
+            .is_some_and(|w| w.fetch_or(1 << (i % 64), Ordering::Relaxed) & (1 << (i % 64)) == 0)
+    }
+
+    /// Takes tasks until none is left. Any number of threads may call it.
+    pub(super) fn work(&self) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let out = if i == 0 {
+                self.hive.cell_stats().map(|_| Survey::empty(Vec::new()))
+            } else {
+                match self.tasks.get(i - 1) {
+                    Some(&(cell, parent, _)) => self.subtree(cell, parent),
+                    None => return,
+                }
+            };
+            if let Ok(mut d) = self.done.lock() {
+                d.push((i, out));
+            }
+        }
+    }
+
+    /// The survey of one subtree, indexes local to it (its root's parent is `NONE`).
+    fn subtree(&self, cell: u32, parent: PathHash) -> Result<Survey> {
+        let hive = self.hive;
+        let mut s = Survey::empty(Vec::new());
+        let key = Key::new(hive, cell)?;
+        // The index the next key visited gets (a state is made just before its key's visit).
+        let next = std::cell::Cell::new(0u32);
+        hive.walk_marked(
+            key,
+            (parent.child(key.name().units()), NONE, 0u32),
+            &mut |c| self.mark(c),
+            |(ph, _, me), k| (ph.child(k.name().units()), *me, next.get()),
+            |(ph, parent, me), key| {
+                let n = key_pages(hive, key, &mut s.pages)
+                    .map_err(|e| e.at_key(&hive.path_of(key.cell())))?;
+                s.push(key.cell(), *parent, ph.value(), n);
+                next.set(*me + 1);
+                Ok(())
+            },
+        )?;
+        Ok(s)
+    }
+
+    /// Puts the parts together, in task order. The first error of any part is the result.
+    pub(super) fn finish(self) -> Result<Survey> {
+        let mut done = self.done.into_inner().map_err(|_| Error::Verify {
+            path: String::new(),
+            detail: "internal: a worker thread panicked".into(),
+        })?;
+        if done.len() != self.tasks.len() + 1 {
+            return Err(Error::Verify {
+                path: String::new(),
+                detail: "internal: a part of the survey is missing".into(),
+            });
+        }
+        done.sort_by_key(|(i, _)| *i);
+        let mut s = self.head;
+        for (i, part) in done {
+            let part = part?;
+            let Some(&(_, _, parent)) = i.checked_sub(1).and_then(|t| self.tasks.get(t)) else {
+                continue;
+            };
+            let off = s.len() as u32;
+            let page_off = s.pages.len() as u32;
+            s.pages.extend_from_slice(&part.pages);
+            s.page_at
+                .extend(part.page_at[1..].iter().map(|&p| p + page_off));
+            s.cell.extend_from_slice(&part.cell);
+            s.path.extend_from_slice(&part.path);
+            s.values.extend_from_slice(&part.values);
+            s.parent.extend(
+                part.parent
+                    .iter()
+                    .map(|&p| if p == NONE { parent } else { p + off }),
+            );
+        }
+        s.by_path.reserve(s.len());
+        s.by_cell.reserve(s.len());
+        for (i, (&c, &h)) in s.cell.iter().zip(&s.path).enumerate() {
+            s.by_path.insert(h, i as u32);
+            s.by_cell.insert(c, i as u32);
+        }
+        Ok(s)
+    }
 }
 
 /// What the saved hive must hold: every original key not touched (as it was), and the full
@@ -276,11 +425,8 @@ fn key_pages(hive: &Hive, key: &Key<'_>, out: &mut Vec<u32>) -> Result<u32> {
 }
 
 impl Survey {
-    /// Walks the whole hive, reading every value's data: it also proves the hive reads
-    /// completely before anything is written.
-    pub(super) fn of(hive: &Hive) -> Result<Survey> {
-        hive.cell_stats()?;
-        let mut s = Survey {
+    fn empty(bins: Vec<crate::bins::Bin>) -> Survey {
+        Survey {
             cell: Vec::new(),
             parent: Vec::new(),
             path: Vec::new(),
@@ -289,32 +435,27 @@ impl Survey {
             page_at: vec![0],
             by_path: HashMap::default(),
             by_cell: Default::default(),
-            bins: hive.bins().bins().to_vec(),
-        };
-        // The index the next key visited gets (a state is made just before its key's visit).
-        let next = std::cell::Cell::new(0u32);
-        let root = hive.root()?;
-        hive.walk_with(
-            root,
-            (PathHash::root(), NONE, 0u32),
-            |(ph, _, me), k| (ph.child(k.name().units()), *me, next.get()),
-            |(ph, parent, me), key| {
-                debug_assert_eq!(*me, next.get());
-                let n = key_pages(hive, key, &mut s.pages)
-                    .map_err(|e| e.at_key(&hive.path_of(key.cell())))?;
-                let h = ph.value();
-                s.by_path.insert(h, *me);
-                s.by_cell.insert(key.cell(), *me);
-                s.cell.push(key.cell());
-                s.parent.push(*parent);
-                s.path.push(h);
-                s.values.push(n);
-                s.page_at.push(s.pages.len() as u32);
-                next.set(*me + 1);
-                Ok(())
-            },
-        )?;
-        Ok(s)
+            head: 0,
+            bins,
+        }
+    }
+
+    /// Records one key (its pages are already at the end of `pages`).
+    fn push(&mut self, cell: u32, parent: u32, path: u128, values: u32) {
+        self.cell.push(cell);
+        self.parent.push(parent);
+        self.path.push(path);
+        self.values.push(values);
+        self.page_at.push(self.pages.len() as u32);
+    }
+
+    /// Walks the whole hive, reading every value's data: it also proves the hive reads
+    /// completely before anything is written.
+    #[cfg(test)]
+    pub(super) fn of(hive: &Hive) -> Result<Survey> {
+        let job = SurveyJob::new(hive)?;
+        job.work();
+        job.finish()
     }
 
     fn len(&self) -> usize {
@@ -524,6 +665,10 @@ impl Expected {
                         .any(|&p| changed.get(p as usize).copied().unwrap_or(true));
                 dirty[i] = read[i];
             }
+        }
+        // The subtrees of the first keys are not contiguous in the survey: always walk them.
+        for d in dirty.iter_mut().take(s.head as usize) {
+            *d = true;
         }
         for i in (1..n).rev() {
             let p = s.parent[i] as usize;
