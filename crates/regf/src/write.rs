@@ -129,13 +129,22 @@ fn name_len_utf16(s: &str) -> u32 {
 impl HiveMut {
     /// Starts editing a copy of `hive` (after its log replay). The hive must be fully readable.
     pub fn new(hive: &Hive) -> Result<HiveMut> {
-        // A pre-faulted private copy with room to grow by a megabyte before it must move.
         let bytes = hive.bytes();
-        let buf = AnonBuf::copy_of(bytes, bytes.len() + (1 << 20)).map_err(|source| Error::Io {
-            path: Location::Memory("memory for the edited hive".into()),
-            source,
-        })?;
-        let copy = Hive::from_anon(buf)?;
+        // A file opened as it is on disk: a private copy-on-write view of it, in which only
+        // the pages the edits write are copied. Otherwise a pre-faulted private copy with
+        // room to grow by a megabyte before it must move.
+        let cow = match hive.path() {
+            Some(p) if hive.is_mapped_file() => AnonBuf::copy_on_write(p, bytes.len()).ok(),
+            _ => None,
+        };
+        let buf = match cow {
+            Some(b) => b,
+            _ => AnonBuf::copy_of(bytes, bytes.len() + (1 << 20)).map_err(|source| Error::Io {
+                path: Location::Memory("memory for the edited hive".into()),
+                source,
+            })?,
+        };
+        let copy = Hive::from_anon_like(buf, hive)?;
         Ok(HiveMut {
             hive: copy,
             free: None,

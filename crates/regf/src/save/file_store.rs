@@ -225,7 +225,7 @@ pub(super) fn remove_stale_temps(dir: &Path, name: &str) {
             } else {
                 None
             };
-            if let Some(pid) = pid {
+            if let Some(pid) = pid.filter(|&p| p != std::process::id()) {
                 if !fsx::other_process_alive(pid) {
                     let _ = fs::remove_file(e.path());
                 }
@@ -250,6 +250,8 @@ pub struct FileStore<'o> {
     orig_meta: Option<fs::Metadata>,
     /// The backup being made: (backup, digest of the original on disk).
     backup_job: Option<std::thread::JoinHandle<Result<(PathBuf, u128)>>>,
+    /// The new file written ahead of the commit, and its fsync under way.
+    staged: Option<(PathBuf, std::thread::JoinHandle<std::io::Result<File>>)>,
     /// Files to remove unless the commit succeeds.
     litter: Litter,
 }
@@ -265,6 +267,9 @@ impl std::fmt::Debug for FileStore<'_> {
 
 impl Drop for FileStore<'_> {
     fn drop(&mut self) {
+        if let Some((_, sync)) = self.staged.take() {
+            let _ = sync.join();
+        }
         if let Some(job) = self.backup_job.take() {
             if let Ok(Ok((backup, _))) = job.join() {
                 self.litter.add(&backup);
@@ -304,6 +309,7 @@ impl<'o> FileStore<'o> {
             _lock: lock,
             orig_meta,
             backup_job: None,
+            staged: None,
             litter: Litter::default(),
         })
     }
@@ -343,6 +349,31 @@ impl<'o> FileStore<'o> {
             }));
         }
         Ok(hive)
+    }
+
+    /// Writes the new file's bytes to a temporary file beside the hive (with the original's
+    /// owner, group and mode) and starts its fsync; [`Store::commit`] verifies it and renames
+    /// it into place, and anything else removes it. Nothing is written in a dry run.
+    pub fn stage(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.dry_run || self.staged.is_some() {
+            return Ok(());
+        }
+        let real = self.target.real.clone();
+        let orig_meta = self.orig_meta.clone().ok_or_else(|| Error::Refused {
+            path: self.target.named.clone(),
+            reason: "internal: no metadata of the original".into(),
+        })?;
+        let dir = parent_dir(&real);
+        let name = file_name(&real)?;
+        let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
+        let file = create_new(&tmp)?;
+        self.litter.add(&tmp);
+        fsx::keep_metadata(&file, &tmp, &real, &orig_meta)?;
+        let file = write_all(file, &tmp, bytes)?;
+        // fsync on a thread of its own while the rest goes on.
+        let sync = std::thread::spawn(move || file.sync_all().map(|()| file));
+        self.staged = Some((tmp, sync));
+        Ok(())
     }
 
     /// The highest sequence number in the logs beside the hive (0 without logs).
@@ -407,10 +438,12 @@ impl Store for FileStore<'_> {
         fault_point("after-backup");
         interrupted(real)?;
 
-        let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
-        let file = create_new(&tmp)?;
-        self.litter.add(&tmp);
-        fsx::keep_metadata(&file, &tmp, real, &orig_meta)?;
+        let _ = orig_meta;
+        self.stage(prepared.bytes())?;
+        let (tmp, sync_job) = self.staged.take().ok_or_else(|| Error::Refused {
+            path: path.clone(),
+            reason: "internal: the new file was not staged".into(),
+        })?;
         let op = &mut *self.op;
         let (written, keys, values) = std::thread::scope(|scope| -> Result<_> {
             // On the second core: the digest of the new file, and its line in the history,
@@ -426,14 +459,18 @@ impl Store for FileStore<'_> {
                 Ok(op)
             });
             let checked = (|| -> Result<_> {
-                let file = write_all(file, &tmp, prepared.bytes())?;
-                // fsync on the second core while the written file is read back and verified.
-                let sync_job = scope.spawn(move || file.sync_all().map(|()| file));
                 fault_point("after-temp-write");
                 interrupted(real)?;
+                // Read back and verified while the fsync goes on.
                 let check = Hive::open_with(&tmp, &OpenOptions { replay_logs: false })
                     .and_then(|h| prepared.verify(&h));
-                let synced = join(sync_job)?.map_err(|source| explain(&tmp, source));
+                let synced = sync_job
+                    .join()
+                    .map_err(|_| Error::Verify {
+                        path: String::new(),
+                        detail: "internal: a worker thread panicked".into(),
+                    })?
+                    .map_err(|source| explain(&tmp, source));
                 let (keys, values) = check?;
                 Ok((synced?, keys, values))
             })();

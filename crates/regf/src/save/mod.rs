@@ -48,7 +48,7 @@ use verify::Digest;
 
 pub use file_store::FileStore;
 pub use history::{read_history, OpFile, OpRecord, Operation, HISTORY_FILE};
-pub use prepare::{prepare, PrepareOptions, Prepared};
+pub use prepare::{prepare, prepare_staged, PrepareOptions, Prepared};
 pub use restore::{
     history_of, list_backups, restore_backup, restore_from, undo_latest, RestoreReport,
     UndoOptions, UndoReport,
@@ -133,16 +133,14 @@ pub fn edit_file_in(
     interrupted(path)?;
     let mut store = FileStore::open(op, path, opts)?;
     let hive = store.read()?;
-    let prepared = prepare(
-        &hive,
-        edits,
-        &PrepareOptions {
-            target: path.to_path_buf(),
-            allow_dirty: opts.allow_dirty,
-            dry_run: opts.dry_run,
-            log_sequence: store.log_sequence(),
-        },
-    )?;
+    let prepare_opts = PrepareOptions {
+        target: path.to_path_buf(),
+        allow_dirty: opts.allow_dirty,
+        dry_run: opts.dry_run,
+        log_sequence: store.log_sequence(),
+    };
+    // The store starts writing the new file while the original is still being surveyed.
+    let prepared = prepare_staged(&hive, edits, &prepare_opts, &mut |bytes| store.stage(bytes))?;
     store.commit(&prepared)
 }
 

@@ -166,22 +166,22 @@ impl std::hash::Hasher for PreHashed {
 
 type HashMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<PreHashed>>;
 
-/// A hasher for cell offsets (multiples of 8).
+/// Path hash -> index in the survey: one map per part of the survey, made by the thread that
+/// surveyed the part, with the part's first index (no map of every key is made on one core).
 #[derive(Default)]
-struct CellHasher(u64);
+struct PathIndex {
+    parts: Vec<(u32, HashMap<u128, u32>)>,
+}
 
-impl std::hash::Hasher for CellHasher {
-    fn finish(&self) -> u64 {
-        self.0
+impl PathIndex {
+    fn get(&self, h: &u128) -> Option<u32> {
+        self.parts
+            .iter()
+            .find_map(|(first, m)| m.get(h).map(|i| first + i))
     }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-        self.0 = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+
+    fn contains_key(&self, h: &u128) -> bool {
+        self.get(h).is_some()
     }
 }
 
@@ -197,8 +197,7 @@ pub(super) struct Survey {
     /// Pages read by key `i`: `pages[page_at[i]..page_at[i + 1]]`.
     pages: Vec<u32>,
     page_at: Vec<u32>,
-    by_path: HashMap<u128, u32>,
-    by_cell: std::collections::HashMap<u32, u32, std::hash::BuildHasherDefault<CellHasher>>,
+    by_path: PathIndex,
     /// The first `head` keys (the root and its subkeys) were surveyed before the rest, which
     /// was shared out by subtree: their own subtrees are not contiguous in the order above.
     head: u32,
@@ -340,12 +339,9 @@ impl<'h> SurveyJob<'h> {
                     .iter()
                     .map(|&p| if p == NONE { parent } else { p + off }),
             );
-        }
-        s.by_path.reserve(s.len());
-        s.by_cell.reserve(s.len());
-        for (i, (&c, &h)) in s.cell.iter().zip(&s.path).enumerate() {
-            s.by_path.insert(h, i as u32);
-            s.by_cell.insert(c, i as u32);
+            for (_, m) in part.by_path.parts {
+                s.by_path.parts.push((off, m));
+            }
         }
         Ok(s)
     }
@@ -433,8 +429,7 @@ impl Survey {
             values: Vec::new(),
             pages: Vec::new(),
             page_at: vec![0],
-            by_path: HashMap::default(),
-            by_cell: Default::default(),
+            by_path: PathIndex::default(),
             head: 0,
             bins,
         }
@@ -442,6 +437,12 @@ impl Survey {
 
     /// Records one key (its pages are already at the end of `pages`).
     fn push(&mut self, cell: u32, parent: u32, path: u128, values: u32) {
+        if self.by_path.parts.is_empty() {
+            self.by_path.parts.push((0, HashMap::default()));
+        }
+        if let Some((_, m)) = self.by_path.parts.first_mut() {
+            m.insert(path, self.cell.len() as u32);
+        }
         self.cell.push(cell);
         self.parent.push(parent);
         self.path.push(path);
@@ -472,11 +473,11 @@ impl Survey {
         let same = &self.by_path;
         let mut touched: HashMap<u128, Option<KeyContent>> = HashMap::default();
         let exists =
-            |touched: &HashMap<u128, Option<KeyContent>>, same: &HashMap<u128, u32>, h: u128| {
-                match touched.get(&h) {
-                    Some(t) => t.is_some(),
-                    None => same.contains_key(&h),
-                }
+            |touched: &HashMap<u128, Option<KeyContent>>, same: &PathIndex, h: u128| match touched
+                .get(&h)
+            {
+                Some(t) => t.is_some(),
+                None => same.contains_key(&h),
             };
         for e in edits {
             match e {
@@ -564,7 +565,7 @@ impl Survey {
         let mut unchanged = true;
         for (h, t) in &touched {
             match (t, same.get(h)) {
-                (Some(t), Some(&i))
+                (Some(t), Some(i))
                     if full_digest(&t.path, &t.values) == self.digest(hive, i)? => {}
                 (None, None) => {}
                 _ => unchanged = false,
@@ -583,7 +584,7 @@ impl Survey {
     /// The touched entry for `path`, made from the original key when first touched.
     fn full<'a>(
         touched: &'a mut HashMap<u128, Option<KeyContent>>,
-        same: &HashMap<u128, u32>,
+        same: &PathIndex,
         hive: &Hive,
         path: &str,
     ) -> Result<&'a mut KeyContent> {
@@ -693,10 +694,6 @@ impl Expected {
                 None => false,
             }
         };
-        // Original keys counted without being read (inside a subtree not walked), and the
-        // original keys met by the walk: none may be both (a key reached twice).
-        let mut skipped = vec![false; n];
-        let mut met: Vec<u32> = Vec::new();
         let (mut keys, mut values) = (0u64, 0u64);
         let root = hive.base_block().root_cell;
         // (key node, parent's path hash, depth, parent for messages)
@@ -721,20 +718,25 @@ impl Expected {
             };
             let h = ph.value();
             let here = || hive.path_of(cell);
-            let same_place = s.by_cell.get(&cell).copied();
-            if let Some(o) = same_place {
-                met.push(o);
-            }
-            let twin = same_place.filter(|&o| s.path[o as usize] == h);
+            // The original key of the same path, when it is at the same place.
+            let twin = s.by_path.get(&h).filter(|&o| s.cell[o as usize] == cell);
             if let Some(o) = twin.filter(|&o| !read[o as usize]) {
                 let o = o as usize;
                 if !dirty[o] {
                     // The whole subtree reads as before.
                     keys += sub_keys[o];
                     values += sub_values[o];
+                    // Its keys count as visited: reaching one of them again is an error.
                     for k in o + 1..o + sub_keys[o] as usize {
-                        if let Some(x) = skipped.get_mut(k) {
-                            *x = true;
+                        let c = s.cell.get(k).copied().unwrap_or(u32::MAX);
+                        if !mark(c) {
+                            return Err(mismatch(
+                                &here(),
+                                format!(
+                                    "a key is reached twice (key node {}, inside a subtree that was not changed)",
+                                    CellPos(c)
+                                ),
+                            ));
                         }
                     }
                     continue;
@@ -750,12 +752,6 @@ impl Expected {
             for c in subkeys.into_iter().rev() {
                 stack.push((c, Some(ph), depth + 1, cell));
             }
-        }
-        if met.iter().any(|&o| skipped[o as usize]) {
-            return Err(mismatch(
-                "",
-                "a key is reached twice (once inside a subtree that was not changed)".into(),
-            ));
         }
         if keys != self.count as u64 {
             return Err(mismatch(
@@ -807,7 +803,7 @@ impl Expected {
             (Some(None), _) | (None, None) => {
                 Err(mismatch("a key that should not be there".into()))
             }
-            (None, Some(&o)) => {
+            (None, Some(o)) => {
                 let (got, n) = key_digest(key)?;
                 if got != self.survey.digest(original, o)? {
                     return Err(mismatch(
