@@ -335,10 +335,7 @@ impl HiveMut {
 
     fn get_u32(&self, cell: u32, field: usize) -> u32 {
         let at = file_off(cell) + 4 + field;
-        self.hive
-            .bytes()
-            .get(at..at + 4)
-            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        crate::data::u32_at(self.hive.bytes(), at).unwrap_or(0)
     }
 
     fn set_u32(&mut self, cell: u32, field: usize, v: u32) -> Result<()> {

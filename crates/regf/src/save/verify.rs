@@ -11,10 +11,11 @@
 //! reads a changed page; only the other keys are walked and compared logically.
 
 use crate::bins::PAGE;
+use crate::data::u32_at;
 use crate::error::{CellPos, Error, Result};
 use crate::hive::{Hive, MAX_KEY_DEPTH};
 use crate::key::{read_list, Key, ListKind};
-use crate::name::upcase;
+use crate::name::{upcase, upcase_str};
 use crate::value::{DataStorage, Value};
 use crate::write::Edit;
 
@@ -371,11 +372,6 @@ fn cell_pages(hive: &Hive, off: u32, out: &mut Vec<u32>, from: usize) -> Result<
     Ok(())
 }
 
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
 /// Adds the pages a key's logical content is read from: its node, its subkey lists, its value
 /// list, its value records and their data cells. Reads every value's data on the way.
 fn key_pages(hive: &Hive, key: &Key<'_>, out: &mut Vec<u32>) -> Result<u32> {
@@ -524,7 +520,7 @@ impl Survey {
                         .iter()
                         .filter(|(_, t)| {
                             t.as_ref().is_some_and(|t| {
-                                let u = upper(&t.path);
+                                let u = upcase_str(&t.path);
                                 u == k || u.starts_with(&prefix)
                             })
                         })
@@ -831,8 +827,8 @@ struct ValueContent {
 
 /// Sets a value in a key's value list (names compared as Windows does), appending it when new.
 fn set_value_in(values: &mut Vec<ValueContent>, name: &str, data_type: u32, data: &[u8]) {
-    let n = upper(name);
-    match values.iter_mut().find(|v| upper(&v.name) == n) {
+    let n = upcase_str(name);
+    match values.iter_mut().find(|v| upcase_str(&v.name) == n) {
         Some(v) => {
             v.data_type = data_type;
             v.data = data.to_vec();
@@ -847,9 +843,9 @@ fn set_value_in(values: &mut Vec<ValueContent>, name: &str, data_type: u32, data
 
 /// Removes a value from a key's value list; an absent value is an error, as in the writer.
 fn delete_value_in(values: &mut Vec<ValueContent>, key: &str, name: &str) -> Result<()> {
-    let n = upper(name);
+    let n = upcase_str(name);
     let before = values.len();
-    values.retain(|v| upper(&v.name) != n);
+    values.retain(|v| upcase_str(&v.name) != n);
     if values.len() == before {
         return Err(Error::ValueNotFound {
             key: key.to_string(),
@@ -859,13 +855,9 @@ fn delete_value_in(values: &mut Vec<ValueContent>, key: &str, name: &str) -> Res
     Ok(())
 }
 
-fn upper(s: &str) -> Vec<u16> {
-    s.encode_utf16().map(upcase).collect()
-}
-
 /// Upper-cased path with `\` separators and no empty parts.
 fn upper_path(path: &str) -> Vec<u16> {
-    upper(&crate::hive::split_path(path).collect::<Vec<_>>().join("\\"))
+    upcase_str(&crate::hive::split_path(path).collect::<Vec<_>>().join("\\"))
 }
 
 #[cfg(test)]
