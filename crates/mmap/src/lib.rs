@@ -11,7 +11,9 @@
 //! offline Windows disk: nothing else is expected to write them, the mapping is read-only, and
 //! every read through it is bounds-checked against the length taken at mapping time. Writes
 //! never go through a mapping: edits are made on an owned copy, written to a new file and
-//! renamed into place, so our own writes cannot change a mapping under a reader. The remaining
+//! renamed into place, so our own writes cannot change a mapping under a reader. The editor's
+//! copy-on-write view ([`AnonBuf::copy_on_write`]) is a private mapping: its writes go to
+//! private copies of the pages it changes. The remaining
 //! risk, a third party truncating the file during a read, ends the process with SIGBUS rather
 //! than reading garbage; ripgrep accepts the same trade-off for the same speed.
 
@@ -67,10 +69,40 @@ impl AnonBuf {
         })
     }
 
+    /// A private, copy-on-write view of the first `len` bytes of the file at `path`: pages are
+    /// read from the page cache when first touched, and copied only when first written, so an
+    /// edit that changes a few pages of a 12 MB hive copies a few pages. Writes never reach the
+    /// file. Growing past the file's size copies the whole buffer into an anonymous mapping
+    /// (see [`AnonBuf::resize`]).
+    pub fn copy_on_write(path: &Path, len: usize) -> io::Result<AnonBuf> {
+        let file = File::open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        // SAFETY: as for `read` (see the module documentation): a file that nothing else is
+        // expected to modify (the caller holds the hive's lock when it saves), every access
+        // bounds-checked against the length. The mapping is private (MAP_PRIVATE): our writes
+        // go to copies of the pages and never to the file.
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::MmapOptions::new().map_copy(&file) }?;
+        if map.len() < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file is shorter than expected",
+            ));
+        }
+        Ok(AnonBuf { map, len })
+    }
+
     /// Sets the length; new bytes are zero. Grows the mapping (copying) past its capacity.
     pub fn resize(&mut self, len: usize) -> io::Result<()> {
         if len > self.map.len() {
-            let mut bigger = AnonBuf::copy_of(&self.map[..self.len], len.max(self.map.len() * 2))?;
+            // A quarter more, and a megabyte at least: enough for the bins an edit appends.
+            let cap = (len + (1 << 20)).max(self.map.len() + self.map.len() / 4);
+            let mut bigger = AnonBuf::copy_of(&self.map[..self.len], cap)?;
             bigger.len = self.len;
             *self = bigger;
         }

@@ -218,11 +218,11 @@ fn parse_u64(s: &str, max: u64) -> Result<u64> {
 }
 
 fn utf16(s: &str, nul: bool) -> Vec<u8> {
-    let mut v: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
     if nul {
-        v.extend([0, 0]);
+        guestwall_regf::reg_sz(s)
+    } else {
+        guestwall_regf::utf16le(s)
     }
-    v
 }
 
 fn hex_bytes(s: &str) -> Result<Vec<u8>> {

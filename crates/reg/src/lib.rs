@@ -122,11 +122,8 @@ fn resolve<'m>(
     let current = hive
         .find_key("Select")?
         .and_then(|k| k.value("Current").ok().flatten())
-        .and_then(|v| v.data().ok().map(|d| d.into_owned()))
-        .and_then(|d| {
-            d.get(..4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        });
+        .and_then(|v| v.data().ok())
+        .and_then(|d| guestwall_regf::dword(&d));
     let Some(n) = current else {
         return Err(RegError::NotFound(format!(
             "{path} (CurrentControlSet exists only on a running Windows, and this hive has no Select\\Current to map it)"

@@ -165,7 +165,7 @@ impl BaseBlock {
             root_cell: raw.root_cell.get(),
             hbins_size: raw.hbins_size.get(),
             clustering: raw.clustering.get(),
-            file_name: utf16z_lossy(&raw.file_name),
+            file_name: crate::data::utf16_until_nul(&raw.file_name),
             flags: raw.flags.get(),
             last_reorganized: raw.last_reorganized.get(),
             stored_checksum: raw.checksum.get(),
@@ -274,17 +274,6 @@ pub fn checksum(header: &[u8]) -> u32 {
         0xFFFF_FFFF => 0xFFFF_FFFE,
         c => c,
     }
-}
-
-/// Decodes a NUL-terminated UTF-16LE field, replacing invalid units.
-fn utf16z_lossy(b: &[u8]) -> String {
-    let units = b
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .take_while(|&u| u != 0);
-    char::decode_utf16(units)
-        .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect()
 }
 
 /// Converts a FILETIME (100 ns ticks since 1601-01-01 UTC) to an ISO 8601 UTC string.

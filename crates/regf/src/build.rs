@@ -87,7 +87,7 @@ impl KeySpec {
             let i = match k
                 .subkeys
                 .iter()
-                .position(|s| s.name.eq_ignore_ascii_case(part))
+                .position(|s| crate::name::eq_ignore_case(&s.name, part))
             {
                 Some(i) => i,
                 None => {
@@ -101,23 +101,7 @@ impl KeySpec {
     }
 }
 
-/// UTF-16LE bytes of a string, with a terminating NUL (REG_SZ data).
-pub fn reg_sz(s: &str) -> Vec<u8> {
-    s.encode_utf16()
-        .chain(std::iter::once(0))
-        .flat_map(u16::to_le_bytes)
-        .collect()
-}
-
-/// REG_MULTI_SZ data: each string NUL-terminated, then an empty string.
-pub fn reg_multi_sz(items: &[&str]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for s in items {
-        out.extend(reg_sz(s));
-    }
-    out.extend([0, 0]);
-    out
-}
+pub use crate::data::{reg_multi_sz, reg_sz};
 
 /// Options for [`build_hive`].
 #[derive(Debug, Clone)]

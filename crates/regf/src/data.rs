@@ -119,6 +119,48 @@ impl fmt::Display for RegData {
     }
 }
 
+/// The little-endian `u32` at byte `at` of `bytes`, if it is all there.
+pub fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The little-endian `u64` at byte `at` of `bytes`, if it is all there.
+pub fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let b = bytes.get(at..at.checked_add(8)?)?;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(b);
+    Some(u64::from_le_bytes(w))
+}
+
+/// REG_DWORD data as a number: its first four bytes, little-endian (`None` when shorter).
+pub fn dword(data: &[u8]) -> Option<u32> {
+    u32_at(data, 0)
+}
+
+/// UTF-16LE bytes of a string, without a terminating NUL.
+pub fn utf16le(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// UTF-16LE bytes of a string, with a terminating NUL (REG_SZ and REG_EXPAND_SZ data).
+pub fn reg_sz(s: &str) -> Vec<u8> {
+    s.encode_utf16()
+        .chain(std::iter::once(0))
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
+/// REG_MULTI_SZ data: each string NUL-terminated, then an empty string.
+pub fn reg_multi_sz(items: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in items {
+        out.extend(reg_sz(s));
+    }
+    out.extend([0, 0]);
+    out
+}
+
 /// UTF-16LE units of `data` (a trailing odd byte is ignored).
 pub fn utf16_units(data: &[u8]) -> impl Iterator<Item = u16> + '_ {
     data.chunks_exact(2)
@@ -233,5 +275,34 @@ mod tests {
         assert_eq!(parse_type("qword"), Some(REG_QWORD));
         assert_eq!(parse_type("0x20"), Some(0x20));
         assert_eq!(parse_type("REG_BOGUS"), None);
+    }
+}
+
+#[cfg(test)]
+mod helper_tests {
+    use super::*;
+
+    #[test]
+    fn shared_helpers_read_and_encode_as_documented() {
+        assert_eq!(u32_at(&[1, 0, 0, 0, 2], 0), Some(1));
+        assert_eq!(u32_at(&[1, 0, 0, 0, 2], 1), Some(0x0200_0000));
+        assert_eq!(u32_at(&[1, 0, 0], 0), None);
+        assert_eq!(u32_at(&[0; 8], usize::MAX), None);
+        assert_eq!(u64_at(&7u64.to_le_bytes(), 0), Some(7));
+        assert_eq!(dword(&[0x3d, 0x0d, 0, 0, 9]), Some(0xd3d));
+        assert_eq!(utf16le("Aé"), vec![0x41, 0, 0xe9, 0]);
+        assert_eq!(reg_sz("A"), vec![0x41, 0, 0, 0]);
+        assert_eq!(
+            reg_multi_sz(&["a", "b"]),
+            vec![b'a', 0, 0, 0, b'b', 0, 0, 0, 0, 0]
+        );
+        assert_eq!(utf16_until_nul(&reg_sz("hello")), "hello");
+        assert!(crate::name::eq_ignore_case(
+            "EnableFirewall",
+            "ENABLEfirewall"
+        ));
+        assert!(crate::name::eq_ignore_case("é", "É"));
+        assert!(!crate::name::eq_ignore_case("a", "ab"));
+        assert_eq!(crate::name::upcase_str("ab"), vec![0x41, 0x42]);
     }
 }

@@ -209,6 +209,33 @@ impl Hive {
         Hive::from_parts(FileBytes::Anon(buf), &[], false)
     }
 
+    /// True when the hive's bytes are the file it was opened from, mapped as they are on disk
+    /// (not a copy recovered from logs).
+    pub(crate) fn is_mapped_file(&self) -> bool {
+        self.path.is_some() && matches!(self.buf, FileBytes::Mapped(_))
+    }
+
+    /// A hive over a private copy of `like`'s bytes, for the writer: the base block and bin
+    /// map are taken from `like` instead of being read again from the copy.
+    pub(crate) fn from_anon_like(buf: AnonBuf, like: &Hive) -> Result<Hive> {
+        if buf.len() != like.len {
+            return Hive::from_anon(buf);
+        }
+        let hive = Hive {
+            buf: FileBytes::Anon(buf),
+            len: like.len,
+            base: like.base.clone(),
+            primary: like.base.clone(),
+            bins: like.bins.clone(),
+            recovery: Recovery::default(),
+            warnings: Vec::new(),
+            path: None,
+            location: Location::Memory("hive in memory".into()),
+        };
+        hive.root()?;
+        Ok(hive)
+    }
+
     /// The writer's buffer (hives made with [`Hive::from_anon`]).
     pub(crate) fn anon_mut(&mut self) -> Option<&mut AnonBuf> {
         match &mut self.buf {

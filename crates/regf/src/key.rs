@@ -243,17 +243,15 @@ impl<'h> Key<'h> {
         let off = self.hdr.security.get();
         let data = self.hive.cell(off)?;
         let field = |o: usize| {
-            data.get(o..o + 4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .ok_or_else(|| {
-                    Error::record(
-                        "security cell",
-                        off,
-                        "cell size",
-                        "at least 20 bytes",
-                        data.len(),
-                    )
-                })
+            crate::data::u32_at(data, o).ok_or_else(|| {
+                Error::record(
+                    "security cell",
+                    off,
+                    "cell size",
+                    "at least 20 bytes",
+                    data.len(),
+                )
+            })
         };
         if data.get(..2) != Some(b"sk") {
             return Err(Error::record(

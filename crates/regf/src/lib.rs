@@ -55,7 +55,10 @@ pub use base_block::{
     checksum, filetime_compact, filetime_to_string, BaseBlock, FileType, BASE_BLOCK_LEN,
 };
 pub use bins::{Bin, BinMap, CellInfo, CellIter, HBIN_HEADER_LEN, PAGE};
-pub use data::{type_label, type_name, RegData};
+pub use data::{
+    dword, reg_multi_sz, reg_sz, type_label, type_name, u32_at, u64_at, utf16_until_nul, utf16le,
+    RegData,
+};
 pub use error::{error_chain, CellPos, Error, Result};
 pub use export::{
     default_root_prefix, dump_jsonl, export_reg, format_data, format_value, json_string,
@@ -71,6 +74,8 @@ pub use key::{
 pub use log::{
     find_logs, marvin32, recover, GrowBuf, LogFormat, LogInput, LogReport, Recovery, MARVIN_SEED,
 };
-pub use name::{cmp_units_ignore_case, lh_hash, lh_hash_str, upcase, Name};
+pub use name::{
+    cmp_units_ignore_case, eq_ignore_case, lh_hash, lh_hash_str, upcase, upcase_str, Name,
+};
 pub use source::{HiveFile, HiveSource, InMemory, ReaderSource};
 pub use value::{DataStorage, Value, BIG_DATA_SEGMENT, DATA_INLINE, VALUE_COMP_NAME};

@@ -111,6 +111,17 @@ pub fn upcase(u: u16) -> u16 {
     }
 }
 
+/// A name upper-cased the way Windows compares registry names (UTF-16 units).
+pub fn upcase_str(s: &str) -> Vec<u16> {
+    s.encode_utf16().map(upcase).collect()
+}
+
+/// True when two registry names are equal the way Windows compares them (case-insensitive
+/// over UTF-16 units, with Windows' upper-case table).
+pub fn eq_ignore_case(a: &str, b: &str) -> bool {
+    cmp_units_ignore_case(a.encode_utf16(), b.encode_utf16()) == Ordering::Equal
+}
+
 /// Compares two names case-insensitively, the order Windows keeps subkey lists in.
 pub fn cmp_units_ignore_case(
     a: impl IntoIterator<Item = u16>,

@@ -13,7 +13,7 @@
 //!
 //! Errors name the line.
 
-use crate::data::{REG_BINARY, REG_DWORD, REG_EXPAND_SZ, REG_MULTI_SZ, REG_SZ};
+use crate::data::{reg_sz, REG_BINARY, REG_DWORD, REG_EXPAND_SZ, REG_MULTI_SZ, REG_SZ};
 use crate::write::Edit;
 
 /// One change of a `.reg` file: an [`Edit`] whose key path is as written (with its root,
@@ -200,13 +200,6 @@ fn parse_quoted(body: &str) -> Result<(String, usize), String> {
     Err("unterminated string".into())
 }
 
-fn utf16z(s: &str) -> Vec<u8> {
-    s.encode_utf16()
-        .chain(std::iter::once(0))
-        .flat_map(u16::to_le_bytes)
-        .collect()
-}
-
 fn parse_data(rest: &str, regedit4: bool) -> Result<(u32, Vec<u8>), String> {
     if let Some(body) = rest.strip_prefix('"') {
         let (s, used) = parse_quoted(body)?;
@@ -216,7 +209,7 @@ fn parse_data(rest: &str, regedit4: bool) -> Result<(u32, Vec<u8>), String> {
                 &body[used..]
             ));
         }
-        return Ok((REG_SZ, utf16z(&s)));
+        return Ok((REG_SZ, reg_sz(&s)));
     }
     let lower = rest.to_ascii_lowercase();
     if let Some(h) = lower.strip_prefix("dword:") {
@@ -279,13 +272,13 @@ mod tests {
                     key: key.clone(),
                     name: "s".into(),
                     data_type: REG_SZ,
-                    data: utf16z("a \"q\" \\ b")
+                    data: reg_sz("a \"q\" \\ b")
                 },
                 Edit::SetValue {
                     key: key.clone(),
                     name: "".into(),
                     data_type: REG_SZ,
-                    data: utf16z("def")
+                    data: reg_sz("def")
                 },
                 Edit::SetValue {
                     key: key.clone(),
@@ -356,7 +349,7 @@ mod tests {
                 key: "K".into(),
                 name: "s".into(),
                 data_type: REG_SZ,
-                data: utf16z("é")
+                data: reg_sz("é")
             }
         );
     }

@@ -219,12 +219,9 @@ impl<'h> Value<'h> {
 
     fn big_data(&self, off: u32, n: u16, len: usize) -> Result<Vec<u8>> {
         let data = self.hive.cell(off)?;
-        let list_off = data
-            .get(4..8)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| {
-                Error::record("big data", off, "cell size", "at least 8 bytes", data.len())
-            })?;
+        let list_off = crate::data::u32_at(data, 4).ok_or_else(|| {
+            Error::record("big data", off, "cell size", "at least 8 bytes", data.len())
+        })?;
         let n = usize::from(n);
         let needed = len.div_ceil(BIG_DATA_SEGMENT);
         if n < needed {

@@ -96,8 +96,9 @@ impl Edit {
 /// An editable hive: a private copy of the file's bytes plus a free-cell index.
 pub struct HiveMut {
     hive: Hive,
-    /// Free cells: cell offset -> size.
-    free: BTreeMap<u32, u32>,
+    /// Free cells: cell offset -> size (made when first needed: an edit that allocates or
+    /// frees no cell, such as setting a small value in place, never scans the cells).
+    free: Option<BTreeMap<u32, u32>>,
     /// FILETIME written into changed keys and the base block.
     now: u64,
 }
@@ -128,15 +129,33 @@ fn name_len_utf16(s: &str) -> u32 {
 impl HiveMut {
     /// Starts editing a copy of `hive` (after its log replay). The hive must be fully readable.
     pub fn new(hive: &Hive) -> Result<HiveMut> {
-        // A pre-faulted private copy with room to grow by a megabyte before it must move.
         let bytes = hive.bytes();
-        let buf = AnonBuf::copy_of(bytes, bytes.len() + (1 << 20)).map_err(|source| Error::Io {
-            path: Location::Memory("memory for the edited hive".into()),
-            source,
-        })?;
-        let copy = Hive::from_anon(buf)?;
+        // A file opened as it is on disk: a private copy-on-write view of it, in which only
+        // the pages the edits write are copied. Otherwise a pre-faulted private copy with
+        // room to grow by a megabyte before it must move.
+        let cow = match hive.path() {
+            Some(p) if hive.is_mapped_file() => AnonBuf::copy_on_write(p, bytes.len()).ok(),
+            _ => None,
+        };
+        let buf = match cow {
+            Some(b) => b,
+            _ => AnonBuf::copy_of(bytes, bytes.len() + (1 << 20)).map_err(|source| Error::Io {
+                path: Location::Memory("memory for the edited hive".into()),
+                source,
+            })?,
+        };
+        let copy = Hive::from_anon_like(buf, hive)?;
+        Ok(HiveMut {
+            hive: copy,
+            free: None,
+            now: now_filetime(),
+        })
+    }
+
+    /// The free cells of the hive as it is now.
+    fn scan_free(hive: &Hive) -> Result<BTreeMap<u32, u32>> {
         let mut free = BTreeMap::new();
-        for c in copy.bins().cells(copy.bytes()) {
+        for c in hive.bins().cells(hive.bytes()) {
             let CellInfo {
                 offset,
                 size,
@@ -146,11 +165,17 @@ impl HiveMut {
                 free.insert(offset, size);
             }
         }
-        Ok(HiveMut {
-            hive: copy,
-            free,
-            now: now_filetime(),
-        })
+        Ok(free)
+    }
+
+    /// The free-cell index, made on first use.
+    fn free_map(&mut self) -> Result<&mut BTreeMap<u32, u32>> {
+        if self.free.is_none() {
+            self.free = Some(Self::scan_free(&self.hive)?);
+        }
+        self.free
+            .as_mut()
+            .ok_or_else(|| Error::cell(0, "internal: no free-cell index"))
     }
 
     /// Sets the timestamp written into changed keys and the base block (default: now).
@@ -165,7 +190,10 @@ impl HiveMut {
 
     /// Number of free cells.
     pub fn free_cells(&self) -> usize {
-        self.free.len()
+        match &self.free {
+            Some(f) => f.len(),
+            None => Self::scan_free(&self.hive).map_or(0, |f| f.len()),
+        }
     }
 
     /// Applies one edit.
@@ -213,14 +241,14 @@ impl HiveMut {
     fn alloc(&mut self, len: usize) -> Result<u32> {
         let need = cell_size(len)?;
         let best = self
-            .free
+            .free_map()?
             .iter()
             .filter(|(_, &s)| s >= need)
             .min_by_key(|(&o, &s)| (s, o))
             .map(|(&o, &s)| (o, s));
         let (off, size) = match best {
             Some((o, s)) => {
-                self.free.remove(&o);
+                self.free_map()?.remove(&o);
                 (o, s)
             }
             None => self.append_bin(need)?,
@@ -235,7 +263,7 @@ impl HiveMut {
         buf[file_off(off) + 4..file_off(off) + used as usize].fill(0);
         if rest > 0 {
             put_u32(buf, file_off(off + used), rest);
-            self.free.insert(off + used, rest);
+            self.free_map()?.insert(off + used, rest);
         }
         Ok(off)
     }
@@ -277,20 +305,21 @@ impl HiveMut {
         let _ = start;
         let mut off = off;
         let mut size = size as u32;
+        let free = self.free_map()?;
         if off + size < bin.end() {
-            if let Some(next) = self.free.remove(&(off + size)) {
+            if let Some(next) = free.remove(&(off + size)) {
                 size += next;
             }
         }
-        if let Some((&p, &ps)) = self.free.range(..off).next_back() {
+        if let Some((&p, &ps)) = free.range(..off).next_back() {
             if p + ps == off && p >= bin.offset {
-                self.free.remove(&p);
+                free.remove(&p);
                 off = p;
                 size += ps;
             }
         }
+        free.insert(off, size);
         put_u32(self.buf()?, file_off(off), size);
-        self.free.insert(off, size);
         Ok(())
     }
 
@@ -306,10 +335,7 @@ impl HiveMut {
 
     fn get_u32(&self, cell: u32, field: usize) -> u32 {
         let at = file_off(cell) + 4 + field;
-        self.hive
-            .bytes()
-            .get(at..at + 4)
-            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        crate::data::u32_at(self.hive.bytes(), at).unwrap_or(0)
     }
 
     fn set_u32(&mut self, cell: u32, field: usize, v: u32) -> Result<()> {

@@ -225,7 +225,7 @@ pub(super) fn remove_stale_temps(dir: &Path, name: &str) {
             } else {
                 None
             };
-            if let Some(pid) = pid {
+            if let Some(pid) = pid.filter(|&p| p != std::process::id()) {
                 if !fsx::other_process_alive(pid) {
                     let _ = fs::remove_file(e.path());
                 }
@@ -237,12 +237,23 @@ pub(super) fn remove_stale_temps(dir: &Path, name: &str) {
 /// Commits prepared hives to a file on this machine (see the module documentation). Made by
 /// [`FileStore::open`], which takes the hive's lock (unless the operation holds it already, or
 /// for a dry run); the lock is held until the store is dropped.
+///
+/// [`FileStore::read`] also starts the backup (fsync of the original, hard link, folder
+/// fsync) and the digest of the file as it is on disk on a thread of their own, so that
+/// they are done while the edits are prepared. A store dropped without a successful commit
+/// removes the backup it made.
 pub struct FileStore<'o> {
     op: &'o mut Operation,
     target: fsx::Resolved,
     dry_run: bool,
     _lock: Option<fsx::HiveLock>,
     orig_meta: Option<fs::Metadata>,
+    /// The backup being made: (backup, digest of the original on disk).
+    backup_job: Option<std::thread::JoinHandle<Result<(PathBuf, u128)>>>,
+    /// The new file written ahead of the commit, and its fsync under way.
+    staged: Option<(PathBuf, std::thread::JoinHandle<std::io::Result<File>>)>,
+    /// Files to remove unless the commit succeeds.
+    litter: Litter,
 }
 
 impl std::fmt::Debug for FileStore<'_> {
@@ -251,6 +262,19 @@ impl std::fmt::Debug for FileStore<'_> {
             .field("path", &self.target.real)
             .field("dry_run", &self.dry_run)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FileStore<'_> {
+    fn drop(&mut self) {
+        if let Some((_, sync)) = self.staged.take() {
+            let _ = sync.join();
+        }
+        if let Some(job) = self.backup_job.take() {
+            if let Ok(Ok((backup, _))) = job.join() {
+                self.litter.add(&backup);
+            }
+        }
     }
 }
 
@@ -284,6 +308,9 @@ impl<'o> FileStore<'o> {
             dry_run: opts.dry_run,
             _lock: lock,
             orig_meta,
+            backup_job: None,
+            staged: None,
+            litter: Litter::default(),
         })
     }
 
@@ -292,9 +319,61 @@ impl<'o> FileStore<'o> {
         &self.target.real
     }
 
-    /// Reads the hive, replaying its logs if it is dirty.
-    pub fn read(&self) -> Result<Hive> {
-        Hive::open_with(&self.target.real, &OpenOptions { replay_logs: true })
+    /// Reads the hive, replaying its logs if it is dirty, and (unless a dry run) starts the
+    /// backup of the file as it is on disk.
+    pub fn read(&mut self) -> Result<Hive> {
+        let hive = Hive::open_with(&self.target.real, &OpenOptions { replay_logs: true })?;
+        if !self.dry_run && self.backup_job.is_none() {
+            let real = self.target.real.clone();
+            let dir = parent_dir(&real);
+            let name = file_name(&real)?;
+            // The logs moved aside after the save carry the backup's suffix, so that an undo
+            // finds them: pick a suffix free for the backup and for every log.
+            let log_names: Vec<String> = if hive.recovery().applied() {
+                find_logs(&real)
+                    .iter()
+                    .filter_map(|l| l.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let stamp = utc_stamp();
+            self.backup_job = Some(std::thread::spawn(move || {
+                remove_stale_temps(&dir, &name);
+                // The digest of the file as it is on disk (not as replayed), for the history.
+                let before = guestwall_mmap::read(&real)
+                    .map(|b| file_digest(&b))
+                    .map_err(|source| explain(&real, source))?;
+                let backup = write_backup(&real, &dir, &name, &stamp, &log_names)?;
+                Ok((backup, before))
+            }));
+        }
+        Ok(hive)
+    }
+
+    /// Writes the new file's bytes to a temporary file beside the hive (with the original's
+    /// owner, group and mode) and starts its fsync; [`Store::commit`] verifies it and renames
+    /// it into place, and anything else removes it. Nothing is written in a dry run.
+    pub fn stage(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.dry_run || self.staged.is_some() {
+            return Ok(());
+        }
+        let real = self.target.real.clone();
+        let orig_meta = self.orig_meta.clone().ok_or_else(|| Error::Refused {
+            path: self.target.named.clone(),
+            reason: "internal: no metadata of the original".into(),
+        })?;
+        let dir = parent_dir(&real);
+        let name = file_name(&real)?;
+        let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
+        let file = create_new(&tmp)?;
+        self.litter.add(&tmp);
+        fsx::keep_metadata(&file, &tmp, &real, &orig_meta)?;
+        let file = write_all(file, &tmp, bytes)?;
+        // fsync on a thread of its own while the rest goes on.
+        let sync = std::thread::spawn(move || file.sync_all().map(|()| file));
+        self.staged = Some((tmp, sync));
+        Ok(())
     }
 
     /// The highest sequence number in the logs beside the hive (0 without logs).
@@ -340,50 +419,70 @@ impl Store for FileStore<'_> {
             path: path.clone(),
             reason: "internal: no metadata of the original".into(),
         })?;
-        // The digest of the file as it is on disk (not as replayed), for the history.
-        let before_digest = guestwall_mmap::read(real)
-            .map(|b| file_digest(&b))
-            .map_err(|source| explain(real, source))?;
-
         let dir = parent_dir(real);
         let name = file_name(real)?;
-        remove_stale_temps(&dir, &name);
-        let mut litter = Litter::default();
-        let stamp = utc_stamp();
-        // The logs moved aside after the save carry the backup's suffix, so that an undo
-        // finds them: pick a suffix free for the backup and for every log.
-        let log_names: Vec<String> = if recovered {
-            logs.iter()
-                .filter_map(|l| l.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let backup = write_backup(real, &dir, &name, &stamp, &log_names)?;
-        litter.add(&backup);
+        let job = self.backup_job.take().ok_or_else(|| Error::Refused {
+            path: path.clone(),
+            reason: "internal: the hive was not read through its store".into(),
+        })?;
+        let (backup, before_digest) = job.join().map_err(|_| Error::Verify {
+            path: String::new(),
+            detail: "internal: a worker thread panicked".into(),
+        })??;
+        self.litter.add(&backup);
         let suffix = file_name(&backup)?
             .strip_prefix(&format!("{name}.guestwall-backup-"))
-            .unwrap_or(&stamp)
+            .unwrap_or_default()
             .to_string();
         report.backup = Some(backup.clone());
         fault_point("after-backup");
         interrupted(real)?;
 
-        let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
-        let file = create_new(&tmp)?;
-        litter.add(&tmp);
-        fsx::keep_metadata(&file, &tmp, real, &orig_meta)?;
-        let file = write_all(file, &tmp, prepared.bytes())?;
+        let _ = orig_meta;
+        self.stage(prepared.bytes())?;
+        let (tmp, sync_job) = self.staged.take().ok_or_else(|| Error::Refused {
+            path: path.clone(),
+            reason: "internal: the new file was not staged".into(),
+        })?;
+        let op = &mut *self.op;
         let (written, keys, values) = std::thread::scope(|scope| -> Result<_> {
-            // fsync on the second core while the written file is read back and verified.
-            let sync_job = scope.spawn(move || file.sync_all().map(|()| file));
-            fault_point("after-temp-write");
-            interrupted(real)?;
-            let check = Hive::open_with(&tmp, &OpenOptions { replay_logs: false })
-                .and_then(|h| prepared.verify(&h));
-            let synced = join(sync_job)?.map_err(|source| explain(&tmp, source));
-            let (keys, values) = check?;
-            Ok((synced?, keys, values))
+            // On the second core: the digest of the new file, and its line in the history,
+            // appended and fsynced (taken back below if the file does not take the hive's
+            // place).
+            let history_job = scope.spawn(|| -> Result<&mut Operation> {
+                op.record_file(&OpFile {
+                    path: real.to_path_buf(),
+                    backup: backup.clone(),
+                    before: before_digest,
+                    after: file_digest(prepared.bytes()),
+                })?;
+                Ok(op)
+            });
+            let checked = (|| -> Result<_> {
+                fault_point("after-temp-write");
+                interrupted(real)?;
+                // Read back and verified while the fsync goes on.
+                let check = Hive::open_with(&tmp, &OpenOptions { replay_logs: false })
+                    .and_then(|h| prepared.verify(&h));
+                let synced = sync_job
+                    .join()
+                    .map_err(|_| Error::Verify {
+                        path: String::new(),
+                        detail: "internal: a worker thread panicked".into(),
+                    })?
+                    .map_err(|source| explain(&tmp, source));
+                let (keys, values) = check?;
+                Ok((synced?, keys, values))
+            })();
+            let recorded = join(history_job)?;
+            match (checked, recorded) {
+                (Ok(done), Ok(_)) => Ok(done),
+                (Err(e), Ok(op)) => {
+                    op.forget_last();
+                    Err(e)
+                }
+                (Err(e), Err(_)) | (Ok(_), Err(e)) => Err(e),
+            }
         })?;
         report.verified_keys = keys;
         report.verified_values = values;
@@ -392,13 +491,8 @@ impl Store for FileStore<'_> {
         let new_lock = written
             .try_clone()
             .and_then(fsx::HiveLock::on)
-            .map_err(|source| explain(&tmp, source))?;
-        self.op.record_file(&OpFile {
-            path: self.target.real.clone(),
-            backup: backup.clone(),
-            before: before_digest,
-            after: file_digest(prepared.bytes()),
-        })?;
+            .map_err(|source| explain(&tmp, source))
+            .inspect_err(|_| self.op.forget_last())?;
         fault_point("before-rename");
         let renamed = interrupted(real)
             .and_then(|()| fs::rename(&tmp, real).map_err(|source| explain(real, source)));
@@ -407,7 +501,7 @@ impl Store for FileStore<'_> {
             self.op.forget_last();
             return Err(e);
         }
-        litter.keep();
+        std::mem::take(&mut self.litter).keep();
         let _new_lock = if self.op.holds(real) {
             self.op.relock(real, new_lock);
             None

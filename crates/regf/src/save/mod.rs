@@ -1,24 +1,27 @@
 //! Saving edits to a hive file without ever losing data.
 //!
-//! [`edit_file`] is the only way guestwall changes a hive on disk. In order:
+//! [`edit_file`] is the only way guestwall changes a hive on disk. It is [`prepare`] (pure:
+//! the edits applied to a copy, the new bytes, the pages that changed, what the new hive must
+//! hold) followed by [`Store::commit`] of a [`FileStore`]. In order:
 //!
-//! 1. Open the hive, replaying its logs if it is dirty. A dirty hive whose logs cannot be
-//!    applied is refused unless the caller allows it explicitly; so is any hive that cannot be
-//!    read completely (every key, value, data cell and free cell).
-//! 2. Take a logical snapshot (every key, value, type and data), apply the edits to an
-//!    in-memory copy of the file and to the snapshot. If the edits change nothing, stop: no
-//!    backup, no write.
-//! 3. Back up the file exactly as it is on disk to `<hive>.guestwall-backup-<UTC time>`: written
-//!    to a temporary name, fsynced, then linked to its final name, which never replaces an
-//!    existing file.
-//! 4. Write the new hive to a temporary file beside the target and fsync it.
-//! 5. Re-open that file from disk and check it against the snapshot: exactly the intended
-//!    changes, everything else identical. On any difference the temporary file is removed and
-//!    the target is left alone.
-//! 6. Rename the temporary file over the target and fsync the directory. A crash at any point
+//! 1. Lock the hive and open it, replaying its logs if it is dirty. A dirty hive whose logs
+//!    cannot be applied is refused unless the caller allows it explicitly; so is any hive that
+//!    cannot be read completely (every key, value, data cell and free cell).
+//! 2. Survey the original (every key, and the pages it reads) while the edits are applied to
+//!    an in-memory copy of the file. If the edits change nothing, stop: no backup, no write.
+//!    Meanwhile, on a thread of its own, back up the file exactly as it is on disk to
+//!    `<hive>.guestwall-backup-<UTC time>`: fsynced, then linked to its final name, which never
+//!    replaces an existing file (removed again when nothing is written).
+//! 3. Write the new hive to a temporary file beside the target and fsync it.
+//! 4. Re-open that file from disk and check it: the same bytes as prepared, and exactly the
+//!    intended changes, everything else identical (by page identity: see
+//!    `docs/design-regf.md`). Meanwhile the operation history records the save. On any
+//!    difference the temporary file is removed, the history entry taken back, and the target
+//!    is left alone.
+//! 5. Rename the temporary file over the target and fsync the directory. A crash at any point
 //!    leaves either the old file or the new one under the target's name, and the backup, when
 //!    it exists under its final name, complete.
-//! 7. If the hive was dirty (recovered from its logs), move the logs aside beside the backup,
+//! 6. If the hive was dirty (recovered from its logs), move the logs aside beside the backup,
 //!    so that Windows cannot replay stale entries over the new file.
 //!
 //! **Logs of a clean hive.** Windows replays logs only when the primary file is dirty (wrong
@@ -46,7 +49,7 @@ use verify::Digest;
 
 pub use file_store::FileStore;
 pub use history::{read_history, OpFile, OpRecord, Operation, HISTORY_FILE};
-pub use prepare::{prepare, PrepareOptions, Prepared};
+pub use prepare::{prepare, prepare_staged, PrepareOptions, Prepared};
 pub use restore::{
     history_of, list_backups, restore_backup, restore_from, undo_latest, RestoreReport,
     UndoOptions, UndoReport,
@@ -131,16 +134,14 @@ pub fn edit_file_in(
     interrupted(path)?;
     let mut store = FileStore::open(op, path, opts)?;
     let hive = store.read()?;
-    let prepared = prepare(
-        &hive,
-        edits,
-        &PrepareOptions {
-            target: path.to_path_buf(),
-            allow_dirty: opts.allow_dirty,
-            dry_run: opts.dry_run,
-            log_sequence: store.log_sequence(),
-        },
-    )?;
+    let prepare_opts = PrepareOptions {
+        target: path.to_path_buf(),
+        allow_dirty: opts.allow_dirty,
+        dry_run: opts.dry_run,
+        log_sequence: store.log_sequence(),
+    };
+    // The store starts writing the new file while the original is still being surveyed.
+    let prepared = prepare_staged(&hive, edits, &prepare_opts, &mut |bytes| store.stage(bytes))?;
     store.commit(&prepared)
 }
 

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::hive::Hive;
 use crate::write::{Edit, HiveMut};
 
-use super::verify::{Expected, Survey};
+use super::verify::{Expected, SurveyJob};
 use super::{join, SaveReport};
 
 /// What [`prepare`] needs besides the hive and the edits.
@@ -59,6 +59,19 @@ impl std::fmt::Debug for Prepared<'_> {
 /// only in part, and always a hive that cannot be read completely (every key, value, data
 /// cell and free cell): writing either would make a loss permanent.
 pub fn prepare<'h>(hive: &'h Hive, edits: &[Edit], opts: &PrepareOptions) -> Result<Prepared<'h>> {
+    prepare_staged(hive, edits, opts, &mut |_| Ok(()))
+}
+
+/// [`prepare`], handing the new file's bytes to `stage` as soon as they are made, while the
+/// original is still being surveyed, so that a store can start writing them. What a store
+/// stages must be discarded unless the result is committed (an error, or edits that change
+/// nothing, are found only later). `stage` is not called when the edits fail.
+pub fn prepare_staged<'h>(
+    hive: &'h Hive,
+    edits: &[Edit],
+    opts: &PrepareOptions,
+    stage: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<Prepared<'h>> {
     let path = &opts.target;
     let recovered = hive.recovery().applied();
     // Why writing this hive would lose changes (a dry run only says so).
@@ -91,21 +104,44 @@ pub fn prepare<'h>(hive: &'h Hive, edits: &[Edit], opts: &PrepareOptions) -> Res
         ),
     };
 
-    let (m, expected) = std::thread::scope(|scope| -> Result<_> {
-        // The survey of the original (every key and the pages it reads, which also proves
-        // the hive reads completely) is made on a second core while the edits are made on
-        // the first.
-        let baseline_job = scope.spawn(|| Survey::of(hive));
+    // Above the primary's numbers and above every number in the logs (`None`: no number is
+    // left, which matters only if there is something to write).
+    let p = hive.primary_base_block();
+    let seq = p
+        .primary_seq
+        .max(p.secondary_seq)
+        .max(hive.base_block().primary_seq)
+        .max(opts.log_sequence)
+        .checked_add(1);
+    let survey = SurveyJob::new(hive).map_err(&refuse)?;
+    // The survey of the original (every key and the pages it reads, which also proves the
+    // hive reads completely) is made on a second core while the edits are made, and the new
+    // file staged, on the first, which then helps with what is left of it.
+    let drafted = std::thread::scope(|scope| -> Result<_> {
+        let shared = &survey;
+        let helper = scope.spawn(move || shared.work());
         let edited = HiveMut::new(hive).map_err(&refuse).and_then(|mut m| {
             for e in edits {
                 m.apply(e)?;
             }
             Ok(m)
         });
-        let baseline = join(baseline_job)?.map_err(&refuse)?;
-        let m = edited?;
-        Ok((m, baseline.expect(hive, edits)?))
+        let drafted = match (edited, seq) {
+            (Ok(m), Some(seq)) => m.finish(seq).and_then(|image| {
+                let changed = changed_pages(hive.bytes(), &image);
+                stage(&image)?;
+                Ok(Some((image, changed, seq)))
+            }),
+            (Ok(_), None) => Ok(None),
+            (Err(e), _) => Err(e),
+        };
+        survey.work();
+        join(helper)?;
+        Ok(drafted)
     })?;
+    let baseline = survey.finish().map_err(&refuse)?;
+    let drafted = drafted?;
+    let expected = baseline.expect(hive, edits)?;
     if expected.unchanged {
         return Ok(Prepared {
             original: hive,
@@ -116,19 +152,10 @@ pub fn prepare<'h>(hive: &'h Hive, edits: &[Edit], opts: &PrepareOptions) -> Res
             warnings: hive.warnings().to_vec(),
         });
     }
-    // Above the primary's numbers and above every number in the logs.
-    let p = hive.primary_base_block();
-    let seq = p
-        .primary_seq
-        .max(p.secondary_seq)
-        .max(hive.base_block().primary_seq)
-        .max(opts.log_sequence);
-    let seq = seq.checked_add(1).ok_or_else(|| Error::Refused {
+    let (image, changed, seq) = drafted.ok_or_else(|| Error::Refused {
         path: path.clone(),
         reason: "its sequence number cannot be raised any further".into(),
     })?;
-    let image = m.finish(seq)?;
-    let changed = changed_pages(hive.bytes(), &image);
     Ok(Prepared {
         original: hive,
         image: Some(image),

@@ -11,10 +11,11 @@
 //! reads a changed page; only the other keys are walked and compared logically.
 
 use crate::bins::PAGE;
+use crate::data::u32_at;
 use crate::error::{CellPos, Error, Result};
 use crate::hive::{Hive, MAX_KEY_DEPTH};
 use crate::key::{read_list, Key, ListKind};
-use crate::name::upcase;
+use crate::name::{upcase, upcase_str};
 use crate::value::{DataStorage, Value};
 use crate::write::Edit;
 
@@ -166,22 +167,22 @@ impl std::hash::Hasher for PreHashed {
 
 type HashMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<PreHashed>>;
 
-/// A hasher for cell offsets (multiples of 8).
+/// Path hash -> index in the survey: one map per part of the survey, made by the thread that
+/// surveyed the part, with the part's first index (no map of every key is made on one core).
 #[derive(Default)]
-struct CellHasher(u64);
+struct PathIndex {
+    parts: Vec<(u32, HashMap<u128, u32>)>,
+}
 
-impl std::hash::Hasher for CellHasher {
-    fn finish(&self) -> u64 {
-        self.0
+impl PathIndex {
+    fn get(&self, h: &u128) -> Option<u32> {
+        self.parts
+            .iter()
+            .find_map(|(first, m)| m.get(h).map(|i| first + i))
     }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-        self.0 = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+
+    fn contains_key(&self, h: &u128) -> bool {
+        self.get(h).is_some()
     }
 }
 
@@ -197,9 +198,154 @@ pub(super) struct Survey {
     /// Pages read by key `i`: `pages[page_at[i]..page_at[i + 1]]`.
     pages: Vec<u32>,
     page_at: Vec<u32>,
-    by_path: HashMap<u128, u32>,
-    by_cell: std::collections::HashMap<u32, u32, std::hash::BuildHasherDefault<CellHasher>>,
+    by_path: PathIndex,
+    /// The first `head` keys (the root and its subkeys) were surveyed before the rest, which
+    /// was shared out by subtree: their own subtrees are not contiguous in the order above.
+    head: u32,
     bins: Vec<crate::bins::Bin>,
+}
+
+/// A survey shared out between threads: the root and its subkeys first, then the subtree of
+/// each of their subkeys as a task (and the check of every cell header as one more), taken by
+/// whichever thread is free. One atomic visited set covers all of it, so a key reached twice
+/// is still an error.
+pub(super) struct SurveyJob<'h> {
+    hive: &'h Hive,
+    head: Survey,
+    /// (key node, parent's path hash, parent's index in `head`)
+    tasks: Vec<(u32, PathHash, u32)>,
+    next: std::sync::atomic::AtomicUsize,
+    seen: Vec<std::sync::atomic::AtomicU64>,
+    done: std::sync::Mutex<Vec<(usize, Result<Survey>)>>,
+}
+
+impl<'h> SurveyJob<'h> {
+    /// Surveys the root and its subkeys, and lists the rest as tasks.
+    pub(super) fn new(hive: &'h Hive) -> Result<SurveyJob<'h>> {
+        use std::sync::atomic::AtomicU64;
+        let seen: Vec<AtomicU64> = (0..(hive.base_block().hbins_size as usize / 8).div_ceil(64))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        let job = SurveyJob {
+            hive,
+            head: Survey::empty(hive.bins().bins().to_vec()),
+            tasks: Vec::new(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+            seen,
+            done: std::sync::Mutex::new(Vec::new()),
+        };
+        let mut job = job;
+        let root = hive.root()?;
+        let top = PathHash::root();
+        job.mark(root.cell());
+        let at = |cell: u32, e: Error| e.at_key(&hive.path_of(cell));
+        let n = key_pages(hive, &root, &mut job.head.pages).map_err(|e| at(root.cell(), e))?;
+        job.head.push(root.cell(), NONE, top.value(), n);
+        for c in root.subkey_cells().map_err(|e| at(root.cell(), e))? {
+            let key = Key::new(hive, c).map_err(|e| at(root.cell(), e))?;
+            if !job.mark(c) {
+                return Err(at(root.cell(), Error::Cycle { cell: CellPos(c) }));
+            }
+            let h = top.child(key.name().units());
+            let n = key_pages(hive, &key, &mut job.head.pages).map_err(|e| at(c, e))?;
+            let me = job.head.len() as u32;
+            job.head.push(c, 0, h.value(), n);
+            for g in key.subkey_cells().map_err(|e| at(c, e))? {
+                job.tasks.push((g, h, me));
+            }
+        }
+        job.head.head = job.head.len() as u32;
+        Ok(job)
+    }
+
+    fn mark(&self, cell: u32) -> bool {
+        use std::sync::atomic::Ordering;
+        let i = (cell / 8) as usize;
+        self.seen
+            .get(i / 64)
+            .is_some_and(|w| w.fetch_or(1 << (i % 64), Ordering::Relaxed) & (1 << (i % 64)) == 0)
+    }
+
+    /// Takes tasks until none is left. Any number of threads may call it.
+    pub(super) fn work(&self) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let out = if i == 0 {
+                self.hive.cell_stats().map(|_| Survey::empty(Vec::new()))
+            } else {
+                match self.tasks.get(i - 1) {
+                    Some(&(cell, parent, _)) => self.subtree(cell, parent),
+                    None => return,
+                }
+            };
+            if let Ok(mut d) = self.done.lock() {
+                d.push((i, out));
+            }
+        }
+    }
+
+    /// The survey of one subtree, indexes local to it (its root's parent is `NONE`).
+    fn subtree(&self, cell: u32, parent: PathHash) -> Result<Survey> {
+        let hive = self.hive;
+        let mut s = Survey::empty(Vec::new());
+        let key = Key::new(hive, cell)?;
+        // The index the next key visited gets (a state is made just before its key's visit).
+        let next = std::cell::Cell::new(0u32);
+        hive.walk_marked(
+            key,
+            (parent.child(key.name().units()), NONE, 0u32),
+            &mut |c| self.mark(c),
+            |(ph, _, me), k| (ph.child(k.name().units()), *me, next.get()),
+            |(ph, parent, me), key| {
+                let n = key_pages(hive, key, &mut s.pages)
+                    .map_err(|e| e.at_key(&hive.path_of(key.cell())))?;
+                s.push(key.cell(), *parent, ph.value(), n);
+                next.set(*me + 1);
+                Ok(())
+            },
+        )?;
+        Ok(s)
+    }
+
+    /// Puts the parts together, in task order. The first error of any part is the result.
+    pub(super) fn finish(self) -> Result<Survey> {
+        let mut done = self.done.into_inner().map_err(|_| Error::Verify {
+            path: String::new(),
+            detail: "internal: a worker thread panicked".into(),
+        })?;
+        if done.len() != self.tasks.len() + 1 {
+            return Err(Error::Verify {
+                path: String::new(),
+                detail: "internal: a part of the survey is missing".into(),
+            });
+        }
+        done.sort_by_key(|(i, _)| *i);
+        let mut s = self.head;
+        for (i, part) in done {
+            let part = part?;
+            let Some(&(_, _, parent)) = i.checked_sub(1).and_then(|t| self.tasks.get(t)) else {
+                continue;
+            };
+            let off = s.len() as u32;
+            let page_off = s.pages.len() as u32;
+            s.pages.extend_from_slice(&part.pages);
+            s.page_at
+                .extend(part.page_at[1..].iter().map(|&p| p + page_off));
+            s.cell.extend_from_slice(&part.cell);
+            s.path.extend_from_slice(&part.path);
+            s.values.extend_from_slice(&part.values);
+            s.parent.extend(
+                part.parent
+                    .iter()
+                    .map(|&p| if p == NONE { parent } else { p + off }),
+            );
+            for (_, m) in part.by_path.parts {
+                s.by_path.parts.push((off, m));
+            }
+        }
+        Ok(s)
+    }
 }
 
 /// What the saved hive must hold: every original key not touched (as it was), and the full
@@ -224,11 +370,6 @@ fn cell_pages(hive: &Hive, off: u32, out: &mut Vec<u32>, from: usize) -> Result<
         }
     }
     Ok(())
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Adds the pages a key's logical content is read from: its node, its subkey lists, its value
@@ -276,45 +417,42 @@ fn key_pages(hive: &Hive, key: &Key<'_>, out: &mut Vec<u32>) -> Result<u32> {
 }
 
 impl Survey {
-    /// Walks the whole hive, reading every value's data: it also proves the hive reads
-    /// completely before anything is written.
-    pub(super) fn of(hive: &Hive) -> Result<Survey> {
-        hive.cell_stats()?;
-        let mut s = Survey {
+    fn empty(bins: Vec<crate::bins::Bin>) -> Survey {
+        Survey {
             cell: Vec::new(),
             parent: Vec::new(),
             path: Vec::new(),
             values: Vec::new(),
             pages: Vec::new(),
             page_at: vec![0],
-            by_path: HashMap::default(),
-            by_cell: Default::default(),
-            bins: hive.bins().bins().to_vec(),
-        };
-        // The index the next key visited gets (a state is made just before its key's visit).
-        let next = std::cell::Cell::new(0u32);
-        let root = hive.root()?;
-        hive.walk_with(
-            root,
-            (PathHash::root(), NONE, 0u32),
-            |(ph, _, me), k| (ph.child(k.name().units()), *me, next.get()),
-            |(ph, parent, me), key| {
-                debug_assert_eq!(*me, next.get());
-                let n = key_pages(hive, key, &mut s.pages)
-                    .map_err(|e| e.at_key(&hive.path_of(key.cell())))?;
-                let h = ph.value();
-                s.by_path.insert(h, *me);
-                s.by_cell.insert(key.cell(), *me);
-                s.cell.push(key.cell());
-                s.parent.push(*parent);
-                s.path.push(h);
-                s.values.push(n);
-                s.page_at.push(s.pages.len() as u32);
-                next.set(*me + 1);
-                Ok(())
-            },
-        )?;
-        Ok(s)
+            by_path: PathIndex::default(),
+            head: 0,
+            bins,
+        }
+    }
+
+    /// Records one key (its pages are already at the end of `pages`).
+    fn push(&mut self, cell: u32, parent: u32, path: u128, values: u32) {
+        if self.by_path.parts.is_empty() {
+            self.by_path.parts.push((0, HashMap::default()));
+        }
+        if let Some((_, m)) = self.by_path.parts.first_mut() {
+            m.insert(path, self.cell.len() as u32);
+        }
+        self.cell.push(cell);
+        self.parent.push(parent);
+        self.path.push(path);
+        self.values.push(values);
+        self.page_at.push(self.pages.len() as u32);
+    }
+
+    /// Walks the whole hive, reading every value's data: it also proves the hive reads
+    /// completely before anything is written.
+    #[cfg(test)]
+    pub(super) fn of(hive: &Hive) -> Result<Survey> {
+        let job = SurveyJob::new(hive)?;
+        job.work();
+        job.finish()
     }
 
     fn len(&self) -> usize {
@@ -331,11 +469,11 @@ impl Survey {
         let same = &self.by_path;
         let mut touched: HashMap<u128, Option<KeyContent>> = HashMap::default();
         let exists =
-            |touched: &HashMap<u128, Option<KeyContent>>, same: &HashMap<u128, u32>, h: u128| {
-                match touched.get(&h) {
-                    Some(t) => t.is_some(),
-                    None => same.contains_key(&h),
-                }
+            |touched: &HashMap<u128, Option<KeyContent>>, same: &PathIndex, h: u128| match touched
+                .get(&h)
+            {
+                Some(t) => t.is_some(),
+                None => same.contains_key(&h),
             };
         for e in edits {
             match e {
@@ -382,7 +520,7 @@ impl Survey {
                         .iter()
                         .filter(|(_, t)| {
                             t.as_ref().is_some_and(|t| {
-                                let u = upper(&t.path);
+                                let u = upcase_str(&t.path);
                                 u == k || u.starts_with(&prefix)
                             })
                         })
@@ -423,7 +561,7 @@ impl Survey {
         let mut unchanged = true;
         for (h, t) in &touched {
             match (t, same.get(h)) {
-                (Some(t), Some(&i))
+                (Some(t), Some(i))
                     if full_digest(&t.path, &t.values) == self.digest(hive, i)? => {}
                 (None, None) => {}
                 _ => unchanged = false,
@@ -442,7 +580,7 @@ impl Survey {
     /// The touched entry for `path`, made from the original key when first touched.
     fn full<'a>(
         touched: &'a mut HashMap<u128, Option<KeyContent>>,
-        same: &HashMap<u128, u32>,
+        same: &PathIndex,
         hive: &Hive,
         path: &str,
     ) -> Result<&'a mut KeyContent> {
@@ -525,6 +663,10 @@ impl Expected {
                 dirty[i] = read[i];
             }
         }
+        // The subtrees of the first keys are not contiguous in the survey: always walk them.
+        for d in dirty.iter_mut().take(s.head as usize) {
+            *d = true;
+        }
         for i in (1..n).rev() {
             let p = s.parent[i] as usize;
             if p < n {
@@ -548,10 +690,6 @@ impl Expected {
                 None => false,
             }
         };
-        // Original keys counted without being read (inside a subtree not walked), and the
-        // original keys met by the walk: none may be both (a key reached twice).
-        let mut skipped = vec![false; n];
-        let mut met: Vec<u32> = Vec::new();
         let (mut keys, mut values) = (0u64, 0u64);
         let root = hive.base_block().root_cell;
         // (key node, parent's path hash, depth, parent for messages)
@@ -576,20 +714,25 @@ impl Expected {
             };
             let h = ph.value();
             let here = || hive.path_of(cell);
-            let same_place = s.by_cell.get(&cell).copied();
-            if let Some(o) = same_place {
-                met.push(o);
-            }
-            let twin = same_place.filter(|&o| s.path[o as usize] == h);
+            // The original key of the same path, when it is at the same place.
+            let twin = s.by_path.get(&h).filter(|&o| s.cell[o as usize] == cell);
             if let Some(o) = twin.filter(|&o| !read[o as usize]) {
                 let o = o as usize;
                 if !dirty[o] {
                     // The whole subtree reads as before.
                     keys += sub_keys[o];
                     values += sub_values[o];
+                    // Its keys count as visited: reaching one of them again is an error.
                     for k in o + 1..o + sub_keys[o] as usize {
-                        if let Some(x) = skipped.get_mut(k) {
-                            *x = true;
+                        let c = s.cell.get(k).copied().unwrap_or(u32::MAX);
+                        if !mark(c) {
+                            return Err(mismatch(
+                                &here(),
+                                format!(
+                                    "a key is reached twice (key node {}, inside a subtree that was not changed)",
+                                    CellPos(c)
+                                ),
+                            ));
                         }
                     }
                     continue;
@@ -605,12 +748,6 @@ impl Expected {
             for c in subkeys.into_iter().rev() {
                 stack.push((c, Some(ph), depth + 1, cell));
             }
-        }
-        if met.iter().any(|&o| skipped[o as usize]) {
-            return Err(mismatch(
-                "",
-                "a key is reached twice (once inside a subtree that was not changed)".into(),
-            ));
         }
         if keys != self.count as u64 {
             return Err(mismatch(
@@ -662,7 +799,7 @@ impl Expected {
             (Some(None), _) | (None, None) => {
                 Err(mismatch("a key that should not be there".into()))
             }
-            (None, Some(&o)) => {
+            (None, Some(o)) => {
                 let (got, n) = key_digest(key)?;
                 if got != self.survey.digest(original, o)? {
                     return Err(mismatch(
@@ -690,8 +827,8 @@ struct ValueContent {
 
 /// Sets a value in a key's value list (names compared as Windows does), appending it when new.
 fn set_value_in(values: &mut Vec<ValueContent>, name: &str, data_type: u32, data: &[u8]) {
-    let n = upper(name);
-    match values.iter_mut().find(|v| upper(&v.name) == n) {
+    let n = upcase_str(name);
+    match values.iter_mut().find(|v| upcase_str(&v.name) == n) {
         Some(v) => {
             v.data_type = data_type;
             v.data = data.to_vec();
@@ -706,9 +843,9 @@ fn set_value_in(values: &mut Vec<ValueContent>, name: &str, data_type: u32, data
 
 /// Removes a value from a key's value list; an absent value is an error, as in the writer.
 fn delete_value_in(values: &mut Vec<ValueContent>, key: &str, name: &str) -> Result<()> {
-    let n = upper(name);
+    let n = upcase_str(name);
     let before = values.len();
-    values.retain(|v| upper(&v.name) != n);
+    values.retain(|v| upcase_str(&v.name) != n);
     if values.len() == before {
         return Err(Error::ValueNotFound {
             key: key.to_string(),
@@ -718,13 +855,9 @@ fn delete_value_in(values: &mut Vec<ValueContent>, key: &str, name: &str) -> Res
     Ok(())
 }
 
-fn upper(s: &str) -> Vec<u16> {
-    s.encode_utf16().map(upcase).collect()
-}
-
 /// Upper-cased path with `\` separators and no empty parts.
 fn upper_path(path: &str) -> Vec<u16> {
-    upper(&crate::hive::split_path(path).collect::<Vec<_>>().join("\\"))
+    upcase_str(&crate::hive::split_path(path).collect::<Vec<_>>().join("\\"))
 }
 
 #[cfg(test)]
