@@ -1,0 +1,1323 @@
+//! Issue 10: disk images as targets, end to end through the `guestwall` binary. Every image is
+//! built here with real tools (sfdisk, mkntfs, wimlib-imagex, ntfscp, mkfs.vfat, qemu-img):
+//! Azure Gen1 (MBR: System Reserved, Windows) and Gen2 (GPT: ESP, MSR, Windows, Recovery)
+//! layouts, as raw, VHD fixed/dynamic, VHDX fixed/dynamic and a VHDX differencing child, plus
+//! bare NTFS volume images. What guestwall reads from inside an image must be what it reads
+//! from the same hive files on the host; what it must refuse, it refuses without writing.
+//! Nothing binary is checked in; the corpus and the tools are required under CI=true.
+
+mod common;
+#[path = "../../ntfsvol/tests/common/mod.rs"]
+mod ntfs;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{corpus, gw, in_ci, notice, stderr, stdout};
+use guestwall_regf::build::{build_hive, reg_sz, BuildOptions, KeySpec};
+use guestwall_regf::data::REG_SZ;
+use ntfs::Content;
+use serde_json::Value;
+
+const MIB: u64 = 1 << 20;
+
+/// The OS name the built SOFTWARE hive gives.
+const OS_NAME: &str = "Windows Server 2008 R2 Datacenter, build 7601";
+
+const TOOLS: &[&str] = &[
+    "mkntfs",
+    "ntfscp",
+    "ntfscat",
+    "wimlib-imagex",
+    "sfdisk",
+    "mkfs.vfat",
+    "qemu-img",
+    "truncate",
+    "dd",
+    "cp",
+];
+
+/// The corpus and every tool, or `None` with a notice (a failure under CI=true).
+fn ready() -> Option<PathBuf> {
+    let c = corpus()?;
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .copied()
+        .filter(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Some(c);
+    }
+    assert!(
+        !in_ci(),
+        "CI=true but these tools are missing: {missing:?} (apt-get install ntfs-3g wimtools fdisk dosfstools qemu-utils)"
+    );
+    notice(&format!("missing {missing:?}; skipping this test"));
+    None
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
+    ntfs::run(Command::new(cmd).args(args))
+}
+
+fn run_stdin(cmd: &str, args: &[&str], input: &str) {
+    use std::io::Write;
+    let mut c = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// This process's scratch folder under target/tmp (folders of finished runs are removed).
+fn workdir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-images");
+        if let Ok(rd) = std::fs::read_dir(&base) {
+            for e in rd.flatten() {
+                let pid = e.file_name().to_string_lossy().parse::<u32>().ok();
+                if !pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists()) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let d = base.join(std::process::id().to_string());
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    })
+}
+
+/// Builds what `key` names once per process; concurrent callers of other keys do not wait.
+fn cached(key: &str, build: impl FnOnce() -> PathBuf) -> PathBuf {
+    static MAP: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
+    let cell = {
+        let mut m = MAP
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Arc::clone(m.entry(key.to_string()).or_default())
+    };
+    cell.get_or_init(build).clone()
+}
+
+// ---- Hives ---------------------------------------------------------------------------------
+
+/// The hive files put in an image's `Windows/System32/config`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hives {
+    /// regipy's Windows 7 SYSTEM and a built SOFTWARE (Windows Server 2008 R2, build 7601).
+    Win7,
+    /// regipy's SYSTEM_B with its logs as SYSTEM.LOG1/.LOG2: dirty, replayed from the image.
+    Dirty,
+    /// The sample healthy SYSTEM (RDP reachable), without SOFTWARE.
+    Healthy,
+}
+
+impl Hives {
+    fn name(self) -> &'static str {
+        match self {
+            Hives::Win7 => "win7",
+            Hives::Dirty => "dirty",
+            Hives::Healthy => "healthy",
+        }
+    }
+}
+
+fn software_hive() -> Vec<u8> {
+    let mut root = KeySpec::new("");
+    root.path_mut("Microsoft\\Windows NT\\CurrentVersion")
+        .push_value(
+            "ProductName",
+            REG_SZ,
+            reg_sz("Windows Server 2008 R2 Datacenter"),
+        )
+        .push_value("CurrentVersion", REG_SZ, reg_sz("6.1"))
+        .push_value("CurrentBuildNumber", REG_SZ, reg_sz("7601"));
+    build_hive(&root, &BuildOptions::default()).unwrap()
+}
+
+/// A host folder holding `Windows/System32/config/<hives>`: the reference the images are
+/// compared with, and the tree wimlib lays into them.
+fn hive_tree(h: Hives) -> PathBuf {
+    cached(&format!("tree-{}", h.name()), || {
+        let corpus = corpus().expect("checked by the caller");
+        let reg = corpus.join("regipy");
+        let root = workdir().join(format!("tree-{}", h.name()));
+        let files: Vec<(&str, Content)> = match h {
+            Hives::Win7 => vec![
+                (
+                    "Windows/System32/config/SYSTEM",
+                    Content::Copy(reg.join("SYSTEM")),
+                ),
+                (
+                    "Windows/System32/config/SOFTWARE",
+                    Content::Bytes(software_hive()),
+                ),
+            ],
+            Hives::Dirty => vec![
+                (
+                    "Windows/System32/config/SYSTEM",
+                    Content::Copy(reg.join("SYSTEM_B")),
+                ),
+                (
+                    "Windows/System32/config/SYSTEM.LOG1",
+                    Content::Copy(reg.join("SYSTEM_B.LOG1")),
+                ),
+                (
+                    "Windows/System32/config/SYSTEM.LOG2",
+                    Content::Copy(reg.join("SYSTEM_B.LOG2")),
+                ),
+            ],
+            Hives::Healthy => vec![(
+                "Windows/System32/config/SYSTEM",
+                Content::Bytes(guestwall_samples::healthy_rdp_system().unwrap()),
+            )],
+        };
+        ntfs::write_tree(&root, &files);
+        root
+    })
+}
+
+fn hive_path(h: Hives) -> PathBuf {
+    hive_tree(h).join("Windows/System32/config/SYSTEM")
+}
+
+/// A WIM of a host folder, captured once.
+fn wim_of(key: &str, tree: &Path) -> PathBuf {
+    cached(&format!("wim-{key}"), || {
+        let wim = workdir().join(format!("{key}.wim"));
+        run("wimlib-imagex", &["capture", s(tree), s(&wim), "--no-acls"]);
+        wim
+    })
+}
+
+fn hives_wim(h: Hives) -> PathBuf {
+    wim_of(h.name(), &hive_tree(h))
+}
+
+/// A WIM of other trees (System Reserved's boot files, Recovery, a volume without Windows).
+fn files_wim(key: &str, files: &[(&str, Content)]) -> PathBuf {
+    let tree = workdir().join(format!("tree-{key}"));
+    if !tree.exists() {
+        ntfs::write_tree(&tree, files);
+    }
+    wim_of(key, &tree)
+}
+
+fn system_reserved_wim() -> PathBuf {
+    let bcd = corpus().unwrap().join("regipy/BCD");
+    files_wim(
+        "sysres",
+        &[
+            ("Boot/BCD", Content::Copy(bcd)),
+            ("bootmgr", Content::Bytes(ntfs::noise(1, 40_000))),
+        ],
+    )
+}
+
+fn recovery_wim() -> PathBuf {
+    files_wim(
+        "recovery",
+        &[
+            (
+                "Recovery/WindowsRE/ReAgent.xml",
+                Content::Bytes(b"<?xml version='1.0'?><WindowsRE/>".to_vec()),
+            ),
+            (
+                "Recovery/WindowsRE/Winre.wim",
+                Content::Bytes(ntfs::noise(2, 300_000)),
+            ),
+        ],
+    )
+}
+
+// ---- Volumes and disks ---------------------------------------------------------------------
+
+/// An NTFS volume of `bytes` made by mkntfs for a partition starting at `start_sector` (the
+/// boot sector's hidden sectors, as Windows has it), with a WIM applied by wimlib, then
+/// root-level files copied in by ntfscp (wimlib leaves out hiberfil.sys on capture).
+fn ntfs_volume(out: &Path, bytes: u64, start_sector: u64, label: &str, wim: Option<&Path>) {
+    std::fs::File::create(out).unwrap().set_len(bytes).unwrap();
+    run(
+        "mkntfs",
+        &[
+            "-F",
+            "-Q",
+            "-q",
+            "-s",
+            "512",
+            "-p",
+            &start_sector.to_string(),
+            "-H",
+            "255",
+            "-S",
+            "63",
+            "-L",
+            label,
+            s(out),
+        ],
+    );
+    if let Some(w) = wim {
+        run("wimlib-imagex", &["apply", s(w), "1", s(out)]);
+    }
+}
+
+fn ntfscp(vol: &Path, name: &str, data: &[u8]) {
+    let src = vol.with_extension(format!("cp-{}", name.replace('/', "_")));
+    std::fs::write(&src, data).unwrap();
+    run("ntfscp", &["-f", s(vol), s(&src), &format!("/{name}")]);
+    std::fs::remove_file(&src).unwrap();
+}
+
+fn dd_into(vol: &Path, disk: &Path, start_sector: u64) {
+    run(
+        "dd",
+        &[
+            &format!("if={}", s(vol)),
+            &format!("of={}", s(disk)),
+            "bs=512",
+            &format!("seek={start_sector}"),
+            "conv=notrunc,sparse",
+            "status=none",
+        ],
+    );
+}
+
+/// What goes on a partition.
+enum Fill {
+    Ntfs {
+        label: &'static str,
+        wim: Option<PathBuf>,
+        bitlocker: bool,
+    },
+    Fat32,
+    Nothing,
+}
+
+/// A sparse raw disk of `mib` MiB partitioned by sfdisk with `script`, its partitions
+/// filled in order. Returns the partitions' (start sector, sector count) as sfdisk put them.
+fn build_raw(out: &Path, mib: u64, script: &str, fills: Vec<Fill>) -> Vec<(u64, u64)> {
+    std::fs::File::create(out)
+        .unwrap()
+        .set_len(mib * MIB)
+        .unwrap();
+    run_stdin("sfdisk", &["-q", s(out)], script);
+    let j: Value = serde_json::from_slice(&run("sfdisk", &["--json", s(out)])).unwrap();
+    let parts: Vec<(u64, u64)> = j["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(parts.len(), fills.len(), "{script}");
+    for (i, (fill, &(start, size))) in fills.into_iter().zip(&parts).enumerate() {
+        match fill {
+            Fill::Ntfs {
+                label,
+                wim,
+                bitlocker,
+            } => {
+                let vol = out.with_extension(format!("p{}", i + 1));
+                ntfs_volume(&vol, size * 512, start, label, wim.as_deref());
+                if bitlocker {
+                    write_at(&vol, 3, b"-FVE-FS-");
+                }
+                dd_into(&vol, out, start);
+                std::fs::remove_file(&vol).unwrap();
+            }
+            Fill::Fat32 => {
+                run(
+                    "mkfs.vfat",
+                    &[
+                        "-F",
+                        "32",
+                        "-s",
+                        "1",
+                        "-n",
+                        "SYSTEM",
+                        "--offset",
+                        &start.to_string(),
+                        s(out),
+                        &(size / 2).to_string(),
+                    ],
+                );
+            }
+            Fill::Nothing => {}
+        }
+    }
+    parts
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// MBR: "System Reserved" (NTFS, 8 MiB), then Windows (NTFS): partition 2.
+    Gen1,
+    /// GPT: ESP (FAT32, 34 MiB), MSR (16 MiB), Windows (NTFS, 60 MiB): partition 3, Recovery
+    /// (NTFS) after it.
+    Gen2,
+}
+
+impl Layout {
+    fn windows_partition(self) -> u32 {
+        match self {
+            Layout::Gen1 => 2,
+            Layout::Gen2 => 3,
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Gen1 => "gen1",
+            Layout::Gen2 => "gen2",
+        }
+    }
+}
+
+const GEN1: &str = "label: dos\nstart=2048, size=16384, type=7, bootable\nstart=18432, type=7\n";
+const GEN2: &str = "label: gpt\n\
+    start=2048, size=34MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI system partition\"\n\
+    size=16MiB, type=E3C9E316-0B5C-4DB8-817D-F92DF00215AE, name=\"Microsoft reserved partition\"\n\
+    size=60MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name=\"Basic data partition\"\n\
+    type=DE94BBA4-06D1-4D40-A16A-BFD50179D6AC, name=\"Recovery\"\n";
+
+/// The raw disk of a layout with `h` in its Windows partition (built once).
+fn raw(layout: Layout, h: Hives) -> PathBuf {
+    cached(&format!("raw-{}-{}", layout.name(), h.name()), || {
+        let out = workdir().join(format!("{}-{}.raw", layout.name(), h.name()));
+        let windows = Fill::Ntfs {
+            label: "Windows",
+            wim: Some(hives_wim(h)),
+            bitlocker: false,
+        };
+        match layout {
+            Layout::Gen1 => build_raw(
+                &out,
+                64,
+                GEN1,
+                vec![
+                    Fill::Ntfs {
+                        label: "System Reserved",
+                        wim: Some(system_reserved_wim()),
+                        bitlocker: false,
+                    },
+                    windows,
+                ],
+            ),
+            Layout::Gen2 => build_raw(
+                &out,
+                128,
+                GEN2,
+                vec![
+                    Fill::Fat32,
+                    Fill::Nothing,
+                    windows,
+                    Fill::Ntfs {
+                        label: "Recovery",
+                        wim: Some(recovery_wim()),
+                        bitlocker: false,
+                    },
+                ],
+            ),
+        };
+        out
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Container {
+    Raw,
+    VhdFixed,
+    VhdDynamic,
+    VhdxFixed,
+    VhdxDynamic,
+}
+
+const CONTAINERS: [Container; 5] = [
+    Container::Raw,
+    Container::VhdFixed,
+    Container::VhdDynamic,
+    Container::VhdxFixed,
+    Container::VhdxDynamic,
+];
+
+impl Container {
+    fn ext(self) -> &'static str {
+        match self {
+            Container::Raw => "raw",
+            Container::VhdFixed => "fixed.vhd",
+            Container::VhdDynamic => "dynamic.vhd",
+            Container::VhdxFixed => "fixed.vhdx",
+            Container::VhdxDynamic => "dynamic.vhdx",
+        }
+    }
+}
+
+/// `raw` converted by qemu-img into `c`, at `out`.
+fn convert(raw: &Path, c: Container, out: &Path) {
+    let (fmt, opts) = match c {
+        Container::Raw => {
+            run("cp", &["--sparse=always", s(raw), s(out)]);
+            return;
+        }
+        Container::VhdFixed => ("vpc", "subformat=fixed,force_size=on"),
+        Container::VhdDynamic => ("vpc", "subformat=dynamic,force_size=on"),
+        Container::VhdxFixed => ("vhdx", "subformat=fixed"),
+        Container::VhdxDynamic => ("vhdx", "subformat=dynamic"),
+    };
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-q",
+            "-f",
+            "raw",
+            "-O",
+            fmt,
+            "-o",
+            opts,
+            s(raw),
+            s(out),
+        ],
+    );
+}
+
+/// A layout with `h`, in container `c` (built once).
+fn image(layout: Layout, h: Hives, c: Container) -> PathBuf {
+    let name = format!("{}-{}.{}", layout.name(), h.name(), c.ext());
+    cached(&name.clone(), || {
+        let out = workdir().join(format!("img-{name}"));
+        convert(&raw(layout, h), c, &out);
+        out
+    })
+}
+
+/// A bare NTFS volume image (no partition table) with `h`, and `root` files copied in.
+fn volume_image(key: &str, h: Option<Hives>, root: &[(&str, Vec<u8>)]) -> PathBuf {
+    cached(&format!("vol-{key}"), || {
+        let out = workdir().join(format!("vol-{key}.img"));
+        let wim = match h {
+            Some(h) => hives_wim(h),
+            None => files_wim(
+                "nowin",
+                &[
+                    (
+                        "Program Files/app/app.exe",
+                        Content::Bytes(ntfs::noise(3, 20_000)),
+                    ),
+                    (
+                        "Users/me/Documents/notes.txt",
+                        Content::Bytes(b"no Windows here".to_vec()),
+                    ),
+                    ("Windows/Fonts/x.ttf", Content::Bytes(ntfs::noise(4, 900))),
+                ],
+            ),
+        };
+        ntfs_volume(&out, 40 * MIB, 0, "Windows", Some(&wim));
+        for (name, data) in root {
+            ntfscp(&out, name, data);
+        }
+        out
+    })
+}
+
+// ---- Running guestwall -----------------------------------------------------------------------
+
+fn gwp(args: &[&str], path: &Path) -> Output {
+    let mut a: Vec<&str> = args.to_vec();
+    a.push(s(path));
+    gw(&a)
+}
+
+/// Runs guestwall with a 20 s limit (a hang fails the test); output goes to files, so that a
+/// full pipe cannot look like a hang.
+fn gw_timeout(args: &[&str]) -> Output {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (o, e) = (
+        workdir().join(format!("out-{n}")),
+        workdir().join(format!("err-{n}")),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guestwall"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("guestwall {args:?} still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = Output {
+        status,
+        stdout: std::fs::read(&o).unwrap(),
+        stderr: std::fs::read(&e).unwrap(),
+    };
+    let _ = std::fs::remove_file(o);
+    let _ = std::fs::remove_file(e);
+    out
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", stdout(o), stderr(o)))
+}
+
+/// Replaces `from` by `to` in every string of `v`.
+fn replace_all(v: &mut Value, from: &str, to: &str) {
+    match v {
+        Value::String(x) if x.contains(from) => *x = x.replace(from, to),
+        Value::Array(a) => a.iter_mut().for_each(|x| replace_all(x, from, to)),
+        Value::Object(m) => m.values_mut().for_each(|x| replace_all(x, from, to)),
+        _ => {}
+    }
+}
+
+fn contains_str(v: &Value, needle: &str) -> bool {
+    match v {
+        Value::String(x) => x.contains(needle),
+        Value::Array(a) => a.iter().any(|x| contains_str(x, needle)),
+        Value::Object(m) => m.values().any(|x| contains_str(x, needle)),
+        _ => false,
+    }
+}
+
+/// How guestwall names a file inside `img`: `IMG::partition N::` or `IMG::`.
+fn prefix(img: &Path, partition: Option<u32>) -> String {
+    match partition {
+        Some(n) => format!("{}::partition {n}::", img.display()),
+        None => format!("{}::", img.display()),
+    }
+}
+
+/// The one note that is worded differently, by design, for a hive file and for an image.
+const NO_SOFTWARE_FILE: &str = "no SOFTWARE hive beside SYSTEM: the Group Policy store and the OS version are unknown (pass --software FILE)";
+const NO_SOFTWARE_IMAGE: &str = "no SOFTWARE hive in the image's System32\\config: the Group Policy store and the OS version are unknown";
+
+/// Asserts that `diagnose IMG --json` equals `diagnose HIVE --json` apart from `target` and
+/// the paths of the hive files (`IMG::partition N::Windows/...` against
+/// `TREE/Windows/...`), and that the text output names the hive inside the image. Returns
+/// the exit code.
+fn assert_diagnoses_like_hive(img: &Path, partition: Option<u32>, h: Hives) -> i32 {
+    let what = img.display().to_string();
+    let a = gw(&["diagnose", &what, "--json"]);
+    let b = gwp(&["diagnose", "--json"], &hive_path(h));
+    let code = a.status.code().unwrap();
+    assert!(code == 0 || code == 1, "{what}: {}", stderr(&a));
+    assert_eq!(a.status.code(), b.status.code(), "{what}: exit code");
+    let (mut ja, mut jb) = (json(&a), json(&b));
+    assert_eq!(ja["target"], Value::String(what.clone()));
+    ja.as_object_mut().unwrap().remove("target");
+    jb.as_object_mut().unwrap().remove("target");
+    let pre = prefix(img, partition);
+    // A dirty hive's note names it: the image's location must be what the note says.
+    if h == Hives::Dirty {
+        assert!(
+            contains_str(&ja, &format!("{pre}Windows/System32/config/SYSTEM")),
+            "{what}: no note names the hive inside the image:\n{ja:#}"
+        );
+    }
+    replace_all(&mut ja, &pre, "<ROOT>/");
+    replace_all(&mut jb, &format!("{}/", hive_tree(h).display()), "<ROOT>/");
+    replace_all(&mut ja, NO_SOFTWARE_IMAGE, "<NO SOFTWARE>");
+    replace_all(&mut jb, NO_SOFTWARE_FILE, "<NO SOFTWARE>");
+    assert!(
+        ja == jb,
+        "{what}: diagnose differs from the hive file's\n--- image ---\n{ja:#}\n--- file ---\n{jb:#}"
+    );
+    if h == Hives::Win7 {
+        assert_eq!(ja["os"]["name"], OS_NAME, "{what}: the OS from SOFTWARE");
+        assert_eq!(ja["os"]["inferred"], false, "{what}");
+    }
+    let t = gw(&["diagnose", &what]);
+    assert_eq!(t.status.code(), Some(code), "{what}: {}", stderr(&t));
+    let first = format!("{pre}Windows/System32/config/SYSTEM: ControlSet001");
+    assert!(
+        stdout(&t).starts_with(&first),
+        "{what}: text output should start with {first:?}:\n{}",
+        stdout(&t)
+    );
+    code
+}
+
+fn every_container_diagnoses_like_the_hive_file(layout: Layout, h: Hives) {
+    if ready().is_none() {
+        return;
+    }
+    let t0 = Instant::now();
+    let raw = raw(layout, h);
+    let dir = workdir().join(format!("containers-{}-{}", layout.name(), h.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for c in CONTAINERS {
+        let img = dir.join(format!("disk.{}", c.ext()));
+        convert(&raw, c, &img);
+        let code = assert_diagnoses_like_hive(&img, Some(layout.windows_partition()), h);
+        assert_eq!(code, 1, "{c:?}: these hives block RDP");
+        std::fs::remove_file(&img).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    notice(&format!(
+        "{layout:?} {h:?}: 5 containers in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    ));
+}
+
+// ---- 1. Every container and layout reads like the hive files -------------------------------
+
+#[test]
+fn gen1_win7_every_container_diagnoses_like_the_hive_file() {
+    every_container_diagnoses_like_the_hive_file(Layout::Gen1, Hives::Win7);
+}
+
+#[test]
+fn gen1_dirty_hive_every_container_diagnoses_like_the_hive_file() {
+    every_container_diagnoses_like_the_hive_file(Layout::Gen1, Hives::Dirty);
+}
+
+#[test]
+fn gen2_win7_every_container_diagnoses_like_the_hive_file() {
+    every_container_diagnoses_like_the_hive_file(Layout::Gen2, Hives::Win7);
+}
+
+#[test]
+fn gen2_dirty_hive_every_container_diagnoses_like_the_hive_file() {
+    every_container_diagnoses_like_the_hive_file(Layout::Gen2, Hives::Dirty);
+}
+
+#[test]
+fn volume_image_diagnoses_like_the_hive_file() {
+    if ready().is_none() {
+        return;
+    }
+    for h in [Hives::Win7, Hives::Dirty, Hives::Healthy] {
+        let img = volume_image(h.name(), Some(h), &[]);
+        let code = assert_diagnoses_like_hive(&img, None, h);
+        assert_eq!(code, if h == Hives::Healthy { 0 } else { 1 }, "{h:?}");
+    }
+}
+
+// ---- 2, 3. script and netsh show ------------------------------------------------------------
+
+#[test]
+fn script_from_an_image_is_the_script_from_the_hive_file() {
+    if ready().is_none() {
+        return;
+    }
+    for (layout, h, c) in [
+        (Layout::Gen2, Hives::Win7, Container::VhdxDynamic),
+        (Layout::Gen1, Hives::Dirty, Container::VhdFixed),
+    ] {
+        let img = image(layout, h, c);
+        let hive = hive_path(h);
+        for flags in [
+            &[][..],
+            &["--powershell"][..],
+            &["--offline-cmd", "--drive", "F"][..],
+        ] {
+            let mut a = vec!["script"];
+            a.extend_from_slice(flags);
+            let x = gwp(&a, &img);
+            let y = gwp(&a, &hive);
+            assert_eq!(x.status.code(), Some(0), "{}", stderr(&x));
+            assert_eq!(y.status.code(), Some(0), "{}", stderr(&y));
+            let pre = prefix(&img, Some(layout.windows_partition()));
+            let root = format!("{}/", hive_tree(h).display());
+            let (sx, sy) = (stdout(&x), stdout(&y));
+            assert!(
+                sx.contains(&pre),
+                "{img:?} {flags:?}: the script names the image:\n{sx}"
+            );
+            let nx: Vec<String> = sx.lines().map(|l| l.replace(&pre, "<ROOT>/")).collect();
+            let ny: Vec<String> = sy.lines().map(|l| l.replace(&root, "<ROOT>/")).collect();
+            assert_eq!(nx, ny, "{img:?} {flags:?}");
+            // Only the lines naming the target differ.
+            let differing = sx.lines().zip(sy.lines()).filter(|(p, q)| p != q).count();
+            let naming = sx.lines().filter(|l| l.contains(&pre)).count();
+            assert_eq!(differing, naming, "{img:?} {flags:?}");
+        }
+    }
+}
+
+#[test]
+fn netsh_show_from_an_image_is_netsh_show_from_the_hive_file() {
+    if ready().is_none() {
+        return;
+    }
+    for (layout, h, c) in [
+        (Layout::Gen2, Hives::Win7, Container::VhdxDynamic),
+        (Layout::Gen1, Hives::Dirty, Container::VhdDynamic),
+    ] {
+        let img = image(layout, h, c);
+        let hive = hive_path(h);
+        for cmd in [
+            &[
+                "advfirewall",
+                "firewall",
+                "show",
+                "rule",
+                "name=all",
+                "dir=in",
+            ][..],
+            &["advfirewall", "show", "allprofiles"][..],
+        ] {
+            let run = |target: &Path| {
+                let mut a = vec!["netsh", "--system", s(target)];
+                a.extend_from_slice(cmd);
+                gw(&a)
+            };
+            let (x, y) = (run(&img), run(&hive));
+            assert_eq!(x.status.code(), Some(0), "{img:?} {cmd:?}: {}", stderr(&x));
+            assert_eq!(y.status.code(), Some(0), "{cmd:?}: {}", stderr(&y));
+            assert!(x.stdout.len() > 200, "{cmd:?}: {}", stdout(&x));
+            assert!(
+                x.stdout == y.stdout,
+                "{img:?} {cmd:?}: netsh output differs\n--- image ---\n{}\n--- file ---\n{}",
+                stdout(&x),
+                stdout(&y)
+            );
+        }
+    }
+}
+
+// ---- 4. Refusals ---------------------------------------------------------------------------
+
+fn file_hash(p: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    use std::io::Read;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut f = std::fs::File::open(p).unwrap();
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        buf[..n].hash(&mut h);
+    }
+    h.finish()
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn writing_commands_refuse_an_image_and_leave_it_byte_identical() {
+    if ready().is_none() {
+        return;
+    }
+    for (layout, c) in [
+        (Layout::Gen1, Container::VhdFixed),
+        (Layout::Gen2, Container::VhdxDynamic),
+        (Layout::Gen2, Container::Raw),
+    ] {
+        let dir = workdir().join(format!("refuse-{}-{}", layout.name(), c.ext()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = dir.join(format!("os-disk.{}", c.ext()));
+        convert(&raw(layout, Hives::Win7), c, &img);
+        let (before, files) = (file_hash(&img), listing(&dir));
+        let mtime = std::fs::metadata(&img).unwrap().modified().unwrap();
+        let i = s(&img);
+        for args in [
+            vec!["fix", i],
+            vec!["fix", "--dry-run", i],
+            vec!["fix", "--json", i],
+            vec!["fix", "--partition", "2", i],
+            vec!["undo", i],
+            vec!["undo", "--dry-run", i],
+            vec![
+                "netsh",
+                "--system",
+                i,
+                "advfirewall",
+                "firewall",
+                "set",
+                "rule",
+                "group=Remote Desktop",
+                "new",
+                "enable=yes",
+            ],
+            vec![
+                "netsh",
+                "--system",
+                i,
+                "advfirewall",
+                "set",
+                "allprofiles",
+                "state",
+                "off",
+            ],
+        ] {
+            let o = gw(&args);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stdout(&o));
+            let e = stderr(&o);
+            assert!(
+                e.starts_with("guestwall: error: ") && e.contains(i),
+                "{args:?}: {e}"
+            );
+            assert!(
+                e.contains("does not write into them yet")
+                    || (args.contains(&"--partition") && e.contains("partition")),
+                "{args:?}: {e}"
+            );
+        }
+        assert_eq!(file_hash(&img), before, "{c:?}: the image changed");
+        assert_eq!(std::fs::metadata(&img).unwrap().modified().unwrap(), mtime);
+        assert_eq!(
+            listing(&dir),
+            files,
+            "{c:?}: files appeared beside the image"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn qcow2_is_refused_with_a_hint_to_convert() {
+    if ready().is_none() {
+        return;
+    }
+    let q = workdir().join("disk.qcow2");
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-q",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            s(&raw(Layout::Gen1, Hives::Win7)),
+            s(&q),
+        ],
+    );
+    for cmd in ["diagnose", "script", "fix"] {
+        let o = gwp(&[cmd], &q);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("QCOW2") && e.contains("convert") && e.contains(s(&q)),
+            "{cmd}: {e}"
+        );
+    }
+    std::fs::remove_file(&q).unwrap();
+}
+
+#[test]
+fn partition_option_is_checked() {
+    if ready().is_none() {
+        return;
+    }
+    let img = image(Layout::Gen1, Hives::Win7, Container::VhdDynamic);
+    let i = s(&img);
+    let o = gw(&["diagnose", "--partition", "9", i]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no Windows installation on partition 9"),
+        "{}",
+        stderr(&o)
+    );
+    // Partition 1 is System Reserved: NTFS, but no Windows.
+    let o = gw(&["diagnose", "--partition", "1", i]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no Windows installation on partition 1"),
+        "{}",
+        stderr(&o)
+    );
+    let o = gw(&["diagnose", "--partition", "2", i]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with(&prefix(&img, Some(2))));
+    // --partition 0 is not a partition number.
+    let o = gw(&["diagnose", "--partition", "0", i]);
+    assert_eq!(o.status.code(), Some(2));
+    // On a hive file it does not apply.
+    let hive = hive_path(Hives::Win7);
+    for cmd in ["diagnose", "script"] {
+        let o = gwp(&[cmd, "--partition", "1"], &hive);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        assert!(
+            stderr(&o).contains("--partition applies to a disk image"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+// ---- 5. Hostile and odd images ---------------------------------------------------------------
+
+#[test]
+fn bitlocker_volume_is_named() {
+    if ready().is_none() {
+        return;
+    }
+    // One partition, encrypted (the BitLocker signature at offset 3 of its boot sector).
+    let disk = cached("bitlocker-mbr", || {
+        let out = workdir().join("bitlocker.raw");
+        build_raw(
+            &out,
+            48,
+            "label: dos\nstart=2048, type=7\n",
+            vec![Fill::Ntfs {
+                label: "Windows",
+                wim: Some(hives_wim(Hives::Win7)),
+                bitlocker: true,
+            }],
+        );
+        out
+    });
+    for c in [Container::Raw, Container::VhdxDynamic] {
+        let img = workdir().join(format!("bitlocker.{}", c.ext()));
+        if c != Container::Raw {
+            convert(&disk, c, &img);
+        }
+        let img = if c == Container::Raw {
+            disk.clone()
+        } else {
+            img
+        };
+        let o = gwp(&["diagnose"], &img);
+        assert_eq!(o.status.code(), Some(2), "{c:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("BitLocker") && e.contains("partition 1") && e.contains("no Windows"),
+            "{c:?}: {e}"
+        );
+    }
+    // A bare volume image.
+    let vol = workdir().join("bitlocker-vol.img");
+    run(
+        "cp",
+        &[
+            "--sparse=always",
+            s(&volume_image("win7", Some(Hives::Win7), &[])),
+            s(&vol),
+        ],
+    );
+    write_at(&vol, 3, b"-FVE-FS-");
+    let o = gwp(&["diagnose"], &vol);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("BitLocker"), "{}", stderr(&o));
+}
+
+#[test]
+fn no_windows_installation_is_said() {
+    if ready().is_none() {
+        return;
+    }
+    let vol = volume_image("nowin", None, &[]);
+    let o = gwp(&["diagnose"], &vol);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no Windows installation"),
+        "{}",
+        stderr(&o)
+    );
+    // A Gen2 disk whose only NTFS volumes are System Reserved-like and Recovery.
+    let disk = cached("gen2-nowin", || {
+        let out = workdir().join("gen2-nowin.raw");
+        build_raw(
+            &out,
+            128,
+            GEN2,
+            vec![
+                Fill::Fat32,
+                Fill::Nothing,
+                Fill::Ntfs {
+                    label: "Data",
+                    wim: Some(system_reserved_wim()),
+                    bitlocker: false,
+                },
+                Fill::Ntfs {
+                    label: "Recovery",
+                    wim: Some(recovery_wim()),
+                    bitlocker: false,
+                },
+            ],
+        );
+        out
+    });
+    let o = gwp(&["diagnose", "--json"], &disk);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no Windows installation on any partition"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(json(&o).to_string().contains("no Windows installation"));
+}
+
+#[test]
+fn two_windows_installations_need_partition() {
+    if ready().is_none() {
+        return;
+    }
+    // Gen1, with a (healthy) Windows on partition 1 as well as the Win7 one on partition 2.
+    let raw = cached("two-windows", || {
+        let out = workdir().join("two-windows.raw");
+        build_raw(
+            &out,
+            80,
+            "label: dos\nstart=2048, size=40960, type=7, bootable\nstart=43008, type=7\n",
+            vec![
+                Fill::Ntfs {
+                    label: "Old",
+                    wim: Some(hives_wim(Hives::Healthy)),
+                    bitlocker: false,
+                },
+                Fill::Ntfs {
+                    label: "Windows",
+                    wim: Some(hives_wim(Hives::Win7)),
+                    bitlocker: false,
+                },
+            ],
+        );
+        out
+    });
+    let img = workdir().join("two-windows.vhdx");
+    convert(&raw, Container::VhdxDynamic, &img);
+    for cmd in ["diagnose", "script"] {
+        let o = gwp(&[cmd], &img);
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("several Windows installations")
+                && e.contains("partition 1")
+                && e.contains("partition 2")
+                && e.contains("--partition"),
+            "{cmd}: {e}"
+        );
+    }
+    let code = {
+        let o = gwp(&["diagnose", "--partition", "1"], &img);
+        assert!(stdout(&o).starts_with(&prefix(&img, Some(1))));
+        o.status.code()
+    };
+    assert_eq!(code, Some(0), "the healthy one");
+    let o = gwp(&["diagnose", "--partition", "2"], &img);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with(&prefix(&img, Some(2))));
+    let o = gw(&[
+        "netsh",
+        "--system",
+        s(&img),
+        "--partition",
+        "2",
+        "advfirewall",
+        "show",
+        "allprofiles",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::remove_file(&img).unwrap();
+}
+
+#[test]
+fn hibernated_windows_is_diagnosed_with_a_note() {
+    if ready().is_none() {
+        return;
+    }
+    let hiber = [b"hibr".as_slice(), &ntfs::noise(5, 200_000)].concat();
+    let vol = volume_image("hibernated", Some(Hives::Win7), &[("hiberfil.sys", hiber)]);
+    assert_eq!(
+        run("ntfscat", &["-f", s(&vol), "/hiberfil.sys"])[..4],
+        *b"hibr",
+        "the image holds a hibernation file"
+    );
+    let o = gwp(&["diagnose", "--json"], &vol);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let j = json(&o);
+    let notes: Vec<&Value> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["detail"].as_str().unwrap_or("").contains("hibernated"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{j:#}");
+    assert!(notes[0]["detail"].as_str().unwrap().contains(s(&vol)));
+    let o = gwp(&["diagnose"], &vol);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("hibernated"), "{}", stdout(&o));
+    // Writing is refused anyway.
+    let o = gwp(&["fix"], &vol);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// Exit 0, 1 or 2 (with guestwall's error line), never a panic (101) or a signal.
+fn assert_handled(o: &Output, what: &str) {
+    match o.status.code() {
+        Some(0 | 1) => {}
+        Some(2) => assert!(
+            stderr(o).starts_with("guestwall: error: "),
+            "{what}: {}",
+            stderr(o)
+        ),
+        other => panic!(
+            "{what}: exit {other:?} (a crash):\n{}\n{}",
+            stdout(o),
+            stderr(o)
+        ),
+    }
+}
+
+#[test]
+fn truncated_and_damaged_images_never_crash_or_hang() {
+    if ready().is_none() {
+        return;
+    }
+    let t0 = Instant::now();
+    let mut runs = 0;
+    let dir = workdir().join("damaged");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (layout, c) in [
+        (Layout::Gen1, Container::Raw),
+        (Layout::Gen2, Container::Raw),
+        (Layout::Gen1, Container::VhdFixed),
+        (Layout::Gen1, Container::VhdDynamic),
+        (Layout::Gen2, Container::VhdxDynamic),
+        (Layout::Gen2, Container::VhdxFixed),
+    ] {
+        let good = image(layout, Hives::Win7, c);
+        let len = std::fs::metadata(&good).unwrap().len();
+        let bad = dir.join(format!("bad.{}", c.ext()));
+        let win = match layout {
+            Layout::Gen1 => 18432 * 512,
+            Layout::Gen2 => 51 * MIB,
+        };
+        // Truncations.
+        let mut cuts = vec![
+            0,
+            1,
+            511,
+            512,
+            1024,
+            4096,
+            65536,
+            128 << 10,
+            192 << 10,
+            MIB,
+            MIB + 512,
+            4 * MIB,
+            win,
+            win + 4096,
+            win + 5 * MIB,
+            len / 2,
+            len - 512,
+            len - 1,
+        ];
+        cuts.retain(|&c| c < len);
+        for cut in cuts {
+            run("cp", &["--sparse=always", s(&good), s(&bad)]);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&bad)
+                .unwrap()
+                .set_len(cut)
+                .unwrap();
+            let o = gw_timeout(&["diagnose", s(&bad)]);
+            assert_handled(&o, &format!("{c:?} {layout:?} cut at {cut}"));
+            runs += 1;
+        }
+        // Byte flips in the headers: the container's, the partition table's, and the
+        // Windows volume's boot sector (for raw and fixed VHD, where it is at its offset).
+        run("cp", &["--sparse=always", s(&good), s(&bad)]);
+        let mut spots: Vec<u64> = match c {
+            Container::VhdxDynamic | Container::VhdxFixed => vec![
+                0, 8, 0x10000, 0x10008, 0x10010, 0x10040, 0x20000, 0x20008, 0x30000, 0x30010,
+                0x30020, 0x40010,
+            ],
+            Container::VhdDynamic => vec![0, 0x28, 0x30, 0x3c, 0x40, 0x200, 0x210, 0x21c, 0x600],
+            _ => vec![],
+        };
+        if matches!(c, Container::Raw | Container::VhdFixed) {
+            spots.extend([
+                0x1be, 0x1c6, 0x1ca, 0x1ce, 0x1d6, 0x1fe, 0x200, 0x248, 0x250,
+            ]);
+            spots.extend([
+                win + 3,
+                win + 0x0b,
+                win + 0x0d,
+                win + 0x30,
+                win + 0x40,
+                win + 0x44,
+            ]);
+        }
+        if c == Container::VhdFixed {
+            spots.extend([len - 512, len - 512 + 0x30, len - 512 + 0x3c]);
+        }
+        for at in spots {
+            let orig = read_at(&bad, at, 8);
+            for pattern in [[0xffu8; 8], [0u8; 8]] {
+                let flipped: Vec<u8> = if pattern[0] == 0xff {
+                    orig.iter().map(|b| !b).collect()
+                } else {
+                    pattern.to_vec()
+                };
+                write_at(&bad, at, &flipped);
+                let o = gw_timeout(&["diagnose", s(&bad)]);
+                assert_handled(
+                    &o,
+                    &format!("{c:?} {layout:?} bytes at {at:#x} = {flipped:02x?}"),
+                );
+                runs += 1;
+            }
+            write_at(&bad, at, &orig);
+        }
+        std::fs::remove_file(&bad).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    notice(&format!(
+        "{runs} damaged images in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    ));
+}
+
+fn write_at(p: &Path, at: u64, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.write_all_at(data, at).unwrap();
+}
+
+fn read_at(p: &Path, at: u64, n: usize) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut b = vec![0u8; n];
+    std::fs::File::open(p)
+        .unwrap()
+        .read_exact_at(&mut b, at)
+        .unwrap();
+    b
+}
