@@ -629,9 +629,25 @@ const NO_SOFTWARE_IMAGE: &str = "no SOFTWARE hive in the image's System32\\confi
 /// `TREE/Windows/...`), and that the text output names the hive inside the image. Returns
 /// the exit code.
 fn assert_diagnoses_like_hive(img: &Path, partition: Option<u32>, h: Hives) -> i32 {
+    let os = (h == Hives::Win7).then_some(OS_NAME);
+    assert_diagnoses_like_tree(img, partition, &hive_tree(h), h == Hives::Dirty, os)
+}
+
+/// [`assert_diagnoses_like_hive`] against the hives in `tree/Windows/System32/config`;
+/// `dirty`: a note must name the hive in the image; `os`: the OS name SOFTWARE gives.
+fn assert_diagnoses_like_tree(
+    img: &Path,
+    partition: Option<u32>,
+    tree: &Path,
+    dirty: bool,
+    os: Option<&str>,
+) -> i32 {
     let what = img.display().to_string();
     let a = gw(&["diagnose", &what, "--json"]);
-    let b = gwp(&["diagnose", "--json"], &hive_path(h));
+    let b = gwp(
+        &["diagnose", "--json"],
+        &tree.join("Windows/System32/config/SYSTEM"),
+    );
     let code = a.status.code().unwrap();
     assert!(code == 0 || code == 1, "{what}: {}", stderr(&a));
     assert_eq!(a.status.code(), b.status.code(), "{what}: exit code");
@@ -641,22 +657,22 @@ fn assert_diagnoses_like_hive(img: &Path, partition: Option<u32>, h: Hives) -> i
     jb.as_object_mut().unwrap().remove("target");
     let pre = prefix(img, partition);
     // A dirty hive's note names it: the image's location must be what the note says.
-    if h == Hives::Dirty {
+    if dirty {
         assert!(
             contains_str(&ja, &format!("{pre}Windows/System32/config/SYSTEM")),
             "{what}: no note names the hive inside the image:\n{ja:#}"
         );
     }
     replace_all(&mut ja, &pre, "<ROOT>/");
-    replace_all(&mut jb, &format!("{}/", hive_tree(h).display()), "<ROOT>/");
+    replace_all(&mut jb, &format!("{}/", tree.display()), "<ROOT>/");
     replace_all(&mut ja, NO_SOFTWARE_IMAGE, "<NO SOFTWARE>");
     replace_all(&mut jb, NO_SOFTWARE_FILE, "<NO SOFTWARE>");
     assert!(
         ja == jb,
         "{what}: diagnose differs from the hive file's\n--- image ---\n{ja:#}\n--- file ---\n{jb:#}"
     );
-    if h == Hives::Win7 {
-        assert_eq!(ja["os"]["name"], OS_NAME, "{what}: the OS from SOFTWARE");
+    if let Some(os) = os {
+        assert_eq!(ja["os"]["name"], os, "{what}: the OS from SOFTWARE");
         assert_eq!(ja["os"]["inferred"], false, "{what}");
     }
     let t = gw(&["diagnose", &what]);
@@ -1320,4 +1336,226 @@ fn read_at(p: &Path, at: u64, n: usize) -> Vec<u8> {
         .read_exact_at(&mut b, at)
         .unwrap();
     b
+}
+
+// ---- VHDX differencing -----------------------------------------------------------------------
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn utf16le(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+const VHDX_BAT: [u8; 16] = [
+    0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42, 0x9d, 0x64, 0x11, 0x5e, 0x9b, 0xfd, 0x4a, 0x08,
+];
+const VHDX_FILE_PARAMS: [u8; 16] = [
+    0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d, 0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b,
+];
+const VHDX_PARENT_LOCATOR: [u8; 16] = [
+    0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45, 0xab, 0xf7, 0xd3, 0xd8, 0x48, 0x34, 0xab, 0x0c,
+];
+const VHDX_LOCATOR_TYPE: [u8; 16] = [
+    0xb7, 0xef, 0x4a, 0xb0, 0x9e, 0xd1, 0x81, 0x4a, 0xb7, 0x89, 0x25, 0xb8, 0xe9, 0x44, 0x59, 0x13,
+];
+
+/// The current header's DataWriteGuid of a VHDX, as the `{...}` text a parent locator holds.
+fn vhdx_data_write_guid(p: &Path) -> String {
+    let b = read_at(p, 0, 0x30000);
+    let seq = |at: usize| (&b[at..at + 4] == b"head").then(|| le64(&b, at + 8));
+    let h = match (seq(0x10000), seq(0x20000)) {
+        (Some(x), Some(y)) if y > x => 0x20000,
+        (Some(_), _) => 0x10000,
+        _ => 0x20000,
+    };
+    let g = &b[h + 32..h + 48];
+    let hex = |r: &[u8]| r.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "{{{:08x}-{:04x}-{:04x}-{}-{}}}",
+        le32(g, 0),
+        u16::from_le_bytes([g[4], g[5]]),
+        u16::from_le_bytes([g[6], g[7]]),
+        hex(&g[8..10]),
+        hex(&g[10..16])
+    )
+}
+
+/// A differencing VHDX child of `parent` (made from `parent_raw`, 1 MiB blocks) whose
+/// content is `child_raw`: qemu-img makes a dynamic VHDX of `child_raw` (qemu cannot create
+/// differencing VHDX files), then HasParent and a parent locator (MS-VHDX 2.6.2.6, 2.6.2.6.1)
+/// are set, and every payload block equal in both raws becomes PAYLOAD_BLOCK_NOT_PRESENT, so
+/// that it is read from the parent. Returns how many blocks the child keeps.
+fn make_vhdx_child(parent: &Path, parent_raw: &Path, child_raw: &Path, child: &Path) -> usize {
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-q",
+            "-f",
+            "raw",
+            "-O",
+            "vhdx",
+            "-o",
+            "subformat=dynamic,block_size=1M",
+            s(child_raw),
+            s(child),
+        ],
+    );
+    let mut b = std::fs::read(child).unwrap();
+    let rt = 0x30000;
+    let (mut bat_at, mut meta_at) = (0, 0);
+    for i in 0..le32(&b, rt + 8) as usize {
+        let e = rt + 16 + 32 * i;
+        if b[e..e + 16] == VHDX_BAT {
+            bat_at = le64(&b, e + 16) as usize;
+        } else {
+            meta_at = le64(&b, e + 16) as usize;
+        }
+    }
+    let count = u16::from_le_bytes([b[meta_at + 10], b[meta_at + 11]]) as usize;
+    let mut free = 0;
+    for i in 0..count {
+        let e = meta_at + 32 + 32 * i;
+        let (off, len) = (le32(&b, e + 16) as usize, le32(&b, e + 20) as usize);
+        free = free.max(off + len);
+        if b[e..e + 16] == VHDX_FILE_PARAMS {
+            b[meta_at + off + 4] |= 2; // HasParent
+        }
+    }
+    let free = free.next_multiple_of(4096);
+    let pairs = [
+        ("parent_linkage", vhdx_data_write_guid(parent)),
+        ("relative_path", ".\\parent.vhdx".to_string()),
+        ("absolute_win32_path", "C:\\VMs\\parent.vhdx".to_string()),
+    ];
+    let mut item = VHDX_LOCATOR_TYPE.to_vec();
+    item.extend_from_slice(&0u16.to_le_bytes());
+    item.extend_from_slice(&(pairs.len() as u16).to_le_bytes());
+    let base = 20 + 12 * pairs.len();
+    let mut strings = Vec::new();
+    for (k, v) in &pairs {
+        let (k, v) = (utf16le(k), utf16le(v));
+        let ko = base + strings.len();
+        strings.extend_from_slice(&k);
+        let vo = base + strings.len();
+        strings.extend_from_slice(&v);
+        item.extend_from_slice(&(ko as u32).to_le_bytes());
+        item.extend_from_slice(&(vo as u32).to_le_bytes());
+        item.extend_from_slice(&(k.len() as u16).to_le_bytes());
+        item.extend_from_slice(&(v.len() as u16).to_le_bytes());
+    }
+    item.extend_from_slice(&strings);
+    b[meta_at + free..meta_at + free + item.len()].copy_from_slice(&item);
+    let e = meta_at + 32 + 32 * count;
+    b[e..e + 16].copy_from_slice(&VHDX_PARENT_LOCATOR);
+    b[e + 16..e + 20].copy_from_slice(&(free as u32).to_le_bytes());
+    b[e + 20..e + 24].copy_from_slice(&(item.len() as u32).to_le_bytes());
+    b[e + 24..e + 28].copy_from_slice(&4u32.to_le_bytes()); // IsRequired
+    b[meta_at + 10..meta_at + 12].copy_from_slice(&((count + 1) as u16).to_le_bytes());
+    // Blocks of 1 MiB; chunk ratio 4096, so block n's BAT entry is entry n (n < 4096).
+    let blocks = (std::fs::metadata(child_raw).unwrap().len() / MIB) as usize;
+    assert!(blocks < 4096);
+    let mut kept = 0;
+    for n in 0..blocks {
+        let at = n as u64 * MIB;
+        if read_at(parent_raw, at, MIB as usize) == read_at(child_raw, at, MIB as usize) {
+            b[bat_at + 8 * n..bat_at + 8 * n + 8].copy_from_slice(&0u64.to_le_bytes());
+        } else {
+            kept += 1;
+        }
+    }
+    std::fs::write(child, b).unwrap();
+    kept
+}
+
+#[test]
+fn vhdx_differencing_child_reads_through_its_parent() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = workdir().join("differencing");
+    std::fs::create_dir_all(&dir).unwrap();
+    let parent_raw = raw(Layout::Gen2, Hives::Win7);
+    let parent = dir.join("parent.vhdx");
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-q",
+            "-f",
+            "raw",
+            "-O",
+            "vhdx",
+            "-o",
+            "subformat=dynamic,block_size=1M",
+            s(&parent_raw),
+            s(&parent),
+        ],
+    );
+    // A child with no changes reads like its parent.
+    let same = dir.join("same.avhdx");
+    assert_eq!(make_vhdx_child(&parent, &parent_raw, &parent_raw, &same), 0);
+    assert_diagnoses_like_hive(&same, Some(3), Hives::Win7);
+    // A child where SYSTEM was replaced (ntfscp into the Windows volume): the changed clusters
+    // and MFT records come from the child, everything else from the parent.
+    let child_raw = dir.join("child.raw");
+    run("cp", &["--sparse=always", s(&parent_raw), s(&child_raw)]);
+    let vol = dir.join("windows.vol");
+    let (start, sectors) = (51 * MIB / 512, 60 * MIB / 512);
+    run(
+        "dd",
+        &[
+            &format!("if={}", s(&child_raw)),
+            &format!("of={}", s(&vol)),
+            "bs=512",
+            &format!("skip={start}"),
+            &format!("count={sectors}"),
+            "conv=sparse",
+            "status=none",
+        ],
+    );
+    let healthy = guestwall_samples::healthy_rdp_system().unwrap();
+    ntfscp(&vol, "Windows/System32/config/SYSTEM", &healthy);
+    assert_eq!(
+        run(
+            "ntfscat",
+            &["-f", s(&vol), "/Windows/System32/config/SYSTEM"]
+        ),
+        healthy
+    );
+    dd_into(&vol, &child_raw, start);
+    let child = dir.join("child.avhdx");
+    let kept = make_vhdx_child(&parent, &parent_raw, &child_raw, &child);
+    assert!(
+        kept > 0 && kept < 20,
+        "the child keeps {kept} of 128 blocks"
+    );
+    let tree = dir.join("tree");
+    ntfs::write_tree(
+        &tree,
+        &[
+            (
+                "Windows/System32/config/SYSTEM",
+                Content::Bytes(healthy.clone()),
+            ),
+            (
+                "Windows/System32/config/SOFTWARE",
+                Content::Bytes(software_hive()),
+            ),
+        ],
+    );
+    assert_diagnoses_like_tree(&child, Some(3), &tree, false, Some(OS_NAME));
+    // The parent still reads as before, and without its parent the child is an error that
+    // names it.
+    assert_eq!(gwp(&["diagnose"], &parent).status.code(), Some(1));
+    std::fs::rename(&parent, dir.join("moved.vhdx")).unwrap();
+    let o = gwp(&["diagnose"], &child);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("parent.vhdx"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
 }
