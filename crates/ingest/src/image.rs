@@ -41,6 +41,17 @@ pub struct ImageWindows {
     pub notes: Vec<String>,
     /// Which partition and folder.
     pub found: FoundWindows,
+    /// The virtual disk (for writing in place: its map).
+    pub disk: Arc<Disk>,
+    /// Where the volume starts on the virtual disk.
+    pub volume_start: u64,
+    /// Why the volume must not be written (dirty, unclean `$LogFile`, hibernated, fast
+    /// startup); empty when it is clean.
+    pub volume_unclean: Vec<String>,
+    /// The SYSTEM file (its data runs, sizes and flags).
+    pub system_file: FileView<Part>,
+    /// The SOFTWARE file.
+    pub software_file: Option<FileView<Part>>,
 }
 
 fn image_err(img: &ImageRef, reason: impl std::fmt::Display) -> IngestError {
@@ -76,7 +87,7 @@ impl<R: ReadAt> ReadAt for Tally<R> {
 /// The NTFS volumes of an image (or of the one partition asked for).
 struct Volumes {
     /// (partition number, volume).
-    list: Vec<(u32, Volume<Part>)>,
+    list: Vec<(u32, u64, Volume<Part>)>,
     /// Partitions encrypted with BitLocker.
     encrypted: Vec<u32>,
     /// Partitions that could not be read, and why.
@@ -85,6 +96,8 @@ struct Volumes {
     whole: bool,
     /// Warnings of the container and the partition table.
     notes: Vec<String>,
+    /// The virtual disk.
+    disk: Arc<Disk>,
 }
 
 impl Volumes {
@@ -124,6 +137,7 @@ fn volumes(img: &ImageRef) -> Result<Volumes> {
         skipped: Vec::new(),
         whole: table.scheme == guestwall_vdisk::Scheme::WholeDisk,
         notes,
+        disk: Arc::clone(&disk),
     };
     if let Some(n) = partition {
         if !table.partitions.iter().any(|p| p.index == n) {
@@ -149,7 +163,7 @@ fn volumes(img: &ImageRef) -> Result<Volumes> {
             .view(Arc::clone(&disk))
             .map_err(|e| image_err(img, format!("partition {}: {e}", p.index)))?;
         match Volume::open(view) {
-            Ok(vol) => v.list.push((p.index, vol)),
+            Ok(vol) => v.list.push((p.index, p.start, vol)),
             Err(guestwall_ntfsvol::Error::BitLocker) => v.encrypted.push(p.index),
             Err(guestwall_ntfsvol::Error::NotNtfs { .. }) => {}
             Err(e) => {
@@ -181,17 +195,18 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
         skipped,
         whole,
         mut notes,
+        disk,
     } = volumes(img)?;
-    let mut volumes: Vec<Volume<Part>> = Vec::new();
+    let mut volumes: Vec<(u64, Volume<Part>)> = Vec::new();
     let mut found: Vec<(u32, usize, WindowsInstall)> = Vec::new();
-    for (index, vol) in list {
+    for (index, start, vol) in list {
         let installs = vol
             .find_windows()
             .map_err(|e| image_err(img, format!("partition {index}: {e}")))?;
         for w in installs {
             found.push((index, volumes.len(), w));
         }
-        volumes.push(vol);
+        volumes.push((start, vol));
     }
     let name = |n: u32| {
         if whole {
@@ -232,7 +247,7 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
     }
     notes.extend(skipped.iter().map(|s| format!("{}: {s}", path.display())));
     let (index, vi, win) = found.pop().expect("one installation");
-    let vol = volumes.swap_remove(vi);
+    let (volume_start, vol) = volumes.swap_remove(vi);
     let part = (!whole).then_some(index);
     for reason in vol.state().reasons() {
         notes.push(format!("{}: {}: {reason}", path.display(), name(index)));
@@ -251,7 +266,8 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
             .map_err(|e| image_err(img, format!("{}: {e}", at(&p))))?;
         Ok(Some((at(&p), view)))
     };
-    let hive = |primary: NtfsHive, logs: [NtfsHive; 2]| -> Result<Option<ImageHive>> {
+    type Opened = (ImageHive, FileView<Part>);
+    let hive = |primary: NtfsHive, logs: [NtfsHive; 2]| -> Result<Option<Opened>> {
         let Some((location, view)) = open(primary)? else {
             return Ok(None);
         };
@@ -261,9 +277,12 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
                 log_views.push(v);
             }
         }
-        Ok(Some(ReaderSource::new(location, view, log_views)))
+        Ok(Some((
+            ReaderSource::new(location, view.clone(), log_views),
+            view,
+        )))
     };
-    let system = hive(
+    let (system, system_file) = hive(
         NtfsHive::System,
         [NtfsHive::SystemLog1, NtfsHive::SystemLog2],
     )?
@@ -272,6 +291,10 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
         NtfsHive::Software,
         [NtfsHive::SoftwareLog1, NtfsHive::SoftwareLog2],
     )?;
+    let (software, software_file) = match software {
+        Some((s, f)) => (Some(s), Some(f)),
+        None => (None, None),
+    };
     Ok(ImageWindows {
         system,
         software,
@@ -280,6 +303,11 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
             partition: part,
             dir: win.dir,
         },
+        disk,
+        volume_start,
+        volume_unclean: vol.state().reasons(),
+        system_file,
+        software_file,
     })
 }
 
@@ -292,6 +320,9 @@ pub struct ImageRef {
     pub partition: Option<u32>,
     /// What the container is, for messages (`a VHDX disk image`).
     pub what: &'static str,
+    /// Where the undo journal of an in-place repair goes (`--journal-dir`; default beside
+    /// the image).
+    pub journal_dir: Option<PathBuf>,
 }
 
 /// A file inside an image, named as `IMAGE::PATH` or `IMAGE::partition N::PATH` (the form
@@ -313,7 +344,7 @@ pub fn split_image_path(arg: &str) -> Option<(PathBuf, Option<u32>, String)> {
 pub fn open_file(img: &ImageRef, inner: &str) -> Result<ImageHive> {
     let v = volumes(img)?;
     let mut hits: Vec<(u32, FileView<Part>, &Volume<Part>)> = Vec::new();
-    for (n, vol) in &v.list {
+    for (n, _, vol) in &v.list {
         match vol.file(inner) {
             Ok(f) => hits.push((*n, f, vol)),
             Err(guestwall_ntfsvol::Error::NotFound { .. }) => {}

@@ -109,6 +109,7 @@ fn locate_inner(target: &Path, software: Option<&Path>) -> Result<Target> {
                         path: target.to_path_buf(),
                         partition: None,
                         what,
+                        journal_dir: None,
                     }),
                 });
             }
@@ -122,6 +123,7 @@ fn locate_inner(target: &Path, software: Option<&Path>) -> Result<Target> {
                     path: target.to_path_buf(),
                     partition: None,
                     what: "a block device",
+                    journal_dir: None,
                 }),
             });
         }

@@ -72,7 +72,8 @@ pub use key::{
     KEY_SYM_LINK,
 };
 pub use log::{
-    find_logs, marvin32, recover, GrowBuf, LogFormat, LogInput, LogReport, Recovery, MARVIN_SEED,
+    find_logs, marvin32, max_sequence, recover, GrowBuf, LogFormat, LogInput, LogReport, Recovery,
+    MARVIN_SEED,
 };
 pub use name::{
     cmp_units_ignore_case, eq_ignore_case, lh_hash, lh_hash_str, upcase, upcase_str, Name,

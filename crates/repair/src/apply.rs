@@ -149,8 +149,8 @@ pub fn apply(target: &Target, plan: Plan, save: &SaveOptions, port: Option<u16>)
 /// Takes the locks of the target's hives for `op` (unless a dry run), before anything is read,
 /// so that the plan is made from what no other writer can change until it is written.
 pub fn lock_target(op: &mut Operation, target: &Target, save: &SaveOptions) -> Result<()> {
-    files_only(target)?;
-    if save.dry_run {
+    // A disk image is locked as a whole by the in-place writer.
+    if save.dry_run || target.image.is_some() {
         return Ok(());
     }
     for p in std::iter::once(&target.system).chain(target.software.as_ref()) {
@@ -162,17 +162,6 @@ pub fn lock_target(op: &mut Operation, target: &Target, save: &SaveOptions) -> R
     Ok(())
 }
 
-/// Refuses a disk image as a target to write to (or to undo in).
-fn files_only(target: &Target) -> Result<()> {
-    match &target.image {
-        Some(img) => Err(RepairError::ImageReadOnly {
-            path: img.path.clone(),
-            what: img.what,
-        }),
-        None => Ok(()),
-    }
-}
-
 /// [`apply`] as part of an operation that may already hold the hives' locks.
 pub fn apply_in(
     op: &mut Operation,
@@ -181,7 +170,16 @@ pub fn apply_in(
     save: &SaveOptions,
     port: Option<u16>,
 ) -> Result<Fixed> {
-    files_only(target)?;
+    if let Some(img) = &target.image {
+        return crate::image::apply_image(
+            target,
+            img,
+            plan,
+            save,
+            img.journal_dir.as_deref(),
+            port,
+        );
+    }
     let mut writes = Vec::new();
     let mut plan = plan;
     let mut plan_warnings = Vec::new();
@@ -266,7 +264,14 @@ fn hive_paths(target: &Target) -> Vec<&std::path::Path> {
 
 /// Reverts the latest operation (fix, netsh or reg change) on the target's hives, as a whole.
 pub fn undo(target: &Target, opts: &UndoOptions) -> Result<UndoReport> {
-    files_only(target)?;
+    if let Some(img) = &target.image {
+        let r = crate::image::undo_image(img, img.journal_dir.as_deref(), opts.force)?;
+        return Ok(UndoReport {
+            op: None,
+            files: vec![r],
+            legacy: false,
+        });
+    }
     undo_latest(&hive_paths(target), opts).map_err(|source| RepairError::Write {
         path: target.system.clone(),
         source,
@@ -275,7 +280,9 @@ pub fn undo(target: &Target, opts: &UndoOptions) -> Result<UndoReport> {
 
 /// The operations recorded for the target's hives, oldest first.
 pub fn history(target: &Target) -> Result<Vec<OpRecord>> {
-    files_only(target)?;
+    if target.image.is_some() {
+        return Ok(Vec::new());
+    }
     history_of(&hive_paths(target)).map_err(|source| RepairError::Write {
         path: target.system.clone(),
         source,

@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 
 mod apply;
+mod image;
 pub mod netsh;
 mod report;
 mod script;

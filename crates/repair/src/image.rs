@@ -1,0 +1,291 @@
+//! Repairs written in place inside a disk image: the same plan and edits as for a hive file,
+//! prepared in memory, then written only into the changed pages of the hive's own clusters,
+//! behind an undo journal (crate `guestwall-inplace`), read back through the whole stack and
+//! verified as a file save is.
+
+use std::path::{Path, PathBuf};
+
+use guestwall_diagnose::diagnose;
+use guestwall_ingest::image::{open_windows, ImageRef, ImageWindows};
+use guestwall_ingest::{load, Target};
+use guestwall_inplace::{
+    check_not_mounted, commit, journal_path, plan_writes, undo as undo_journal, ImageLock,
+    Placement, Run,
+};
+use guestwall_regf::save::{prepare, PrepareOptions, RestoreReport, SaveOptions, SaveReport};
+use guestwall_regf::{max_sequence, Hive, HiveSource, OpenOptions, PAGE};
+
+use crate::apply::{edits_for, Fixed, HiveWrite, RepairError, Result};
+use crate::{HiveKind, Plan};
+
+fn refused(img: &ImageRef, why: impl std::fmt::Display) -> RepairError {
+    RepairError::Usage(format!(
+        "{} is {}: not written: {why}",
+        img.path.display(),
+        img.what
+    ))
+}
+
+fn inplace_err(img: &ImageRef) -> impl Fn(guestwall_inplace::Error) -> RepairError + '_ {
+    move |e| refused(img, e)
+}
+
+/// Where the journal of the image goes (`--journal-dir`, else beside the image; for a block
+/// device, the current folder).
+pub fn image_journal(img: &ImageRef, dir: Option<&Path>) -> PathBuf {
+    use std::os::unix::fs::FileTypeExt;
+    let block = std::fs::metadata(&img.path).is_ok_and(|m| m.file_type().is_block_device());
+    match (dir, block) {
+        (Some(d), _) => journal_path(&img.path, Some(d)),
+        (None, true) => journal_path(&img.path, Some(Path::new("."))),
+        (None, false) => journal_path(&img.path, None),
+    }
+}
+
+/// A hive file inside the image: its data runs, sizes and flags.
+type ImageFile =
+    guestwall_ntfsvol::FileView<guestwall_source::Slice<std::sync::Arc<guestwall_vdisk::Disk>>>;
+
+/// The file of `hive` in the installation, with its source.
+fn hive_of(win: &ImageWindows, hive: HiveKind) -> Option<(&dyn HiveSource, &ImageFile)> {
+    match hive {
+        HiveKind::System => Some((&win.system as &dyn HiveSource, &win.system_file)),
+        HiveKind::Software => Some((
+            win.software.as_ref()? as &dyn HiveSource,
+            win.software_file.as_ref()?,
+        )),
+    }
+}
+
+/// Applies `plan` to the hives inside the image `target` names: refusals first, nothing
+/// written unless every hive's write is safe; then one journal for the whole repair, the
+/// writes, a flush, the read-back verification and the diagnosis afterwards.
+pub fn apply_image(
+    target: &Target,
+    img: &ImageRef,
+    plan: Plan,
+    save: &SaveOptions,
+    journal_dir: Option<&Path>,
+    port: Option<u16>,
+) -> Result<Fixed> {
+    check_not_mounted(&img.path).map_err(inplace_err(img))?;
+    // Held from the read to the last flush: no other guestwall (or locking tool) writes it.
+    let lock = if save.dry_run {
+        None
+    } else {
+        Some(ImageLock::take(&img.path).map_err(inplace_err(img))?)
+    };
+    let win = open_windows(img)?;
+    let mut plan = plan;
+    let mut writes: Vec<HiveWrite> = Vec::new();
+    let mut disk_writes: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut hives: Vec<(HiveKind, Hive, Vec<guestwall_regf::write::Edit>)> = Vec::new();
+    for kind in [HiveKind::System, HiveKind::Software] {
+        let edits = edits_for(&plan, kind);
+        if edits.is_empty() {
+            continue;
+        }
+        let (src, _) = hive_of(&win, kind).ok_or(RepairError::MissingHive { hive: kind })?;
+        let hive = Hive::open_source(src, &OpenOptions::default()).map_err(|source| {
+            RepairError::Write {
+                path: img.path.clone(),
+                source,
+            }
+        })?;
+        hives.push((kind, hive, edits));
+    }
+    if !hives.is_empty() && !win.volume_unclean.is_empty() && !save.dry_run {
+        return Err(refused(
+            img,
+            format!(
+                "the Windows volume is not clean ({}). A hibernated or fast-started Windows resumes with the registry it holds in memory and would overwrite the repair; an unclean NTFS journal is replayed by Windows at mount over what guestwall writes. `ntfsfix` would only reset the journal and mark the volume for a check, throwing away what the journal holds, so guestwall does not do that either. Boot the VM and shut it down fully (or `shutdown /s /t 0` on the serial console, with fast startup off), then run guestwall again",
+                win.volume_unclean.join("; ")
+            ),
+        ));
+    }
+    let mut prepared_all = Vec::new();
+    for (kind, hive, edits) in &hives {
+        let (src, file) = hive_of(&win, *kind).ok_or(RepairError::MissingHive { hive: *kind })?;
+        let blockers = file.write_blockers();
+        if !blockers.is_empty() && !save.dry_run {
+            return Err(refused(
+                img,
+                format!(
+                    "{}: its data cannot be overwritten in place: {}",
+                    src.location(),
+                    blockers.join("; ")
+                ),
+            ));
+        }
+        let log_sequence = src
+            .logs()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|l| max_sequence(&l.bytes))
+            .max()
+            .unwrap_or(0);
+        let prepared = prepare(
+            hive,
+            edits,
+            &PrepareOptions {
+                target: PathBuf::from(src.location().to_string()),
+                allow_dirty: save.allow_dirty,
+                dry_run: save.dry_run,
+                log_sequence,
+            },
+        )
+        .map_err(|source| RepairError::Write {
+            path: img.path.clone(),
+            source,
+        })?;
+        let mut report = prepared.report();
+        if !prepared.is_unchanged() {
+            if prepared.len() != file.data_size() {
+                return Err(refused(
+                    img,
+                    format!(
+                        "{}: the repaired hive is {} bytes but the file holds {}: it would have to grow, which needs new clusters and NTFS metadata. Mount the volume read-write (ntfs-3g) and run `guestwall fix` on its Windows folder instead",
+                        src.location(),
+                        prepared.len(),
+                        file.data_size()
+                    ),
+                ));
+            }
+            // Compare with the primary file as it is on the disk (not as replayed from its
+            // logs): every page that differs is written.
+            let on_disk = src.primary().map_err(|source| RepairError::Write {
+                path: img.path.clone(),
+                source,
+            })?;
+            let placement = Placement {
+                runs: file
+                    .runs()
+                    .iter()
+                    .map(|r| Run {
+                        file_offset: r.file_offset,
+                        volume_offset: r.volume_offset,
+                        len: r.len,
+                    })
+                    .collect(),
+                volume_start: win.volume_start,
+                size: file.data_size(),
+            };
+            let new = prepared.bytes();
+            let page = PAGE as usize;
+            for start in (0..new.len()).step_by(page) {
+                let end = (start + page).min(new.len());
+                if on_disk.get(start..end) == Some(&new[start..end]) {
+                    continue;
+                }
+                let ranges = placement
+                    .disk_ranges(start as u64, (end - start) as u64)
+                    .map_err(inplace_err(img))?;
+                let mut at = start;
+                for (disk_off, len) in ranges {
+                    let len = len as usize;
+                    disk_writes.push((disk_off, new[at..at + len].to_vec()));
+                    at += len;
+                }
+            }
+            let (keys, values) =
+                prepared
+                    .verify_in_memory()
+                    .map_err(|source| RepairError::Write {
+                        path: img.path.clone(),
+                        source,
+                    })?;
+            report.verified_keys = keys;
+            report.verified_values = values;
+        }
+        prepared_all.push((*kind, prepared, report));
+    }
+    let wplan = plan_writes(&win.disk, &disk_writes).map_err(inplace_err(img))?;
+    let journal = image_journal(img, journal_dir);
+    if let (Some(lock), false) = (&lock, wplan.payload.is_empty()) {
+        let done = commit(lock, &wplan, &journal).map_err(inplace_err(img))?;
+        // Read back through the whole stack (container, partition, NTFS, hive) and verify.
+        let again = open_windows(img)?;
+        for (kind, prepared, report) in &mut prepared_all {
+            if prepared.is_unchanged() {
+                continue;
+            }
+            let (src, _) =
+                hive_of(&again, *kind).ok_or(RepairError::MissingHive { hive: *kind })?;
+            let written =
+                Hive::open_source(src, &OpenOptions { replay_logs: false }).map_err(|source| {
+                    RepairError::Write {
+                        path: img.path.clone(),
+                        source,
+                    }
+                })?;
+            let (keys, values) = prepared.verify(&written).map_err(|source| {
+                RepairError::Usage(format!(
+                    "{}: the hive read back from the image differs from what was written ({source}); `guestwall undo {}` puts the original bytes back",
+                    img.path.display(),
+                    img.path.display()
+                ))
+            })?;
+            report.verified_keys = keys;
+            report.verified_values = values;
+            report.backup = Some(done.journal.clone());
+        }
+    }
+    for (kind, prepared, report) in prepared_all {
+        for w in prepared.warnings() {
+            let w = format!("{}: {w}", img.path.display());
+            if !plan.warnings.contains(&w) {
+                plan.warnings.push(w);
+            }
+        }
+        let report = SaveReport {
+            real_path: None,
+            ..report
+        };
+        writes.push(HiveWrite {
+            hive: kind,
+            path: img.path.clone(),
+            changes: plan.changes.iter().filter(|c| c.hive == kind).count(),
+            report,
+        });
+    }
+    drop(hives);
+    let after = if save.dry_run {
+        plan.after.clone()
+    } else {
+        load(target)?.iter().map(|c| diagnose(c, port)).collect()
+    };
+    drop(lock);
+    Ok(Fixed {
+        plan,
+        writes,
+        after,
+        dry_run: save.dry_run,
+    })
+}
+
+/// Undoes the in-place repair recorded in the image's journal.
+pub fn undo_image(
+    img: &ImageRef,
+    journal_dir: Option<&Path>,
+    force: bool,
+) -> Result<RestoreReport> {
+    let journal = image_journal(img, journal_dir);
+    if !journal.exists() {
+        return Err(RepairError::Usage(format!(
+            "nothing to undo: no journal of an in-place repair of {} ({} does not exist)",
+            img.path.display(),
+            journal.display()
+        )));
+    }
+    check_not_mounted(&img.path).map_err(inplace_err(img))?;
+    let lock = ImageLock::take(&img.path).map_err(inplace_err(img))?;
+    let u = undo_journal(&lock, &journal, force).map_err(inplace_err(img))?;
+    Ok(RestoreReport {
+        path: img.path.clone(),
+        backup: Some(journal),
+        backup_kept_as: Some(u.journal_kept_as),
+        replaced_kept_as: None,
+        logs_restored: Vec::new(),
+        unchanged: u.unchanged,
+    })
+}
