@@ -72,7 +72,7 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<u8> {
     } else {
         let software = a.software.as_ref().map(|s| s.display().to_string());
         let args = guestwall_diagnose::target_args(&named, software.as_deref());
-        guestwall_diagnose::write_text_for(&diags, &args, target.image.is_none(), out)?;
+        guestwall_diagnose::write_text(&diags, &args, out)?;
     }
     Ok(if diags.iter().all(|d| d.reachable) {
         0

@@ -17,6 +17,13 @@ Examples:
   guestwall fix /mnt/win                  backup, atomic write, verification, diagnosis afterwards
   guestwall fix --json SYSTEM             the same as JSON (schema in docs/json.md)
   guestwall fix --include-policy-cache /mnt/win   also the Group Policy cache in SOFTWARE
+  guestwall fix os-disk.vhdx              inside a disk image or block device, in place: only the
+                                          hive's changed pages, in its own clusters, after an undo
+                                          journal (os-disk.vhdx.guestwall-journal)
+
+A disk image is refused, with nothing written, when writing in place is not safe: a hibernated
+or uncleanly stopped Windows, a dirty VHDX log, blocks that live in a parent image, a hive that
+would have to grow, an image another process holds, a mounted block device.
 
 It never switches a profile off or allows all inbound traffic unless asked with --firewall-off
 or --allow-inbound (the article's temporary steps), and then also makes the minimal fix, so
@@ -33,6 +40,7 @@ Examples:
   guestwall undo --list /mnt/win      every operation recorded for these hives, newest first
   guestwall undo --dry-run /mnt/win   what the next undo would restore
   guestwall undo /mnt/win             revert the latest operation (all the hives it changed)
+  guestwall undo os-disk.vhdx         put back the bytes an in-place repair of the image changed
 
 Each fix, netsh or reg change is one operation in .guestwall-history beside the hives; undo
 reverts the latest one not yet undone, from the backups it made, and keeps the file it
@@ -69,7 +77,7 @@ Exit codes: 0 done, 1 no rule matched (as netsh), 2 bad syntax, bad input or a r
 pub struct TargetArgs {
     /// A SYSTEM hive file (SOFTWARE is looked for beside it), a Windows folder (a mounted
     /// OS volume, its Windows folder, System32, or System32\config), or a disk image or
-    /// block device (read only, for now: `fix` and `undo` refuse it).
+    /// block device (repaired in place, behind an undo journal).
     target: PathBuf,
     /// The SOFTWARE hive, when it is not beside SYSTEM (it must exist).
     #[arg(long, value_name = "FILE")]
@@ -77,15 +85,25 @@ pub struct TargetArgs {
     /// The partition of a disk image that holds Windows, when it has several installations.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     partition: Option<u32>,
+    /// Where the undo journal of a repair inside a disk image goes (default: beside the
+    /// image; for a block device, the current folder).
+    #[arg(long, value_name = "DIR")]
+    journal_dir: Option<PathBuf>,
 }
 
 impl TargetArgs {
     fn locate(&self) -> Result<guestwall_ingest::Target> {
-        Ok(guestwall_ingest::locate_with(
-            &self.target,
-            self.software.as_deref(),
-            self.partition,
-        )?)
+        let mut t =
+            guestwall_ingest::locate_with(&self.target, self.software.as_deref(), self.partition)?;
+        if let Some(img) = t.image.as_mut() {
+            img.journal_dir = self.journal_dir.clone();
+        } else if self.journal_dir.is_some() {
+            anyhow::bail!(
+                "--journal-dir applies to a disk image, and {} is not one",
+                self.target.display()
+            );
+        }
+        Ok(t)
     }
 }
 
@@ -325,10 +343,13 @@ pub struct NetshArgs {
     /// The SOFTWARE hive, when it is not beside SYSTEM.
     #[arg(long, value_name = "FILE")]
     software: Option<PathBuf>,
-    /// The partition of a disk image that holds Windows (`show` commands read images; the
-    /// others refuse them for now).
+    /// The partition of a disk image that holds Windows, when it has several installations.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     partition: Option<u32>,
+    /// Where the undo journal of a change inside a disk image goes (default: beside the
+    /// image).
+    #[arg(long, value_name = "DIR")]
+    journal_dir: Option<PathBuf>,
     /// Print the changes and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -343,7 +364,10 @@ pub struct NetshArgs {
 
 /// Runs `guestwall netsh`: 0 on success, 1 when no rule matches, 2 on bad input.
 pub fn netsh(a: NetshArgs, out: &mut dyn Write) -> Result<u8> {
-    let target = guestwall_ingest::locate_with(&a.system, a.software.as_deref(), a.partition)?;
+    let mut target = guestwall_ingest::locate_with(&a.system, a.software.as_deref(), a.partition)?;
+    if let Some(img) = target.image.as_mut() {
+        img.journal_dir = a.journal_dir.clone();
+    }
     let save = crate::save_options(a.allow_dirty, a.dry_run);
     let stderr = std::io::stderr();
     let mut err = stderr.lock();

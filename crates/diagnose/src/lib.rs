@@ -22,7 +22,7 @@ use serde::{Serialize, Serializer};
 
 pub use report::{
     blocking_codes, error_json, grouped_causes, shell_quote, target_args, to_json, write_json,
-    write_text, write_text_for, write_wrapped, GroupedCause, JSON_SCHEMA,
+    write_text, write_wrapped, GroupedCause, JSON_SCHEMA,
 };
 
 use guestwall_firewall::names::display;

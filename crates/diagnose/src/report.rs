@@ -96,17 +96,6 @@ pub fn blocking_codes(d: &Diagnosis) -> Vec<Code> {
 /// target's arguments as the user gave them, quoted for a shell (see [`target_args`]), for the
 /// next command.
 pub fn write_text(diags: &[Diagnosis], target_args: &str, out: &mut dyn Write) -> io::Result<()> {
-    write_text_for(diags, target_args, true, out)
-}
-
-/// [`write_text`] for a target guestwall can (`writable`) or cannot write to yet (a disk
-/// image): the next commands suggested differ.
-pub fn write_text_for(
-    diags: &[Diagnosis],
-    target_args: &str,
-    writable: bool,
-    out: &mut dyn Write,
-) -> io::Result<()> {
     for (n, d) in diags.iter().enumerate() {
         if n > 0 {
             writeln!(out)?;
@@ -192,7 +181,7 @@ pub fn write_text_for(
             }
         }
     }
-    write_result(diags, target_args, writable, out)
+    write_result(diags, target_args, out)
 }
 
 /// The target's arguments, quoted for a shell: the target, and `--software FILE` when it was
@@ -205,12 +194,7 @@ pub fn target_args(target: &str, software: Option<&str>) -> String {
 }
 
 /// The closing line: reachable or not, the causes by code, and the next command.
-fn write_result(
-    diags: &[Diagnosis],
-    target: &str,
-    writable: bool,
-    out: &mut dyn Write,
-) -> io::Result<()> {
+fn write_result(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::Result<()> {
     // A hive that cannot be written as it is (dirty without logs, logs partly applied) needs
     // --allow-dirty for the fix, which the next commands then say.
     let dirty = diags.iter().flat_map(|d| &d.findings).any(|f| {
@@ -249,16 +233,6 @@ fn write_result(
     let t = target;
     writeln!(out, "Result: RDP is {what}.")?;
     writeln!(out, "Next:")?;
-    if !writable {
-        writeln!(
-            out,
-            "  guestwall script {t}   # the changes, as commands for the serial console"
-        )?;
-        return writeln!(
-            out,
-            "  # guestwall does not write into disk images yet: to repair offline, mount the Windows volume read-write and run `guestwall fix` on its Windows folder"
-        );
-    }
     writeln!(out, "  guestwall fix --dry-run {t}   # shows the changes")?;
     if dirty {
         writeln!(

@@ -37,14 +37,6 @@ pub enum RepairError {
     /// A command line that cannot be run (bad netsh syntax or values).
     #[error("{0}")]
     Usage(String),
-    /// The target is a disk image, which is not written yet.
-    #[error("{} is {what}: guestwall reads disk images but does not write into them yet (in-place repair inside the image comes in the next release). To repair now, run `guestwall script {}` and paste its commands into the VM's serial console, or mount the Windows volume read-write and run `guestwall fix` on its Windows folder", path.display(), path.display())]
-    ImageReadOnly {
-        /// The image.
-        path: PathBuf,
-        /// What it is.
-        what: &'static str,
-    },
     /// Output could not be written.
     #[error(transparent)]
     Io(#[from] std::io::Error),
