@@ -71,6 +71,10 @@ pub struct RegArgs {
     /// Build and verify the change, write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Where the undo journal of a change inside a disk image goes (a hive named
+    /// `IMAGE::Windows/System32/config/SYSTEM`; default: beside the image).
+    #[arg(long, value_name = "DIR")]
+    journal_dir: Option<std::path::PathBuf>,
     /// The reg.exe command line: add|delete|query|import|export and its arguments, e.g.
     /// delete "HKLM\BROKENSYSTEM\...\DomainProfile" /v DoNotAllowExceptions /f
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
@@ -110,10 +114,15 @@ pub fn run(a: RegArgs, out: &mut dyn Write) -> Result<u8> {
         }
     };
     let mut note = |text: &str| eprintln!("guestwall: note: {text}");
+    // Hives inside disk images (IMAGE::PATH) are read through the image and written in place.
+    let images = guestwall_repair::ImageHives {
+        journal_dir: a.journal_dir.clone(),
+    };
     let opts = RunOptions {
         save: crate::save_options(a.allow_dirty, a.dry_run),
         confirm: Some(&mut ask),
         note: Some(&mut note),
+        hives: Some(&images),
     };
     guestwall_reg::run(&a.args, &mounts, opts, out)?;
     Ok(0)

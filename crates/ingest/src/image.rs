@@ -342,11 +342,30 @@ pub fn split_image_path(arg: &str) -> Option<(PathBuf, Option<u32>, String)> {
 /// A hive file inside an image, with its `.LOG1`/`.LOG2` beside it: on `img.partition`, or
 /// on the one NTFS volume that has the path.
 pub fn open_file(img: &ImageRef, inner: &str) -> Result<ImageHive> {
+    open_file_placed(img, inner).map(|f| f.source)
+}
+
+/// A file inside an image, with what writing it in place needs.
+pub struct PlacedFile {
+    /// The hive (with its logs).
+    pub source: ImageHive,
+    /// The file: data runs, sizes, flags.
+    pub file: FileView<Part>,
+    /// The virtual disk.
+    pub disk: Arc<Disk>,
+    /// Where the volume starts on the virtual disk.
+    pub volume_start: u64,
+    /// Why the volume must not be written; empty when clean.
+    pub volume_unclean: Vec<String>,
+}
+
+/// [`open_file`], with the file's placement on the disk and the volume's state.
+pub fn open_file_placed(img: &ImageRef, inner: &str) -> Result<PlacedFile> {
     let v = volumes(img)?;
-    let mut hits: Vec<(u32, FileView<Part>, &Volume<Part>)> = Vec::new();
-    for (n, _, vol) in &v.list {
+    let mut hits: Vec<(u32, FileView<Part>, &Volume<Part>, u64)> = Vec::new();
+    for (n, start, vol) in &v.list {
         match vol.file(inner) {
-            Ok(f) => hits.push((*n, f, vol)),
+            Ok(f) => hits.push((*n, f, vol, *start)),
             Err(guestwall_ntfsvol::Error::NotFound { .. }) => {}
             Err(e) => return Err(image_err(img, format!("{}: {inner}: {e}", v.name(*n)))),
         }
@@ -360,7 +379,7 @@ pub fn open_file(img: &ImageRef, inner: &str) -> Result<ImageHive> {
             Err(image_err(img, reason))
         }
         1 => {
-            let (n, view, vol) = hits.pop().expect("one hit");
+            let (n, view, vol, volume_start) = hits.pop().expect("one hit");
             let at = |p: &str| Location::InImage {
                 image: img.path.clone(),
                 partition: (!v.whole).then_some(n),
@@ -373,10 +392,16 @@ pub fn open_file(img: &ImageRef, inner: &str) -> Result<ImageHive> {
                     logs.push((at(&p), l));
                 }
             }
-            Ok(ReaderSource::new(at(inner), view, logs))
+            Ok(PlacedFile {
+                source: ReaderSource::new(at(inner), view.clone(), logs),
+                file: view,
+                disk: Arc::clone(&v.disk),
+                volume_start,
+                volume_unclean: vol.state().reasons(),
+            })
         }
         _ => {
-            let list: Vec<String> = hits.iter().map(|(n, _, _)| v.name(*n)).collect();
+            let list: Vec<String> = hits.iter().map(|(n, _, _, _)| v.name(*n)).collect();
             Err(image_err(
                 img,
                 format!(

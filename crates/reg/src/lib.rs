@@ -95,6 +95,25 @@ pub struct RunOptions<'a> {
     /// Told what guestwall itself has to say beside reg.exe's output (how an offline path was
     /// mapped, the hive's warnings).
     pub note: Option<&'a mut dyn FnMut(&str)>,
+    /// Where the hives are read and saved when they are not plain files (a hive inside a
+    /// disk image, written in place). `None`: files, saved with
+    /// [`guestwall_regf::save::edit_file`].
+    pub hives: Option<&'a dyn HiveStore>,
+}
+
+/// Reads and saves the hives `reg` works on, for hives that are not plain files.
+pub trait HiveStore {
+    /// True when `file` is one of this store's (else it is read and saved as a file).
+    fn owns(&self, file: &Path) -> bool;
+    /// Reads the hive (replaying its logs when it is dirty).
+    fn open(&self, file: &Path) -> guestwall_regf::Result<Hive>;
+    /// Applies `edits` and saves the hive; with `opts.dry_run`, only prepares and verifies.
+    fn save(
+        &self,
+        file: &Path,
+        edits: &[Edit],
+        opts: &SaveOptions,
+    ) -> guestwall_regf::Result<guestwall_regf::save::SaveReport>;
 }
 
 fn note(opts: &mut RunOptions<'_>, text: &str) {
@@ -118,7 +137,7 @@ fn resolve<'m>(
         return Ok((m, rel));
     }
     let rest = parts.next();
-    let hive = open(&m.file)?;
+    let hive = open(opts, &m.file)?;
     let current = hive
         .find_key("Select")?
         .and_then(|k| k.value("Current").ok().flatten())
@@ -177,7 +196,7 @@ pub fn run(
             recurse,
         } => {
             let (m, rel) = resolve(mounts, &key, &mut opts)?;
-            let hive = open(&m.file)?;
+            let hive = open(&opts, &m.file)?;
             for w in hive.warnings() {
                 note(&mut opts, &format!("{}: {w}", m.file.display()));
             }
@@ -196,7 +215,7 @@ pub fn run(
             overwrite,
         } => {
             let (m, rel) = resolve(mounts, &key, &mut opts)?;
-            let hive = open(&m.file)?;
+            let hive = open(&opts, &m.file)?;
             for w in hive.warnings() {
                 note(&mut opts, &format!("{}: {w}", m.file.display()));
             }
@@ -237,7 +256,7 @@ pub fn run(
                     data.as_deref().unwrap_or(""),
                     separator.as_deref(),
                 )?;
-                let hive = open(&m.file)?;
+                let hive = open(&opts, &m.file)?;
                 let exists = hive
                     .find_key(&rel)?
                     .map(|k| k.value(&name))
@@ -263,7 +282,7 @@ pub fn run(
         }
         Operation::Delete { key, target, force } => {
             let (m, rel) = resolve(mounts, &key, &mut opts)?;
-            let hive = open(&m.file)?;
+            let hive = open(&opts, &m.file)?;
             let Some(k) = hive.find_key(&rel)? else {
                 return Err(RegError::NotFound(key));
             };
@@ -328,13 +347,19 @@ pub fn run(
     }
 }
 
-fn open(file: &Path) -> Result<Hive> {
-    let hive = Hive::open(file)?;
+fn open(opts: &RunOptions<'_>, file: &Path) -> Result<Hive> {
+    let hive = match opts.hives.filter(|h| h.owns(file)) {
+        Some(h) => h.open(file)?,
+        None => Hive::open(file)?,
+    };
     Ok(hive)
 }
 
 fn save(file: &Path, edits: &[Edit], opts: &RunOptions<'_>, out: &mut dyn Write) -> Result<()> {
-    let report = edit_file(file, edits, &opts.save)?;
+    let report = match opts.hives.filter(|h| h.owns(file)) {
+        Some(h) => h.save(file, edits, &opts.save)?,
+        None => edit_file(file, edits, &opts.save)?,
+    };
     writeln!(out, "The operation completed successfully.").map_err(io)?;
     report
         .write_text("", file, edits.len(), opts.save.dry_run, out)
@@ -359,7 +384,7 @@ pub fn import(
         let idx = match per_file.iter().position(|(f, _, _)| *f == m.file) {
             Some(i) => i,
             None => {
-                let hive = open(&m.file)?;
+                let hive = open(opts, &m.file)?;
                 // Every value must read, so that no hive is written when a later one fails.
                 hive.walk(hive.root()?, "", |_, key| {
                     for v in key.values()? {
@@ -397,7 +422,10 @@ pub fn import(
             .unwrap_or_else(|| "guestwall reg import".into()),
     );
     for (file, _, edits) in &per_file {
-        let report = edit_file_in(&mut op, file, edits, &opts.save)?;
+        let report = match opts.hives.filter(|h| h.owns(file)) {
+            Some(h) => h.save(file, edits, &opts.save)?,
+            None => edit_file_in(&mut op, file, edits, &opts.save)?,
+        };
         report
             .write_text("", file, edits.len(), opts.save.dry_run, out)
             .map_err(io)?;

@@ -57,6 +57,52 @@ fn hive_of(win: &ImageWindows, hive: HiveKind) -> Option<(&dyn HiveSource, &Imag
     }
 }
 
+/// The virtual-disk writes that turn the file as it is on the disk (`on_disk`) into `new`:
+/// every 4 KiB page that differs, through the file's data runs.
+fn changed_writes(
+    new: &[u8],
+    on_disk: &[u8],
+    file: &ImageFile,
+    volume_start: u64,
+) -> guestwall_inplace::Result<Vec<(u64, Vec<u8>)>> {
+    let placement = Placement {
+        runs: file
+            .runs()
+            .iter()
+            .map(|r| Run {
+                file_offset: r.file_offset,
+                volume_offset: r.volume_offset,
+                len: r.len,
+            })
+            .collect(),
+        volume_start,
+        size: file.data_size(),
+    };
+    let page = PAGE as usize;
+    let mut out = Vec::new();
+    for start in (0..new.len()).step_by(page) {
+        let end = (start + page).min(new.len());
+        if on_disk.get(start..end) == Some(&new[start..end]) {
+            continue;
+        }
+        let mut at = start;
+        for (disk_off, len) in placement.disk_ranges(start as u64, (end - start) as u64)? {
+            let len = len as usize;
+            out.push((disk_off, new[at..at + len].to_vec()));
+            at += len;
+        }
+    }
+    Ok(out)
+}
+
+/// Why a volume that is not clean is not written.
+fn unclean(reasons: &[String]) -> String {
+    format!(
+        "the Windows volume is not clean ({}). A hibernated or fast-started Windows resumes with the registry it holds in memory and would overwrite the repair; an unclean NTFS journal is replayed by Windows at mount over what guestwall writes. `ntfsfix` would only reset the journal and mark the volume for a check, throwing away what the journal holds, so guestwall does not do that either. Boot the VM and shut it down fully (or `shutdown /s /t 0` on the serial console, with fast startup off), then run guestwall again",
+        reasons.join("; ")
+    )
+}
+
 /// Applies `plan` to the hives inside the image `target` names: refusals first, nothing
 /// written unless every hive's write is safe; then one journal for the whole repair, the
 /// writes, a flush, the read-back verification and the diagnosis afterwards.
@@ -95,13 +141,7 @@ pub fn apply_image(
         hives.push((kind, hive, edits));
     }
     if !hives.is_empty() && !win.volume_unclean.is_empty() && !save.dry_run {
-        return Err(refused(
-            img,
-            format!(
-                "the Windows volume is not clean ({}). A hibernated or fast-started Windows resumes with the registry it holds in memory and would overwrite the repair; an unclean NTFS journal is replayed by Windows at mount over what guestwall writes. `ntfsfix` would only reset the journal and mark the volume for a check, throwing away what the journal holds, so guestwall does not do that either. Boot the VM and shut it down fully (or `shutdown /s /t 0` on the serial console, with fast startup off), then run guestwall again",
-                win.volume_unclean.join("; ")
-            ),
-        ));
+        return Err(refused(img, unclean(&win.volume_unclean)));
     }
     let mut prepared_all = Vec::new();
     for (kind, hive, edits) in &hives {
@@ -157,36 +197,10 @@ pub fn apply_image(
                 path: img.path.clone(),
                 source,
             })?;
-            let placement = Placement {
-                runs: file
-                    .runs()
-                    .iter()
-                    .map(|r| Run {
-                        file_offset: r.file_offset,
-                        volume_offset: r.volume_offset,
-                        len: r.len,
-                    })
-                    .collect(),
-                volume_start: win.volume_start,
-                size: file.data_size(),
-            };
-            let new = prepared.bytes();
-            let page = PAGE as usize;
-            for start in (0..new.len()).step_by(page) {
-                let end = (start + page).min(new.len());
-                if on_disk.get(start..end) == Some(&new[start..end]) {
-                    continue;
-                }
-                let ranges = placement
-                    .disk_ranges(start as u64, (end - start) as u64)
-                    .map_err(inplace_err(img))?;
-                let mut at = start;
-                for (disk_off, len) in ranges {
-                    let len = len as usize;
-                    disk_writes.push((disk_off, new[at..at + len].to_vec()));
-                    at += len;
-                }
-            }
+            disk_writes.extend(
+                changed_writes(prepared.bytes(), &on_disk, file, win.volume_start)
+                    .map_err(inplace_err(img))?,
+            );
             let (keys, values) =
                 prepared
                     .verify_in_memory()
@@ -288,4 +302,138 @@ pub fn undo_image(
         logs_restored: Vec::new(),
         unchanged: u.unchanged,
     })
+}
+
+/// `reg` on hives inside disk images, named `IMAGE::PATH` (or `IMAGE::partition N::PATH`):
+/// read through the image, written in place behind a journal, read back and verified. One
+/// in-place change at a time per image: a journal left by an earlier one is refused until
+/// `guestwall undo IMAGE`.
+#[derive(Debug, Default)]
+pub struct ImageHives {
+    /// Where journals go (`--journal-dir`).
+    pub journal_dir: Option<PathBuf>,
+}
+
+impl ImageHives {
+    fn image_of(&self, file: &Path) -> Option<(ImageRef, String)> {
+        if file.exists() {
+            return None;
+        }
+        let (image, partition, inner) =
+            guestwall_ingest::image::split_image_path(&file.to_string_lossy())?;
+        let t = guestwall_ingest::locate_with(&image, None, partition).ok()?;
+        let mut img = t.image?;
+        img.journal_dir = self.journal_dir.clone();
+        Some((img, inner))
+    }
+}
+
+fn regf_err(e: impl std::fmt::Display) -> guestwall_regf::Error {
+    guestwall_regf::Error::Verify {
+        path: String::new(),
+        detail: e.to_string(),
+    }
+}
+
+impl guestwall_reg::HiveStore for ImageHives {
+    fn owns(&self, file: &Path) -> bool {
+        self.image_of(file).is_some()
+    }
+
+    fn open(&self, file: &Path) -> guestwall_regf::Result<Hive> {
+        let (img, inner) = self
+            .image_of(file)
+            .ok_or_else(|| regf_err("not in an image"))?;
+        let placed = guestwall_ingest::image::open_file_placed(&img, &inner).map_err(regf_err)?;
+        Hive::open_source(&placed.source, &OpenOptions::default())
+    }
+
+    fn save(
+        &self,
+        file: &Path,
+        edits: &[guestwall_regf::write::Edit],
+        save: &SaveOptions,
+    ) -> guestwall_regf::Result<SaveReport> {
+        let (img, inner) = self
+            .image_of(file)
+            .ok_or_else(|| regf_err("not in an image"))?;
+        let fail = |e: &dyn std::fmt::Display| {
+            regf_err(format!(
+                "{} is {}: not written: {e}",
+                img.path.display(),
+                img.what
+            ))
+        };
+        check_not_mounted(&img.path).map_err(|e| fail(&e))?;
+        let lock = if save.dry_run {
+            None
+        } else {
+            Some(ImageLock::take(&img.path).map_err(|e| fail(&e))?)
+        };
+        let placed = guestwall_ingest::image::open_file_placed(&img, &inner).map_err(regf_err)?;
+        let hive = Hive::open_source(&placed.source, &OpenOptions::default())?;
+        let log_sequence = placed
+            .source
+            .logs()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|l| max_sequence(&l.bytes))
+            .max()
+            .unwrap_or(0);
+        let prepared = prepare(
+            &hive,
+            edits,
+            &PrepareOptions {
+                target: file.to_path_buf(),
+                allow_dirty: save.allow_dirty,
+                dry_run: save.dry_run,
+                log_sequence,
+            },
+        )?;
+        let mut report = prepared.report();
+        if prepared.is_unchanged() {
+            return Ok(report);
+        }
+        let (keys, values) = prepared.verify_in_memory()?;
+        report.verified_keys = keys;
+        report.verified_values = values;
+        let Some(lock) = lock else {
+            return Ok(report);
+        };
+        if !placed.volume_unclean.is_empty() {
+            return Err(fail(&unclean(&placed.volume_unclean)));
+        }
+        let blockers = placed.file.write_blockers();
+        if !blockers.is_empty() {
+            return Err(fail(&format!(
+                "its data cannot be overwritten in place: {}",
+                blockers.join("; ")
+            )));
+        }
+        if prepared.len() != placed.file.data_size() {
+            return Err(fail(&format!(
+                "the hive would have to grow from {} to {} bytes, which needs new clusters and NTFS metadata; mount the volume read-write (ntfs-3g) and edit the file there instead",
+                placed.file.data_size(),
+                prepared.len()
+            )));
+        }
+        let on_disk = placed.source.primary()?;
+        let writes = changed_writes(
+            prepared.bytes(),
+            &on_disk,
+            &placed.file,
+            placed.volume_start,
+        )
+        .map_err(|e| fail(&e))?;
+        let wplan = plan_writes(&placed.disk, &writes).map_err(|e| fail(&e))?;
+        let journal = image_journal(&img, self.journal_dir.as_deref());
+        let done = commit(&lock, &wplan, &journal).map_err(|e| fail(&e))?;
+        let again = guestwall_ingest::image::open_file_placed(&img, &inner).map_err(regf_err)?;
+        let written = Hive::open_source(&again.source, &OpenOptions { replay_logs: false })?;
+        let (keys, values) = prepared.verify(&written)?;
+        report.verified_keys = keys;
+        report.verified_values = values;
+        report.backup = Some(done.journal);
+        Ok(report)
+    }
 }

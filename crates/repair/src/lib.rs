@@ -23,6 +23,7 @@
 
 mod apply;
 mod image;
+pub use image::ImageHives;
 pub mod netsh;
 mod report;
 mod script;
