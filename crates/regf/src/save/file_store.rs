@@ -246,6 +246,7 @@ pub struct FileStore<'o> {
     op: &'o mut Operation,
     target: fsx::Resolved,
     dry_run: bool,
+    allow_dirty: bool,
     _lock: Option<fsx::HiveLock>,
     orig_meta: Option<fs::Metadata>,
     /// The backup being made: (backup, digest of the original on disk).
@@ -306,6 +307,7 @@ impl<'o> FileStore<'o> {
             op,
             target,
             dry_run: opts.dry_run,
+            allow_dirty: opts.allow_dirty,
             _lock: lock,
             orig_meta,
             backup_job: None,
@@ -323,7 +325,11 @@ impl<'o> FileStore<'o> {
     /// backup of the file as it is on disk.
     pub fn read(&mut self) -> Result<Hive> {
         let hive = Hive::open_with(&self.target.real, &OpenOptions { replay_logs: true })?;
-        if !self.dry_run && self.backup_job.is_none() {
+        // A dirty hive that `prepare` will refuse gets no backup.
+        let refused = !self.allow_dirty
+            && (hive.recovery().partial.is_some()
+                || (hive.primary_base_block().is_dirty() && !hive.recovery().applied()));
+        if !self.dry_run && !refused && self.backup_job.is_none() {
             let real = self.target.real.clone();
             let dir = parent_dir(&real);
             let name = file_name(&real)?;
