@@ -177,6 +177,14 @@ fn is_fatal(e: &std::io::Error) -> bool {
     })
 }
 
+/// Creates this process's temporary file `path` (its name carries our process ID): a file
+/// of that name can only be left over from a process that had the same ID and is gone, so it
+/// is removed first.
+pub(super) fn create_temp(path: &Path) -> Result<File> {
+    let _ = fs::remove_file(path);
+    create_new(path)
+}
+
 /// Creates `path`, which must not exist.
 pub(super) fn create_new(path: &Path) -> Result<File> {
     FsOpenOptions::new()
@@ -372,7 +380,7 @@ impl<'o> FileStore<'o> {
         let dir = parent_dir(&real);
         let name = file_name(&real)?;
         let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
-        let file = create_new(&tmp)?;
+        let file = create_temp(&tmp)?;
         self.litter.add(&tmp);
         fsx::keep_metadata(&file, &tmp, &real, &orig_meta)?;
         let file = write_all(file, &tmp, bytes)?;
