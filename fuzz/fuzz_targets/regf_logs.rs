@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     // The first two bytes say where the primary ends (in 512-byte units).
     let split = (usize::from(u16::from_le_bytes([data[0], data[1]])) * 512).min(data.len() - 2);
     let (primary, log) = data[2..].split_at(split);
-    let logs = [LogInput::new(guestwall_regf::Location::Memory("fuzz.LOG1".into()), log.to_vec())];
+    let logs = [LogInput::new(
+        guestwall_regf::Location::Memory("fuzz.LOG1".into()),
+        log.to_vec(),
+    )];
     if let Ok(hive) = Hive::from_bytes_with_logs(primary.to_vec(), &logs) {
         let _ = hive.check_all();
     }

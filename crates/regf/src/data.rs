@@ -305,4 +305,25 @@ mod helper_tests {
         assert!(!crate::name::eq_ignore_case("a", "ab"));
         assert_eq!(crate::name::upcase_str("ab"), vec![0x41, 0x42]);
     }
+
+    #[test]
+    fn typed_value_readers() {
+        use crate::build::{build_hive, BuildOptions, KeySpec};
+        let spec = KeySpec::new("").subkey(
+            KeySpec::new("K")
+                .value("d", REG_DWORD, 7u32.to_le_bytes())
+                .value("s", REG_SZ, reg_sz("text"))
+                .value("short", REG_DWORD, vec![1, 2]),
+        );
+        let h =
+            crate::Hive::from_bytes(build_hive(&spec, &BuildOptions::default()).unwrap()).unwrap();
+        let k = h.key("K").unwrap();
+        assert_eq!(k.dword_value("D"), Some(7));
+        assert_eq!(k.dword_value("s"), None);
+        assert_eq!(k.dword_value("short"), None);
+        assert_eq!(k.dword_value("missing"), None);
+        assert_eq!(k.string_value("S").as_deref(), Some("text"));
+        assert_eq!(k.string_value("d"), None);
+        assert_eq!(k.decoded_value("d"), Some(RegData::Dword(7)));
+    }
 }

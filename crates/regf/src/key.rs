@@ -401,6 +401,31 @@ impl<'h> Key<'h> {
         }
         Ok(None)
     }
+
+    /// The value with this name, decoded ([`crate::RegData::decode`]); `None` when it is
+    /// absent or cannot be read.
+    pub fn decoded_value(&self, name: &str) -> Option<crate::RegData> {
+        let v = self.value(name).ok()??;
+        Some(crate::RegData::decode(v.data_type(), &v.data().ok()?))
+    }
+
+    /// The number held by a REG_DWORD (or REG_DWORD_BIG_ENDIAN) value of four bytes; `None`
+    /// when the value is absent, unreadable or of another type.
+    pub fn dword_value(&self, name: &str) -> Option<u32> {
+        match self.decoded_value(name)? {
+            crate::RegData::Dword(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The text of a REG_SZ, REG_EXPAND_SZ or REG_LINK value (up to its first NUL); `None`
+    /// when the value is absent, unreadable or of another type.
+    pub fn string_value(&self, name: &str) -> Option<String> {
+        match self.decoded_value(name)? {
+            crate::RegData::String(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 fn count_mismatch(cell: u32, count: u32, found: usize) -> Error {

@@ -177,6 +177,14 @@ fn is_fatal(e: &std::io::Error) -> bool {
     })
 }
 
+/// Creates this process's temporary file `path` (its name carries our process ID): a file
+/// of that name can only be left over from a process that had the same ID and is gone, so it
+/// is removed first.
+pub(super) fn create_temp(path: &Path) -> Result<File> {
+    let _ = fs::remove_file(path);
+    create_new(path)
+}
+
 /// Creates `path`, which must not exist.
 pub(super) fn create_new(path: &Path) -> Result<File> {
     FsOpenOptions::new()
@@ -246,6 +254,7 @@ pub struct FileStore<'o> {
     op: &'o mut Operation,
     target: fsx::Resolved,
     dry_run: bool,
+    allow_dirty: bool,
     _lock: Option<fsx::HiveLock>,
     orig_meta: Option<fs::Metadata>,
     /// The backup being made: (backup, digest of the original on disk).
@@ -306,6 +315,7 @@ impl<'o> FileStore<'o> {
             op,
             target,
             dry_run: opts.dry_run,
+            allow_dirty: opts.allow_dirty,
             _lock: lock,
             orig_meta,
             backup_job: None,
@@ -323,7 +333,11 @@ impl<'o> FileStore<'o> {
     /// backup of the file as it is on disk.
     pub fn read(&mut self) -> Result<Hive> {
         let hive = Hive::open_with(&self.target.real, &OpenOptions { replay_logs: true })?;
-        if !self.dry_run && self.backup_job.is_none() {
+        // A dirty hive that `prepare` will refuse gets no backup.
+        let refused = !self.allow_dirty
+            && (hive.recovery().partial.is_some()
+                || (hive.primary_base_block().is_dirty() && !hive.recovery().applied()));
+        if !self.dry_run && !refused && self.backup_job.is_none() {
             let real = self.target.real.clone();
             let dir = parent_dir(&real);
             let name = file_name(&real)?;
@@ -366,7 +380,7 @@ impl<'o> FileStore<'o> {
         let dir = parent_dir(&real);
         let name = file_name(&real)?;
         let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
-        let file = create_new(&tmp)?;
+        let file = create_temp(&tmp)?;
         self.litter.add(&tmp);
         fsx::keep_metadata(&file, &tmp, &real, &orig_meta)?;
         let file = write_all(file, &tmp, bytes)?;

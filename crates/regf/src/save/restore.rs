@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::hive::Hive;
 
 use super::file_store::{
-    check_named_path, create_new, file_name, keep_under, remove_stale_temps, sync_dir, utc_stamp,
+    check_named_path, create_temp, file_name, keep_under, remove_stale_temps, sync_dir, utc_stamp,
     write_all, Litter,
 };
 use super::fsx::{self, explain, parent_dir};
@@ -371,7 +371,7 @@ fn restore_locked(
             report.replaced_kept_as = Some(kept);
         }
         let tmp = dir.join(format!(".{name}.guestwall-new-{}", std::process::id()));
-        let file = create_new(&tmp)?;
+        let file = create_temp(&tmp)?;
         litter.add(&tmp);
         fsx::keep_metadata(&file, &tmp, real, &orig_meta)?;
         let file = write_all(file, &tmp, &bytes)?;
