@@ -1623,3 +1623,47 @@ fn vhdx_differencing_child_reads_through_its_parent() {
     assert!(stderr(&o).contains("parent.vhdx"), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An Azure-sized OS disk: 127 GiB, downloaded as a fixed VHD (sparse here), Gen1 layout with
+/// a 500 MiB System Reserved partition. Only the structures and the hives are read.
+#[test]
+fn azure_sized_fixed_vhd_reads_like_the_hive_file() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = workdir().join("azure-127g");
+    std::fs::create_dir_all(&dir).unwrap();
+    let raw = dir.join("osdisk.raw");
+    build_raw(
+        &raw,
+        127 * 1024,
+        "label: dos\nstart=2048, size=1024000, type=7, bootable\nstart=1026048, size=122880, type=7\n",
+        vec![
+            Fill::Ntfs {
+                label: "System Reserved",
+                wim: Some(system_reserved_wim()),
+                bitlocker: false,
+            },
+            Fill::Ntfs {
+                label: "Windows",
+                wim: Some(hives_wim(Hives::Win7)),
+                bitlocker: false,
+            },
+        ],
+    );
+    let vhd = dir.join("osdisk.vhd");
+    convert(&raw, Container::VhdFixed, &vhd);
+    std::fs::remove_file(&raw).unwrap();
+    assert_eq!(
+        std::fs::metadata(&vhd).unwrap().len(),
+        127 * 1024 * MIB + 512,
+        "Azure's fixed VHD: N MiB + a 512-byte footer"
+    );
+    let t0 = Instant::now();
+    assert_diagnoses_like_hive(&vhd, Some(2), Hives::Win7);
+    notice(&format!(
+        "127 GiB fixed VHD: diagnose (JSON and text) in {:.2} s",
+        t0.elapsed().as_secs_f64()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
