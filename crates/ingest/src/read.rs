@@ -76,19 +76,15 @@ pub(crate) fn hive_identity(hive: &Hive) -> HiveIdentity {
 }
 
 pub(crate) fn dword(key: &Key<'_>, name: &str) -> Option<u32> {
-    let v = key.value(name).ok()??;
-    match RegData::decode(v.data_type(), &v.data().ok()?) {
-        RegData::Dword(d) => Some(d),
-        _ => None,
-    }
+    key.dword_value(name)
 }
 
+/// A string value; a REG_MULTI_SZ reads as its strings joined with commas (as
+/// `DisabledInterfaces` may be stored).
 fn string(key: &Key<'_>, name: &str) -> Option<String> {
-    let v = key.value(name).ok()??;
-    match RegData::decode(v.data_type(), &v.data().ok()?) {
-        RegData::String(s) => Some(s),
+    match key.decoded_value(name)? {
         RegData::MultiString(l) => Some(l.join(",")),
-        _ => None,
+        _ => key.string_value(name),
     }
 }
 
