@@ -232,17 +232,46 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
         }
         return Err(image_err(img, reason));
     }
+    // Several on one partition (Windows and Windows.old after an upgrade): the folder named
+    // `Windows` is the one that boots; the others are said in a note.
+    if found.len() > 1 {
+        let partitions: std::collections::BTreeSet<u32> =
+            found.iter().map(|(n, _, _)| *n).collect();
+        let main: Vec<usize> = (0..found.len())
+            .filter(|&i| found[i].2.dir.eq_ignore_ascii_case("Windows"))
+            .collect();
+        if partitions.len() == 1 && main.len() == 1 {
+            let keep = main[0];
+            for (i, (n, _, w)) in found.iter().enumerate() {
+                if i != keep {
+                    notes.push(format!(
+                        "{}: {}: {} also holds a Windows installation (System32\\config\\SYSTEM); the one in {} is read, because that is the folder Windows boots from",
+                        path.display(),
+                        name(*n),
+                        w.dir,
+                        found[keep].2.dir
+                    ));
+                }
+            }
+            let chosen = found.swap_remove(keep);
+            found = vec![chosen];
+        }
+    }
     if found.len() > 1 {
         let list: Vec<String> = found
             .iter()
             .map(|(n, _, w)| format!("{} ({})", name(*n), w.dir))
             .collect();
+        let partitions: std::collections::BTreeSet<u32> =
+            found.iter().map(|(n, _, _)| *n).collect();
+        let how = if partitions.len() == 1 {
+            "they are on the same partition, and none is in a folder named Windows (the one guestwall takes); read each hive with `guestwall hive ... IMAGE::FOLDER/System32/config/SYSTEM`, or mount the volume and run guestwall on the folder to diagnose"
+        } else {
+            "choose one with --partition N"
+        };
         return Err(image_err(
             img,
-            format!(
-                "several Windows installations: {}; choose one with --partition N",
-                list.join(", ")
-            ),
+            format!("several Windows installations: {}; {how}", list.join(", ")),
         ));
     }
     notes.extend(skipped.iter().map(|s| format!("{}: {s}", path.display())));
