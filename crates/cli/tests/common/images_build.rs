@@ -1,0 +1,192 @@
+//! Image-building helpers for the in-place tests that images.rs keeps private: a VHDX
+//! differencing child made from qemu-img's dynamic VHDX (qemu cannot create differencing VHDX
+//! files), and an NTFS `$LogFile` restart page. Copies of images.rs's `make_vhdx_child` and of
+//! guestwall-ntfsvol's doc(hidden) `build_restart_page` (the cli crate does not depend on
+//! guestwall-ntfsvol), so that images.rs stays untouched.
+#![allow(dead_code)]
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::Command;
+
+const MIB: u64 = 1 << 20;
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
+fn utf16le(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+fn read_at(p: &Path, at: u64, n: usize) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    std::fs::File::open(p)
+        .unwrap()
+        .read_exact_at(&mut b, at)
+        .unwrap();
+    b
+}
+
+const VHDX_BAT: [u8; 16] = [
+    0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42, 0x9d, 0x64, 0x11, 0x5e, 0x9b, 0xfd, 0x4a, 0x08,
+];
+const VHDX_FILE_PARAMS: [u8; 16] = [
+    0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d, 0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b,
+];
+const VHDX_PARENT_LOCATOR: [u8; 16] = [
+    0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45, 0xab, 0xf7, 0xd3, 0xd8, 0x48, 0x34, 0xab, 0x0c,
+];
+const VHDX_LOCATOR_TYPE: [u8; 16] = [
+    0xb7, 0xef, 0x4a, 0xb0, 0x9e, 0xd1, 0x81, 0x4a, 0xb7, 0x89, 0x25, 0xb8, 0xe9, 0x44, 0x59, 0x13,
+];
+
+/// The current header's DataWriteGuid of a VHDX, as the `{...}` text a parent locator holds.
+fn vhdx_data_write_guid(p: &Path) -> String {
+    let b = read_at(p, 0, 0x30000);
+    let seq = |at: usize| (&b[at..at + 4] == b"head").then(|| le64(&b, at + 8));
+    let h = match (seq(0x10000), seq(0x20000)) {
+        (Some(x), Some(y)) if y > x => 0x20000,
+        (Some(_), _) => 0x10000,
+        _ => 0x20000,
+    };
+    let g = &b[h + 32..h + 48];
+    let hex = |r: &[u8]| r.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "{{{:08x}-{:04x}-{:04x}-{}-{}}}",
+        le32(g, 0),
+        u16::from_le_bytes([g[4], g[5]]),
+        u16::from_le_bytes([g[6], g[7]]),
+        hex(&g[8..10]),
+        hex(&g[10..16])
+    )
+}
+
+/// A differencing VHDX child of `parent` (a dynamic VHDX with 1 MiB blocks made from
+/// `parent_raw`) whose content is `child_raw`: qemu-img makes a dynamic VHDX of `child_raw`,
+/// then HasParent and a parent locator (MS-VHDX 2.6.2.6) are set, and every payload block equal
+/// in both raws becomes PAYLOAD_BLOCK_NOT_PRESENT (read from the parent). Returns how many
+/// blocks the child keeps.
+pub fn make_vhdx_child(parent: &Path, parent_raw: &Path, child_raw: &Path, child: &Path) -> usize {
+    let out = Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "vhdx", "-o"])
+        .arg("subformat=dynamic,block_size=1M")
+        .arg(child_raw)
+        .arg(child)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut b = std::fs::read(child).unwrap();
+    let rt = 0x30000;
+    let (mut bat_at, mut meta_at) = (0, 0);
+    for i in 0..le32(&b, rt + 8) as usize {
+        let e = rt + 16 + 32 * i;
+        if b[e..e + 16] == VHDX_BAT {
+            bat_at = le64(&b, e + 16) as usize;
+        } else {
+            meta_at = le64(&b, e + 16) as usize;
+        }
+    }
+    let count = u16::from_le_bytes([b[meta_at + 10], b[meta_at + 11]]) as usize;
+    let mut free = 0;
+    for i in 0..count {
+        let e = meta_at + 32 + 32 * i;
+        let (off, len) = (le32(&b, e + 16) as usize, le32(&b, e + 20) as usize);
+        free = free.max(off + len);
+        if b[e..e + 16] == VHDX_FILE_PARAMS {
+            b[meta_at + off + 4] |= 2; // HasParent
+        }
+    }
+    let free = free.next_multiple_of(4096);
+    let pairs = [
+        ("parent_linkage", vhdx_data_write_guid(parent)),
+        ("relative_path", ".\\parent.vhdx".to_string()),
+        ("absolute_win32_path", "C:\\VMs\\parent.vhdx".to_string()),
+    ];
+    let mut item = VHDX_LOCATOR_TYPE.to_vec();
+    item.extend_from_slice(&0u16.to_le_bytes());
+    item.extend_from_slice(&(pairs.len() as u16).to_le_bytes());
+    let base = 20 + 12 * pairs.len();
+    let mut strings = Vec::new();
+    for (k, v) in &pairs {
+        let (k, v) = (utf16le(k), utf16le(v));
+        let ko = base + strings.len();
+        strings.extend_from_slice(&k);
+        let vo = base + strings.len();
+        strings.extend_from_slice(&v);
+        item.extend_from_slice(&(ko as u32).to_le_bytes());
+        item.extend_from_slice(&(vo as u32).to_le_bytes());
+        item.extend_from_slice(&(k.len() as u16).to_le_bytes());
+        item.extend_from_slice(&(v.len() as u16).to_le_bytes());
+    }
+    item.extend_from_slice(&strings);
+    b[meta_at + free..meta_at + free + item.len()].copy_from_slice(&item);
+    let e = meta_at + 32 + 32 * count;
+    b[e..e + 16].copy_from_slice(&VHDX_PARENT_LOCATOR);
+    b[e + 16..e + 20].copy_from_slice(&(free as u32).to_le_bytes());
+    b[e + 20..e + 24].copy_from_slice(&(item.len() as u32).to_le_bytes());
+    b[e + 24..e + 28].copy_from_slice(&4u32.to_le_bytes()); // IsRequired
+    b[meta_at + 10..meta_at + 12].copy_from_slice(&((count + 1) as u16).to_le_bytes());
+    // Blocks of 1 MiB; chunk ratio 4096, so block n's BAT entry is entry n (n < 4096).
+    let blocks = (std::fs::metadata(child_raw).unwrap().len() / MIB) as usize;
+    assert!(blocks < 4096);
+    let mut kept = 0;
+    for n in 0..blocks {
+        let at = n as u64 * MIB;
+        if read_at(parent_raw, at, MIB as usize) == read_at(child_raw, at, MIB as usize) {
+            b[bat_at + 8 * n..bat_at + 8 * n + 8].copy_from_slice(&0u64.to_le_bytes());
+        } else {
+            kept += 1;
+        }
+    }
+    std::fs::write(child, b).unwrap();
+    kept
+}
+
+/// An NTFS `$LogFile` restart page (`RSTR`) of `page_size` bytes: version major.minor, log
+/// clients in use or not, RESTART_VOLUME_IS_CLEAN or not, with the update-sequence fixups
+/// applied as on disk.
+pub fn restart_page(
+    page_size: usize,
+    major: i16,
+    minor: i16,
+    in_use: bool,
+    clean_flag: bool,
+    lsn: u64,
+) -> Vec<u8> {
+    let mut p = vec![0u8; page_size];
+    p[0..4].copy_from_slice(b"RSTR");
+    let usa_count = page_size / 512 + 1;
+    p[4..6].copy_from_slice(&30u16.to_le_bytes());
+    p[6..8].copy_from_slice(&(usa_count as u16).to_le_bytes());
+    p[16..20].copy_from_slice(&(page_size as u32).to_le_bytes());
+    p[20..24].copy_from_slice(&4096u32.to_le_bytes());
+    let ra = (30 + usa_count * 2).div_ceil(8) * 8;
+    p[24..26].copy_from_slice(&(ra as u16).to_le_bytes());
+    p[26..28].copy_from_slice(&minor.to_le_bytes());
+    p[28..30].copy_from_slice(&major.to_le_bytes());
+    p[ra..ra + 8].copy_from_slice(&lsn.to_le_bytes());
+    p[ra + 8..ra + 10].copy_from_slice(&1u16.to_le_bytes());
+    p[ra + 10..ra + 12].copy_from_slice(&0xFFFFu16.to_le_bytes());
+    let list: u16 = if in_use { 0 } else { 0xFFFF };
+    p[ra + 12..ra + 14].copy_from_slice(&list.to_le_bytes());
+    let flags: u16 = if clean_flag { 2 } else { 0 };
+    p[ra + 14..ra + 16].copy_from_slice(&flags.to_le_bytes());
+    let usn = [0x07u8, 0x00];
+    p[30..32].copy_from_slice(&usn);
+    for i in 0..page_size / 512 {
+        let tail = (i + 1) * 512 - 2;
+        let fix = 32 + 2 * i;
+        p[fix] = p[tail];
+        p[fix + 1] = p[tail + 1];
+        p[tail..tail + 2].copy_from_slice(&usn);
+    }
+    p
+}

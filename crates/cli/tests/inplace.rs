@@ -1,0 +1,876 @@
+//! Issue 11: `fix`, `undo` and `netsh --system` write in place inside disk images. Every image
+//! is built here with real tools (mkntfs, wimlib-imagex, sfdisk, mkfs.vfat, qemu-img) from the
+//! Windows 7 corpus SYSTEM hive, broken three ways: (a) as it is (its Public RDP rule is
+//! disabled), (b) DoNotAllowExceptions=1 on every profile, (c) RDP on TCP 3390. What guestwall
+//! wrote is checked independently: qemu-img converts the image to raw, dd cuts the partition
+//! out, ntfscat takes the hive out, hivex reads the value, and every byte that changed must lie
+//! in the hive's clusters as ntfsinfo lists them. Refusals leave the image byte-identical and
+//! no journal; SIGKILL at random moments leaves the original, the repair, or a journal whose
+//! undo gives the original back. Nothing binary is checked in; the corpus and the tools are
+//! required under CI=true.
+
+mod common;
+#[path = "common/images_build.rs"]
+mod images_build;
+#[path = "../../ntfsvol/tests/common/mod.rs"]
+mod ntfs;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use common::{corpus, gw, in_ci, notice, stderr, stdout};
+use ntfs::Content;
+use serde_json::Value;
+
+const MIB: u64 = 1 << 20;
+const HIVE_IN_VOLUME: &str = "/Windows/System32/config/SYSTEM";
+const POLICY: &str = "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy";
+
+const TOOLS: &[&str] = &[
+    "mkntfs",
+    "ntfscp",
+    "ntfscat",
+    "ntfsinfo",
+    "ntfsfix",
+    "wimlib-imagex",
+    "sfdisk",
+    "mkfs.vfat",
+    "qemu-img",
+    "flock",
+    "dd",
+    "cp",
+];
+
+/// The corpus, every tool and python3-hivex, or `None` with a notice (a failure under CI=true).
+fn ready() -> Option<PathBuf> {
+    let c = corpus()?;
+    let mut missing: Vec<&str> = TOOLS
+        .iter()
+        .copied()
+        .filter(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if !Command::new("/usr/bin/python3")
+        .args(["-c", "import hivex"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        missing.push("python3-hivex");
+    }
+    if missing.is_empty() {
+        return Some(c);
+    }
+    assert!(
+        !in_ci(),
+        "CI=true but these tools are missing: {missing:?} (apt-get install ntfs-3g wimtools fdisk dosfstools qemu-utils python3-hivex util-linux)"
+    );
+    notice(&format!("missing {missing:?}; skipping this test"));
+    None
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
+    ntfs::run(Command::new(cmd).args(args))
+}
+
+fn run_stdin(cmd: &str, args: &[&str], input: &str) {
+    use std::io::Write;
+    let mut c = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// This process's scratch folder under target/tmp (folders of finished runs are removed).
+fn workdir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-inplace");
+        if let Ok(rd) = std::fs::read_dir(&base) {
+            for e in rd.flatten() {
+                let pid = e.file_name().to_string_lossy().parse::<u32>().ok();
+                if !pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists()) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let d = base.join(std::process::id().to_string());
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    })
+}
+
+/// A fresh folder for one test.
+fn case_dir(name: &str) -> PathBuf {
+    let d = workdir().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Builds what `key` names once per process; concurrent callers of other keys do not wait.
+fn cached(key: &str, build: impl FnOnce() -> PathBuf) -> PathBuf {
+    static MAP: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
+    let cell = {
+        let mut m = MAP
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Arc::clone(m.entry(key.to_string()).or_default())
+    };
+    cell.get_or_init(build).clone()
+}
+
+// ---- Broken hives ------------------------------------------------------------------------------
+
+/// How the hive in the image is broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Broken {
+    /// (a) The corpus hive as it is: the Public RDP rule (RemoteDesktop-In-TCP_1) is disabled.
+    Rule,
+    /// (b) DoNotAllowExceptions=1 on the Domain, Standard and Public profiles.
+    NoExceptions,
+    /// (c) RDP listens on TCP 3390, which no rule allows.
+    Port,
+}
+
+impl Broken {
+    fn name(self) -> &'static str {
+        match self {
+            Broken::Rule => "rule",
+            Broken::NoExceptions => "noexc",
+            Broken::Port => "port",
+        }
+    }
+
+    /// What hivex must read in the repaired hive: (key, value, expected text; `None`: absent).
+    fn repaired_value(self) -> (String, &'static str, Option<&'static str>) {
+        match self {
+            Broken::Rule => (
+                format!("{POLICY}\\FirewallRules"),
+                "RemoteDesktop-In-TCP_1",
+                Some("|Active=TRUE|"),
+            ),
+            Broken::NoExceptions => (
+                format!("{POLICY}\\PublicProfile"),
+                "DoNotAllowExceptions",
+                None,
+            ),
+            Broken::Port => (
+                format!("{POLICY}\\FirewallRules"),
+                "guestwall-RemoteDesktop-In-TCP-3390",
+                Some("|LPort=3390|"),
+            ),
+        }
+    }
+}
+
+/// The broken SYSTEM hive: the corpus hive, edited with `guestwall reg --hive FILE add`; the
+/// backups guestwall leaves beside it are removed.
+fn hive(b: Broken) -> PathBuf {
+    cached(&format!("hive-{}", b.name()), || {
+        let dir = workdir().join(format!("hive-{}", b.name()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = PathBuf::from(common::copy_into(
+            &dir,
+            &corpus().unwrap().join("regipy/SYSTEM"),
+            "SYSTEM",
+        ));
+        let adds: Vec<(String, &str, &str)> = match b {
+            Broken::Rule => vec![],
+            Broken::NoExceptions => ["DomainProfile", "StandardProfile", "PublicProfile"]
+                .iter()
+                .map(|p| (format!("{POLICY}\\{p}"), "DoNotAllowExceptions", "1"))
+                .collect(),
+            Broken::Port => vec![(
+                "ControlSet001\\Control\\Terminal Server\\WinStations\\RDP-Tcp".to_string(),
+                "PortNumber",
+                "3390",
+            )],
+        };
+        for (key, value, data) in &adds {
+            let o = gw(&[
+                "reg",
+                "--hive",
+                s(&file),
+                "add",
+                key,
+                "/v",
+                value,
+                "/t",
+                "REG_DWORD",
+                "/d",
+                data,
+                "/f",
+            ]);
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        }
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.file_name() != "SYSTEM" {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+        let o = gw(&["diagnose", s(&file)]);
+        assert_eq!(o.status.code(), Some(1), "{b:?} is broken: {}", stdout(&o));
+        file
+    })
+}
+
+/// A WIM of `Windows/System32/config/SYSTEM` holding the broken hive.
+fn wim(b: Broken) -> PathBuf {
+    cached(&format!("wim-{}", b.name()), || {
+        let tree = workdir().join(format!("tree-{}", b.name()));
+        ntfs::write_tree(
+            &tree,
+            &[("Windows/System32/config/SYSTEM", Content::Copy(hive(b)))],
+        );
+        let w = workdir().join(format!("{}.wim", b.name()));
+        run("wimlib-imagex", &["capture", s(&tree), s(&w), "--no-acls"]);
+        w
+    })
+}
+
+// ---- Images ------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// MBR: "System Reserved" (NTFS, 8 MiB), then Windows (NTFS): partition 2.
+    Gen1,
+    /// GPT: ESP (FAT32, 34 MiB), MSR (16 MiB), Windows (NTFS, 60 MiB), Recovery (NTFS).
+    Gen2,
+    /// A bare NTFS volume image (40 MiB), no partition table.
+    Volume,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Gen1 => "gen1",
+            Layout::Gen2 => "gen2",
+            Layout::Volume => "volume",
+        }
+    }
+}
+
+const GEN1: &str = "label: dos\nstart=2048, size=16384, type=7, bootable\nstart=18432, type=7\n";
+const GEN2: &str = "label: gpt\n\
+    start=2048, size=34MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=\"EFI system partition\"\n\
+    size=16MiB, type=E3C9E316-0B5C-4DB8-817D-F92DF00215AE, name=\"Microsoft reserved partition\"\n\
+    size=60MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name=\"Basic data partition\"\n\
+    type=DE94BBA4-06D1-4D40-A16A-BFD50179D6AC, name=\"Recovery\"\n";
+
+/// mkntfs on a file of `bytes` for a partition at `start_sector`, then the WIM applied.
+fn ntfs_volume(out: &Path, bytes: u64, start_sector: u64, label: &str, wim: Option<&Path>) {
+    std::fs::File::create(out).unwrap().set_len(bytes).unwrap();
+    run(
+        "mkntfs",
+        &[
+            "-F",
+            "-Q",
+            "-q",
+            "-s",
+            "512",
+            "-p",
+            &start_sector.to_string(),
+            "-H",
+            "255",
+            "-S",
+            "63",
+            "-L",
+            label,
+            s(out),
+        ],
+    );
+    if let Some(w) = wim {
+        run("wimlib-imagex", &["apply", s(w), "1", s(out)]);
+    }
+}
+
+fn dd_into(vol: &Path, disk: &Path, start_sector: u64) {
+    run(
+        "dd",
+        &[
+            &format!("if={}", s(vol)),
+            &format!("of={}", s(disk)),
+            "bs=512",
+            &format!("seek={start_sector}"),
+            "conv=notrunc,sparse",
+            "status=none",
+        ],
+    );
+}
+
+/// The Windows partition of a raw disk: (start byte, length), from `sfdisk -J`.
+fn windows_partition(raw: &Path, layout: Layout) -> (u64, u64) {
+    if layout == Layout::Volume {
+        return (0, std::fs::metadata(raw).unwrap().len());
+    }
+    let j: Value = serde_json::from_slice(&run("sfdisk", &["--json", s(raw)])).unwrap();
+    let p = &j["partitiontable"]["partitions"][if layout == Layout::Gen1 { 1 } else { 2 }];
+    (
+        p["start"].as_u64().unwrap() * 512,
+        p["size"].as_u64().unwrap() * 512,
+    )
+}
+
+/// The raw disk (or volume) of a layout with the broken hive in its Windows volume.
+fn raw(layout: Layout, b: Broken) -> PathBuf {
+    cached(&format!("raw-{}-{}", layout.name(), b.name()), || {
+        let out = workdir().join(format!("{}-{}.raw", layout.name(), b.name()));
+        let (mib, script) = match layout {
+            Layout::Volume => {
+                ntfs_volume(&out, 40 * MIB, 0, "Windows", Some(&wim(b)));
+                return out;
+            }
+            Layout::Gen1 => (64, GEN1),
+            Layout::Gen2 => (128, GEN2),
+        };
+        std::fs::File::create(&out)
+            .unwrap()
+            .set_len(mib * MIB)
+            .unwrap();
+        run_stdin("sfdisk", &["-q", s(&out)], script);
+        let j: Value = serde_json::from_slice(&run("sfdisk", &["--json", s(&out)])).unwrap();
+        let parts: Vec<(u64, u64)> = j["partitiontable"]["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap()))
+            .collect();
+        let windows = if layout == Layout::Gen1 { 1 } else { 2 };
+        for (i, &(start, size)) in parts.iter().enumerate() {
+            if layout == Layout::Gen2 && i == 0 {
+                run(
+                    "mkfs.vfat",
+                    &[
+                        "-F",
+                        "32",
+                        "-s",
+                        "1",
+                        "-n",
+                        "SYSTEM",
+                        "--offset",
+                        &start.to_string(),
+                        s(&out),
+                        &(size / 2).to_string(),
+                    ],
+                );
+                continue;
+            }
+            if layout == Layout::Gen2 && i == 1 {
+                continue; // MSR: nothing
+            }
+            let vol = out.with_extension(format!("p{}", i + 1));
+            let (label, w) = if i == windows {
+                ("Windows", Some(wim(b)))
+            } else if layout == Layout::Gen1 {
+                ("System Reserved", None)
+            } else {
+                ("Recovery", None)
+            };
+            ntfs_volume(&vol, size * 512, start, label, w.as_deref());
+            dd_into(&vol, &out, start);
+            std::fs::remove_file(&vol).unwrap();
+        }
+        out
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Container {
+    Raw,
+    VhdFixed,
+    VhdDynamic,
+    VhdxFixed,
+    VhdxDynamic,
+}
+
+impl Container {
+    fn ext(self) -> &'static str {
+        match self {
+            Container::Raw => "raw",
+            Container::VhdFixed => "fixed.vhd",
+            Container::VhdDynamic => "dynamic.vhd",
+            Container::VhdxFixed => "fixed.vhdx",
+            Container::VhdxDynamic => "dynamic.vhdx",
+        }
+    }
+    fn qemu_format(self) -> Option<&'static str> {
+        match self {
+            Container::Raw => None,
+            Container::VhdFixed | Container::VhdDynamic => Some("vpc"),
+            Container::VhdxFixed | Container::VhdxDynamic => Some("vhdx"),
+        }
+    }
+    fn is_vhdx(self) -> bool {
+        matches!(self, Container::VhdxFixed | Container::VhdxDynamic)
+    }
+}
+
+/// The image of a layout with a broken hive in container `c` (built once; copy before writing).
+fn image(layout: Layout, b: Broken, c: Container) -> PathBuf {
+    let name = format!("{}-{}.{}", layout.name(), b.name(), c.ext());
+    cached(&name.clone(), || {
+        let r = raw(layout, b);
+        let out = workdir().join(format!("img-{name}"));
+        let opts = match c {
+            Container::Raw => {
+                run("cp", &["--sparse=always", s(&r), s(&out)]);
+                return out;
+            }
+            Container::VhdFixed => "subformat=fixed,force_size=on",
+            Container::VhdDynamic => "subformat=dynamic,force_size=on",
+            Container::VhdxFixed => "subformat=fixed",
+            Container::VhdxDynamic => "subformat=dynamic",
+        };
+        run(
+            "qemu-img",
+            &[
+                "convert",
+                "-q",
+                "-f",
+                "raw",
+                "-O",
+                c.qemu_format().unwrap(),
+                "-o",
+                opts,
+                s(&r),
+                s(&out),
+            ],
+        );
+        out
+    })
+}
+
+/// A writable copy of a cached image in `dir`.
+fn copy_image(src: &Path, dir: &Path, name: &str) -> PathBuf {
+    let to = dir.join(name);
+    run("cp", &["--sparse=always", s(src), s(&to)]);
+    to
+}
+
+/// The image as raw bytes of the virtual disk (qemu-img convert for VHD/VHDX).
+fn to_raw(img: &Path, c: Container, out: &Path) -> PathBuf {
+    match c.qemu_format() {
+        None => img.to_path_buf(),
+        Some(f) => {
+            run(
+                "qemu-img",
+                &["convert", "-q", "-f", f, "-O", "raw", s(img), s(out)],
+            );
+            out.to_path_buf()
+        }
+    }
+}
+
+// ---- Checks ------------------------------------------------------------------------------------
+
+fn journal_of(img: &Path) -> PathBuf {
+    let mut n = img.file_name().unwrap().to_os_string();
+    n.push(".guestwall-journal");
+    img.with_file_name(n)
+}
+
+/// The files of a folder, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A journal's ranges, read independently of guestwall-inplace (docs/design-disk.md, "Writing
+/// in place"): magic GWJOURN1, u64 image size, u32 name length + name, u32 count, then per
+/// range u64 offset, u32 length, the original bytes, a 16-byte digest of the new bytes; last a
+/// 16-byte checksum. Returns (image size, [(offset, original bytes)]).
+fn read_journal(p: &Path) -> (u64, Vec<(u64, Vec<u8>)>) {
+    let b = std::fs::read(p).unwrap();
+    assert_eq!(&b[..8], b"GWJOURN1");
+    let u64_ = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let u32_ = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let size = u64_(8);
+    let mut at = 16 + 4 + u32_(16);
+    let count = u32_(at);
+    at += 4;
+    let mut ranges = Vec::new();
+    for _ in 0..count {
+        let off = u64_(at);
+        let len = u32_(at + 8);
+        ranges.push((off, b[at + 12..at + 12 + len].to_vec()));
+        at += 12 + len + 16;
+    }
+    assert_eq!(at + 16, b.len(), "the journal ends with its checksum");
+    (size, ranges)
+}
+
+/// The byte ranges where two equally long files differ, as (start, end), 4 KiB chunks first.
+fn diff_ranges(a: &Path, b: &Path) -> Vec<(u64, u64)> {
+    use std::io::Read;
+    let (la, lb) = (
+        std::fs::metadata(a).unwrap().len(),
+        std::fs::metadata(b).unwrap().len(),
+    );
+    assert_eq!(la, lb, "{} and {} differ in size", a.display(), b.display());
+    let (mut fa, mut fb) = (
+        std::io::BufReader::with_capacity(MIB as usize, std::fs::File::open(a).unwrap()),
+        std::io::BufReader::with_capacity(MIB as usize, std::fs::File::open(b).unwrap()),
+    );
+    let (mut x, mut y) = (vec![0u8; 4096], vec![0u8; 4096]);
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut at = 0u64;
+    while at < la {
+        let n = (la - at).min(4096) as usize;
+        fa.read_exact(&mut x[..n]).unwrap();
+        fb.read_exact(&mut y[..n]).unwrap();
+        if x[..n] != y[..n] {
+            for i in 0..n {
+                if x[i] != y[i] {
+                    let o = at + i as u64;
+                    match out.last_mut() {
+                        Some((_, e)) if *e == o => *e = o + 1,
+                        _ => out.push((o, o + 1)),
+                    }
+                }
+            }
+        }
+        at += n as u64;
+    }
+    out
+}
+
+fn inside(r: (u64, u64), ranges: &[(u64, u64)]) -> bool {
+    ranges.iter().any(|&(s, e)| s <= r.0 && r.1 <= e)
+}
+
+/// A value read with python3-hivex: its text (REG_SZ/REG_DWORD) or `None` when absent.
+fn hivex_value(hive: &Path, key: &str, value: &str) -> Option<String> {
+    const PY: &str = r#"
+import sys, hivex
+h = hivex.Hivex(sys.argv[1])
+n = h.root()
+for part in sys.argv[2].split('\\'):
+    n = h.node_get_child(n, part)
+    assert n, part
+v = None
+for x in h.node_values(n):
+    if h.value_key(x).lower() == sys.argv[3].lower():
+        v = x
+if v is None:
+    print('<absent>')
+elif h.value_type(v)[0] == 4:
+    print(h.value_dword(v))
+else:
+    print(h.value_string(v))
+"#;
+    let out = run("/usr/bin/python3", &["-c", PY, s(hive), key, value]);
+    let t = String::from_utf8(out).unwrap().trim().to_string();
+    (t != "<absent>").then_some(t)
+}
+
+/// Sector size × sectors per cluster from an NTFS boot sector.
+fn cluster_size(vol: &Path) -> u64 {
+    let b = read_at(vol, 0, 512);
+    u64::from(u16::from_le_bytes([b[11], b[12]])) * u64::from(b[13])
+}
+
+fn read_at(p: &Path, at: u64, n: usize) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut b = vec![0u8; n];
+    std::fs::File::open(p)
+        .unwrap()
+        .read_exact_at(&mut b, at)
+        .unwrap();
+    b
+}
+
+fn gwp(args: &[&str], path: &Path) -> Output {
+    let mut a: Vec<&str> = args.to_vec();
+    a.push(s(path));
+    gw(&a)
+}
+
+/// `undo IMAGE`: exit 0, the journal renamed to `.undone-<secs>`, the image equal to `orig`.
+fn undo_to(img: &Path, orig: &[u8]) {
+    let o = gwp(&["undo"], img);
+    assert_eq!(o.status.code(), Some(0), "undo: {}", stderr(&o));
+    assert!(!journal_of(img).exists(), "the journal is renamed by undo");
+    assert!(
+        std::fs::read(img).unwrap() == orig,
+        "undo gives back the original image byte for byte"
+    );
+}
+
+// ---- 1. Every container and layout -------------------------------------------------------------
+
+/// What one repair measured.
+struct Figures {
+    bytes_written: u64,
+    ranges: usize,
+    header_ranges: usize,
+    raw_bytes_changed: u64,
+}
+
+/// The full round on one image: dry run, fix, the independent read, a second fix, undo,
+/// `fix --json`, undo.
+fn fix_round_trip(layout: Layout, b: Broken, c: Container) {
+    if ready().is_none() {
+        return;
+    }
+    let t0 = Instant::now();
+    let name = format!("{}-{}-{}", layout.name(), b.name(), c.ext());
+    let dir = case_dir(&format!("case-{name}"));
+    let src = image(layout, b, c);
+    let img = copy_image(&src, &dir, &format!("disk.{}", c.ext()));
+    let orig = std::fs::read(&img).unwrap();
+    let journal = journal_of(&img);
+    let files = listing(&dir);
+
+    // Broken before.
+    let o = gwp(&["diagnose"], &img);
+    assert_eq!(o.status.code(), Some(1), "{name}: {}", stdout(&o));
+
+    // --dry-run writes nothing and makes no journal.
+    let o = gwp(&["fix", "--dry-run"], &img);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+    assert!(
+        std::fs::read(&img).unwrap() == orig,
+        "{name}: dry run wrote"
+    );
+    assert_eq!(listing(&dir), files, "{name}: dry run left files");
+
+    // fix.
+    let o = gwp(&["fix"], &img);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{name}: {out}{}", stderr(&o));
+    assert!(
+        out.contains(&format!("Wrote SYSTEM ({})", s(&img)))
+            && out.contains("re-read and verified"),
+        "{name}: {out}"
+    );
+    assert!(
+        out.contains(&format!("  backup: {}", s(&journal))),
+        "{name}: {out}"
+    );
+    let after_line = out.lines().find(|l| l.starts_with("After:")).unwrap();
+    assert!(
+        after_line.contains("RDP reachable") && !after_line.contains("NOT"),
+        "{name}: {after_line}"
+    );
+    let repaired = std::fs::read(&img).unwrap();
+    assert_eq!(repaired.len(), orig.len(), "{name}: the file size changed");
+    assert!(repaired != orig, "{name}: nothing was written");
+
+    // The journal: only ranges holding the original bytes; for VHDX also the header region.
+    let (jsize, ranges) = read_journal(&journal);
+    assert_eq!(jsize, orig.len() as u64);
+    let mut header_ranges = 0;
+    let mut bytes_written = 0u64;
+    let mut jr: Vec<(u64, u64)> = Vec::new();
+    for (off, bytes) in &ranges {
+        let (a, e) = (*off as usize, *off as usize + bytes.len());
+        assert!(orig[a..e] == bytes[..], "{name}: journal at {off:#x}");
+        bytes_written += bytes.len() as u64;
+        jr.push((*off, e as u64));
+        if c.is_vhdx() && (0x10000..0x30000).contains(off) {
+            header_ranges += 1;
+        }
+    }
+    assert!(bytes_written < MIB, "{name}: {bytes_written} bytes written");
+    assert_eq!(header_ranges > 0, c.is_vhdx(), "{name}: {jr:x?}");
+    // Every byte that changed in the container file lies in a journaled range.
+    std::fs::write(dir.join("orig.img"), &orig).unwrap();
+    for d in diff_ranges(&dir.join("orig.img"), &img) {
+        assert!(
+            inside(d, &jr),
+            "{name}: byte {:#x} changed unjournaled",
+            d.0
+        );
+    }
+
+    // qemu-img check where qemu supports it (vhdx; vpc has no check: exit 63).
+    if let Some(f) = c.qemu_format() {
+        let o = Command::new("qemu-img")
+            .args(["check", "-q", "-f", f, s(&img)])
+            .output()
+            .unwrap();
+        assert!(
+            matches!(o.status.code(), Some(0 | 63)),
+            "{name}: qemu-img check: {:?} {}",
+            o.status,
+            stderr(&o)
+        );
+        if f == "vhdx" {
+            assert_eq!(o.status.code(), Some(0), "{name}");
+        }
+    }
+
+    // The independent read: raw conversion, the partition cut out, ntfscat, hivex, diagnose.
+    let raw_before = to_raw(&dir.join("orig.img"), c, &dir.join("before.raw"));
+    let raw_after = to_raw(&img, c, &dir.join("after.raw"));
+    let (start, len) = windows_partition(&raw_after, layout);
+    let part = dir.join("windows.part");
+    run(
+        "dd",
+        &[
+            &format!("if={}", s(&raw_after)),
+            &format!("of={}", s(&part)),
+            "bs=512",
+            &format!("skip={}", start / 512),
+            &format!("count={}", len / 512),
+            "conv=sparse",
+            "status=none",
+        ],
+    );
+    let cs = cluster_size(&part);
+    let info = ntfs::ntfsinfo_runs(&part, HIVE_IN_VOLUME, cs);
+    assert!(!info.resident && !info.runs.is_empty(), "{name}");
+    let clusters: Vec<(u64, u64)> = info
+        .runs
+        .iter()
+        .filter_map(|&(_, v, l)| v.map(|v| (start + v, start + v + l)))
+        .collect();
+    let changed = diff_ranges(&raw_before, &raw_after);
+    assert!(!changed.is_empty(), "{name}");
+    for d in &changed {
+        assert!(
+            inside(*d, &clusters),
+            "{name}: virtual-disk byte {:#x} changed outside the hive's clusters {clusters:x?}",
+            d.0
+        );
+    }
+    let raw_bytes_changed: u64 = changed.iter().map(|(a, e)| e - a).sum();
+    let hive_out = dir.join("SYSTEM.extracted");
+    std::fs::write(&hive_out, ntfs::ntfscat(&part, HIVE_IN_VOLUME)).unwrap();
+    let (key, value, want) = b.repaired_value();
+    let got = hivex_value(&hive_out, &key, value);
+    match want {
+        Some(w) => assert!(
+            got.as_deref().is_some_and(|g| g.contains(w)),
+            "{name}: hivex reads {key}\\{value} = {got:?}"
+        ),
+        None => assert_eq!(got, None, "{name}: {key}\\{value}"),
+    }
+    if b == Broken::NoExceptions {
+        for p in ["DomainProfile", "StandardProfile"] {
+            let k = format!("{POLICY}\\{p}");
+            assert_eq!(hivex_value(&hive_out, &k, "DoNotAllowExceptions"), None);
+        }
+    }
+    let o = gwp(&["diagnose"], &hive_out);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{name}: the extracted hive: {}",
+        stdout(&o)
+    );
+    for f in [
+        &part,
+        &hive_out,
+        &dir.join("before.raw"),
+        &dir.join("after.raw"),
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
+
+    // A second fix right away: nothing to change, nothing written, the journal as it was.
+    let jbytes = std::fs::read(&journal).unwrap();
+    let o = gwp(&["fix"], &img);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+    assert!(stdout(&o).contains("No change needed"), "{}", stdout(&o));
+    assert!(
+        std::fs::read(&img).unwrap() == repaired,
+        "{name}: 2nd fix wrote"
+    );
+    assert_eq!(std::fs::read(&journal).unwrap(), jbytes);
+
+    // undo: the original, byte for byte.
+    undo_to(&img, &orig);
+
+    // fix --json: reachable true; undo again.
+    let o = gwp(&["fix", "--json"], &img);
+    assert_eq!(o.status.code(), Some(0), "{name}: {}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["reachable"], Value::Bool(true), "{j:#}");
+    assert_eq!(j["dry_run"], Value::Bool(false));
+    // (Not the same bytes as the first repair: the hive's timestamps and, for VHDX, the new
+    // header's GUIDs differ; the same size and the same ranges.)
+    let again = read_journal(&journal).1;
+    assert_eq!(
+        again.iter().map(|(o, b)| (*o, b.len())).collect::<Vec<_>>(),
+        ranges
+            .iter()
+            .map(|(o, b)| (*o, b.len()))
+            .collect::<Vec<_>>(),
+        "{name}: the same ranges"
+    );
+    undo_to(&img, &orig);
+
+    let f = Figures {
+        bytes_written,
+        ranges: ranges.len(),
+        header_ranges,
+        raw_bytes_changed,
+    };
+    notice(&format!(
+        "inplace {name}: {} bytes written in {} ranges ({} VHDX header), {} virtual-disk bytes changed, {:.1} s",
+        f.bytes_written,
+        f.ranges,
+        f.header_ranges,
+        f.raw_bytes_changed,
+        t0.elapsed().as_secs_f64()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+macro_rules! round_trips {
+    ($($name:ident: $layout:ident, $broken:ident, $container:ident;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                fix_round_trip(Layout::$layout, Broken::$broken, Container::$container);
+            }
+        )*
+    };
+}
+
+round_trips! {
+    fix_gen1_raw: Gen1, Rule, Raw;
+    fix_gen1_vhd_fixed: Gen1, Rule, VhdFixed;
+    fix_gen1_vhd_dynamic: Gen1, Rule, VhdDynamic;
+    fix_gen1_vhdx_fixed: Gen1, Rule, VhdxFixed;
+    fix_gen1_vhdx_dynamic: Gen1, Rule, VhdxDynamic;
+    fix_gen2_raw: Gen2, Rule, Raw;
+    fix_gen2_vhd_fixed: Gen2, Rule, VhdFixed;
+    fix_gen2_vhd_dynamic: Gen2, Rule, VhdDynamic;
+    fix_gen2_vhdx_fixed: Gen2, Rule, VhdxFixed;
+    fix_gen2_vhdx_dynamic: Gen2, Rule, VhdxDynamic;
+    fix_volume_image: Volume, Rule, Raw;
+    fix_no_exceptions_gen2_vhdx_dynamic: Gen2, NoExceptions, VhdxDynamic;
+    fix_no_exceptions_gen1_vhd_fixed: Gen1, NoExceptions, VhdFixed;
+    fix_custom_port_gen1_vhd_dynamic: Gen1, Port, VhdDynamic;
+    fix_custom_port_volume_image: Volume, Port, Raw;
+}
