@@ -35,6 +35,7 @@ const TOOLS: &[&str] = &[
     "sfdisk",
     "mkfs.vfat",
     "qemu-img",
+    "ntfsinfo",
     "truncate",
     "dd",
     "cp",
@@ -1728,6 +1729,94 @@ fn azure_sized_fixed_vhd_reads_like_the_hive_file() {
     notice(&format!(
         "127 GiB fixed VHD: diagnose (JSON and text) in {:.2} s",
         t0.elapsed().as_secs_f64()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The SYSTEM hive's MFT record in a Gen1 raw disk, damaged inside its `$DATA` attribute
+/// (the mapping pairs, sizes, flags) 300 times: exit 0, 1 or 2 with an error line, never a
+/// crash or a hang.
+#[test]
+fn damaged_hive_record_in_an_image_never_crashes_or_hangs() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = workdir().join("hive-record");
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("disk.raw");
+    run(
+        "cp",
+        &[
+            "--sparse=always",
+            s(&raw(Layout::Gen1, Hives::Win7)),
+            s(&img),
+        ],
+    );
+    let win = 18432 * 512;
+    // Which record: ntfsinfo on the partition, copied out.
+    let part = dir.join("windows.vol");
+    run(
+        "dd",
+        &[
+            &format!("if={}", s(&img)),
+            &format!("of={}", s(&part)),
+            "bs=512",
+            "skip=18432",
+            "conv=sparse",
+            "status=none",
+        ],
+    );
+    let info = String::from_utf8(run(
+        "ntfsinfo",
+        &["-f", "-F", "/Windows/System32/config/SYSTEM", s(&part)],
+    ))
+    .unwrap();
+    std::fs::remove_file(&part).unwrap();
+    let record: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Dumping Inode "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no inode in ntfsinfo's output:\n{info}"));
+    let boot = read_at(&img, win, 512);
+    let cluster = u64::from(u16::from_le_bytes([boot[0x0b], boot[0x0c]])) * u64::from(boot[0x0d]);
+    let rec = win + le64(&boot, 0x30) * cluster + record * 1024;
+    let r = read_at(&img, rec, 1024);
+    assert_eq!(&r[..4], b"FILE");
+    // The attributes, to the unnamed $DATA.
+    let mut at = usize::from(u16::from_le_bytes([r[0x14], r[0x15]]));
+    let data = loop {
+        let (ty, len) = (le32(&r, at), le32(&r, at + 4) as usize);
+        assert_ne!(ty, u32::MAX, "no $DATA in record {record}");
+        if ty == 0x80 {
+            break (at, len);
+        }
+        at += len;
+    };
+    let noise = ntfs::noise(42, 4 * 300);
+    let mut handled = [0usize; 3];
+    for i in 0..300 {
+        let x = &noise[4 * i..4 * i + 4];
+        let off = data.0 + usize::from(u16::from_le_bytes([x[0], x[1]])) % data.1;
+        let n = [1usize, 1, 2, 4][usize::from(x[2]) % 4].min(1024 - off);
+        // Keep the update sequence's sector ends: a torn record is a simpler case.
+        if (510..512).contains(&off) || off + n > 510 && off < 512 {
+            continue;
+        }
+        let orig = read_at(&img, rec + off as u64, n);
+        let new: Vec<u8> = orig.iter().map(|b| b ^ x[3].max(1)).collect();
+        write_at(&img, rec + off as u64, &new);
+        let o = gw_timeout(&["diagnose", s(&img)]);
+        let what = format!("record {record} +{off:#x} = {new:02x?}");
+        assert_handled(&o, &what);
+        if o.status.code() == Some(2) {
+            assert!(stderr(&o).contains("partition 2"), "{what}: {}", stderr(&o));
+        }
+        handled[o.status.code().unwrap() as usize] += 1;
+        write_at(&img, rec + off as u64, &orig);
+    }
+    notice(&format!(
+        "SYSTEM's MFT record damaged: exit 0/1/2 = {handled:?}"
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
