@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::{corpus, gw, in_ci, notice, stderr, stdout};
 use ntfs::Content;
@@ -607,16 +607,35 @@ fn read_at(p: &Path, at: u64, n: usize) -> Vec<u8> {
     b
 }
 
+fn write_at(p: &Path, at: u64, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.write_all_at(data, at).unwrap();
+}
+
 fn gwp(args: &[&str], path: &Path) -> Output {
     let mut a: Vec<&str> = args.to_vec();
     a.push(s(path));
     gw(&a)
 }
 
-/// `undo IMAGE`: exit 0, the journal renamed to `.undone-<secs>`, the image equal to `orig`.
+/// `undo IMAGE`: the journal renamed to `.undone-<secs>`, the image equal to `orig`; exit 0, or
+/// exit 1 ("Nothing to undo") when the image already held the original bytes (a journal
+/// written, then the process killed before its first image write).
+#[track_caller]
 fn undo_to(img: &Path, orig: &[u8]) {
+    let was_orig = std::fs::read(img).unwrap() == orig;
     let o = gwp(&["undo"], img);
-    assert_eq!(o.status.code(), Some(0), "undo: {}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(if was_orig { 1 } else { 0 }),
+        "undo: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    if was_orig {
+        assert!(stdout(&o).contains("Nothing to undo"), "{}", stdout(&o));
+    }
     assert!(!journal_of(img).exists(), "the journal is renamed by undo");
     assert!(
         std::fs::read(img).unwrap() == orig,
@@ -873,4 +892,385 @@ round_trips! {
     fix_no_exceptions_gen1_vhd_fixed: Gen1, NoExceptions, VhdFixed;
     fix_custom_port_gen1_vhd_dynamic: Gen1, Port, VhdDynamic;
     fix_custom_port_volume_image: Volume, Port, Raw;
+}
+
+// ---- 2. Refusals -------------------------------------------------------------------------------
+
+/// `fix IMAGE` exits 2 with a message containing every one of `says`, the image byte-identical
+/// and no file added beside it (no journal, no temporary file).
+fn assert_refused(img: &Path, what: &str, says: &[&str]) -> String {
+    let dir = img.parent().unwrap();
+    let (before, files) = (std::fs::read(img).unwrap(), listing(dir));
+    let o = gwp(&["fix"], img);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{what}: {}{err}", stdout(&o));
+    for w in says {
+        assert!(err.contains(w), "{what}: {w:?} not in {err}");
+    }
+    assert!(
+        std::fs::read(img).unwrap() == before,
+        "{what}: the image changed"
+    );
+    assert_eq!(listing(dir), files, "{what}: files added");
+    err
+}
+
+/// A copy of the volume image with the broken hive (a), for one refusal.
+fn volume_copy(dir: &Path, name: &str) -> PathBuf {
+    copy_image(
+        &image(Layout::Volume, Broken::Rule, Container::Raw),
+        dir,
+        name,
+    )
+}
+
+fn ntfscp(vol: &Path, name: &str, data: &[u8]) {
+    let src = vol.with_extension(format!("cp-{}", name.replace('/', "_")));
+    std::fs::write(&src, data).unwrap();
+    run("ntfscp", &["-f", s(vol), s(&src), &format!("/{name}")]);
+    std::fs::remove_file(&src).unwrap();
+}
+
+#[test]
+fn unclean_windows_volumes_are_refused() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = case_dir("refuse-volume");
+    // Hibernated ("hibr") and resumed-from-hybrid-sleep ("wake") hiberfil.sys at the root.
+    for magic in [b"hibr", b"wake"] {
+        let m = String::from_utf8_lossy(magic).into_owned();
+        let vol = volume_copy(&dir, &format!("{m}.img"));
+        ntfscp(
+            &vol,
+            "hiberfil.sys",
+            &[magic.as_slice(), &ntfs::noise(5, 100_000)].concat(),
+        );
+        let err = assert_refused(&vol, &m, &["not clean", "hiberfil.sys"]);
+        notice(&format!("inplace refusal {m}: {}", err.trim()));
+        std::fs::remove_file(&vol).unwrap();
+    }
+    // The dirty flag in $Volume's VOLUME_INFORMATION (ntfsfix sets it, emptying $LogFile).
+    let vol = volume_copy(&dir, "dirty.img");
+    run("ntfsfix", &[s(&vol)]);
+    assert_refused(&vol, "dirty", &["not clean", "dirty"]);
+    std::fs::remove_file(&vol).unwrap();
+    // $LogFile restart pages: clients in use without RESTART_VOLUME_IS_CLEAN (unclean), and
+    // version 2.0 (fast startup); a clean 1.1 page is written for contrast.
+    let base = volume_copy(&dir, "base.img");
+    let info = ntfs::ntfsinfo_runs(&base, "/$LogFile", cluster_size(&base));
+    let at = info.runs[0].1.unwrap();
+    for (major, minor, in_use, clean, what, says) in [
+        (1, 1, true, false, "unclean-log", "RESTART_VOLUME_IS_CLEAN"),
+        (2, 0, false, true, "fast-startup", "fast startup"),
+        (1, 1, false, false, "clean-log", ""),
+    ] {
+        let vol = copy_image(&base, &dir, &format!("{what}.img"));
+        let page = images_build::restart_page(4096, major, minor, in_use, clean, 0x1234);
+        write_at(&vol, at, &page);
+        write_at(&vol, at + 4096, &page);
+        if says.is_empty() {
+            let orig = std::fs::read(&vol).unwrap();
+            let o = gwp(&["fix"], &vol);
+            assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+            undo_to(&vol, &orig);
+        } else {
+            assert_refused(&vol, what, &["not clean", says]);
+        }
+        std::fs::remove_file(&vol).unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_earlier_journal_or_a_lock_is_refused() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = case_dir("refuse-journal-lock");
+    let img = copy_image(
+        &image(Layout::Gen1, Broken::Rule, Container::VhdxDynamic),
+        &dir,
+        "disk.vhdx",
+    );
+    let orig = std::fs::read(&img).unwrap();
+    let journal = journal_of(&img);
+    // An existing journal (a repair not undone) whose repair was then reverted by other means:
+    // fix has edits to make and refuses, leaving the journal as it is.
+    let o = gwp(&["fix"], &img);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let kept = std::fs::read(&journal).unwrap();
+    undo_to(&img, &orig);
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().contains(".undone-") {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    std::fs::write(&journal, &kept).unwrap();
+    assert_refused(&img, "journal", &["exists", "undo"]);
+    assert_eq!(std::fs::read(&journal).unwrap(), kept);
+    undo_to(&img, &orig);
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().contains(".undone-") {
+            std::fs::remove_file(e.path()).unwrap();
+        }
+    }
+    // Another process holds flock(LOCK_EX) on the image.
+    // (`flock IMAGE cat`: cat holds the lock until its input closes; a `sleep` would keep the
+    // lock after flock itself were killed.)
+    let mut holder = Command::new("flock")
+        .args(["-x", s(&img), "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while Command::new("flock")
+        .args(["-n", "-s", s(&img), "true"])
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "flock never held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let err = assert_refused(&img, "locked", &["lock"]);
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    notice(&format!("inplace refusal lock: {}", err.trim()));
+    // Once released, fix goes through.
+    let o = gwp(&["fix"], &img);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    undo_to(&img, &orig);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn vhdx_differencing_child_without_the_blocks_is_refused() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = case_dir("refuse-differencing");
+    let parent_raw = raw(Layout::Gen1, Broken::Rule);
+    let parent = dir.join("parent.vhdx");
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-q",
+            "-f",
+            "raw",
+            "-O",
+            "vhdx",
+            "-o",
+            "subformat=dynamic,block_size=1M",
+            s(&parent_raw),
+            s(&parent),
+        ],
+    );
+    // qemu-img cannot make a differencing VHDX (`create -f vhdx -b` is refused: "Backing file
+    // not supported"): a child with every block in the parent is made by hand.
+    let child = dir.join("child.avhdx");
+    assert_eq!(
+        images_build::make_vhdx_child(&parent, &parent_raw, &parent_raw, &child),
+        0
+    );
+    let o = gwp(&["diagnose"], &child);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let p = std::fs::read(&parent).unwrap();
+    let err = assert_refused(&child, "differencing child", &["parent", "merge"]);
+    assert!(std::fs::read(&parent).unwrap() == p, "the parent changed");
+    notice(&format!("inplace refusal differencing: {}", err.trim()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---- 3. Kills ----------------------------------------------------------------------------------
+
+/// xorshift64*: the test's random delays (the seed is printed).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("GUESTWALL_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        })
+}
+
+/// `rounds` SIGKILLs at random moments of `fix` on one image file, reused: after each, the
+/// image is the original, or the repaired image, or there is a journal and `undo` gives the
+/// original back.
+fn kills(c: Container, rounds: usize) {
+    if ready().is_none() {
+        return;
+    }
+    let t0 = Instant::now();
+    let dir = case_dir(&format!("kill-{}", c.ext()));
+    let img = copy_image(
+        &image(Layout::Gen1, Broken::Rule, c),
+        &dir,
+        &format!("disk.{}", c.ext()),
+    );
+    let journal = journal_of(&img);
+    let orig = std::fs::read(&img).unwrap();
+    // A clean run first: its duration, and when its journal appears (polled), so that half of
+    // the kills fall after the journal, where the writes are.
+    let t = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guestwall"))
+        .args(["fix", s(&img)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut journal_ms = None;
+    let st = loop {
+        if journal_ms.is_none() && journal.exists() {
+            journal_ms = Some(t.elapsed().as_millis() as u64);
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    };
+    let clean_ms = t.elapsed().as_millis() as u64;
+    assert!(st.success());
+    let journal_ms = journal_ms.expect("the journal appeared during the clean run");
+    let (_, ranges) = read_journal(&journal);
+    undo_to(&img, &orig);
+    let new_of = |b: &[u8]| -> Vec<(u64, Vec<u8>)> {
+        ranges
+            .iter()
+            .map(|(o, r)| (*o, b[*o as usize..*o as usize + r.len()].to_vec()))
+            .collect()
+    };
+    let max_ms = clean_ms;
+    let late_ms = journal_ms * 4 / 5;
+    let seed = seed();
+    let mut rng = Rng(seed);
+    let (mut original, mut repaired, mut undone, mut journal_only, mut finished) = (0, 0, 0, 0, 0);
+    for round in 0..rounds {
+        let delay = if round % 2 == 0 {
+            rng.next() % (max_ms + 1)
+        } else {
+            late_ms + rng.next() % (max_ms.saturating_sub(late_ms) + 1)
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_guestwall"))
+            .args(["fix", s(&img)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill(); // SIGKILL
+        let st = child.wait().unwrap();
+        let what = format!("round {round} (seed {seed}, delay {delay} ms, {st:?})");
+        if st.success() {
+            finished += 1;
+        }
+        // A journal cut short before its rename is only a temporary file: not a journal.
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.contains(".tmp-") || n.contains(".undone-") {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+        let now = std::fs::read(&img).unwrap();
+        if !journal.exists() {
+            assert!(now == orig, "{what}: no journal, yet the image changed");
+            original += 1;
+            continue;
+        }
+        let (size, jr) = read_journal(&journal);
+        assert_eq!(size, orig.len() as u64, "{what}");
+        if now == orig {
+            journal_only += 1;
+        } else if jr.len() == ranges.len()
+            && new_of(&now).iter().zip(&jr).all(|((_, n), (_, o))| n != o)
+            && now.len() == orig.len()
+        {
+            // Every range holds new bytes, and outside the ranges nothing changed.
+            let mut back = now.clone();
+            for (o, b) in &jr {
+                back[*o as usize..*o as usize + b.len()].copy_from_slice(b);
+            }
+            assert!(back == orig, "{what}: bytes changed outside the journal");
+            repaired += 1;
+        } else {
+            undone += 1;
+        }
+        undo_to(&img, &orig);
+    }
+    let total = t0.elapsed().as_secs_f64();
+    notice(&format!(
+        "inplace kills {}: {rounds} SIGKILLs at 0-{max_ms} ms, every other one at {late_ms}-{max_ms} ms (clean fix {clean_ms} ms, its journal at {journal_ms} ms, seed {seed}): {original} original, {repaired} repaired then undone, {undone} partly written then undone, {journal_only} journal only (undo a no-op), {finished} finished before the kill; {total:.1} s",
+        c.ext()
+    ));
+    assert_eq!(original + repaired + undone + journal_only, rounds);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn kills_during_fix_on_a_vhdx() {
+    kills(Container::VhdxDynamic, 100);
+}
+
+#[test]
+fn kills_during_fix_on_a_vhd() {
+    kills(Container::VhdDynamic, 100);
+}
+
+// ---- 4. netsh --system -------------------------------------------------------------------------
+
+#[test]
+fn netsh_set_rule_writes_in_place_and_undo_restores() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = case_dir("netsh");
+    let img = copy_image(
+        &image(Layout::Gen2, Broken::Rule, Container::VhdxFixed),
+        &dir,
+        "disk.vhdx",
+    );
+    let orig = std::fs::read(&img).unwrap();
+    let o = gw(&[
+        "netsh",
+        "--system",
+        s(&img),
+        "advfirewall",
+        "firewall",
+        "set",
+        "rule",
+        "group=Remote Desktop",
+        "new",
+        "enable=yes",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(journal_of(&img).exists(), "{}", stdout(&o));
+    let (_, ranges) = read_journal(&journal_of(&img));
+    let bytes: usize = ranges.iter().map(|(_, b)| b.len()).sum();
+    assert!((bytes as u64) < MIB);
+    let o = gwp(&["diagnose"], &img);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    undo_to(&img, &orig);
+    notice(&format!(
+        "inplace netsh: {bytes} bytes written in {} ranges",
+        ranges.len()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
 }
