@@ -1240,55 +1240,86 @@ fn two_windows_installations_need_partition() {
     std::fs::remove_file(&img).unwrap();
 }
 
-/// Two Windows folders on one volume (`Windows` and `Win2`, as after an in-place reinstall
-/// into another folder): `--partition` cannot choose between them, so the error must not send
-/// the user to it (and there should be a way to choose).
+/// A one-partition MBR disk whose NTFS volume has the given folders, each with
+/// `System32/config/SYSTEM` (`healthy`: the sample healthy hive, else the Windows 7 one).
+fn folders_disk(key: &str, folders: &[(&'static str, bool)]) -> PathBuf {
+    let corpus = corpus().unwrap();
+    let paths: Vec<String> = folders
+        .iter()
+        .map(|(f, _)| format!("{f}/System32/config/SYSTEM"))
+        .collect();
+    let files: Vec<(&str, Content)> = folders
+        .iter()
+        .zip(&paths)
+        .map(|((_, healthy), p)| {
+            let c = if *healthy {
+                Content::Bytes(guestwall_samples::healthy_rdp_system().unwrap())
+            } else {
+                Content::Copy(corpus.join("regipy/SYSTEM"))
+            };
+            (p.as_str(), c)
+        })
+        .collect();
+    let wim = files_wim(key, &files);
+    cached(key, || {
+        let out = workdir().join(format!("{key}.raw"));
+        build_raw(
+            &out,
+            40,
+            "label: dos\nstart=2048, type=7\n",
+            vec![Fill::Ntfs {
+                label: "Windows",
+                wim: Some(wim),
+                bitlocker: false,
+            }],
+        );
+        out
+    })
+}
+
+/// Two Windows folders on one volume. `Windows` and `Win2` (an in-place reinstall, or
+/// Windows.old): the folder named Windows is read and the other noted. `WinA` and `WinB`:
+/// an error listing both that does not send the user to `--partition`, which cannot choose.
+/// (The error used to say "choose one with --partition N" in both cases.)
 #[test]
-#[ignore = "bug: two Windows folders on one partition: the error says \"choose one with --partition N\", which cannot choose; no way to read either"]
-fn two_windows_folders_on_one_partition_are_not_sent_to_partition() {
+fn two_windows_folders_on_one_partition() {
     if ready().is_none() {
         return;
     }
-    let healthy = guestwall_samples::healthy_rdp_system().unwrap();
-    let wim = files_wim(
-        "two-folders",
-        &[
-            (
-                "Windows/System32/config/SYSTEM",
-                Content::Bytes(healthy.clone()),
-            ),
-            ("Win2/System32/config/SYSTEM", Content::Bytes(healthy)),
-        ],
-    );
-    let raw = cached("two-folders", || {
-        let out = workdir().join("two-folders.raw");
-        std::fs::File::create(&out)
-            .unwrap()
-            .set_len(24 * MIB)
-            .unwrap();
-        run_stdin(
-            "sfdisk",
-            &["-q", s(&out)],
-            "label: dos\nstart=2048, type=7\n",
+    let raw = folders_disk("folders-win2", &[("Windows", true), ("Win2", false)]);
+    for args in [&["diagnose"][..], &["diagnose", "--partition", "1"][..]] {
+        let o = gwp(args, &raw);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.starts_with(&format!(
+                "{}Windows/System32/config/SYSTEM",
+                prefix(&raw, Some(1))
+            )),
+            "{out}"
         );
-        let vol = workdir().join("two-folders.vol");
-        ntfs_volume(&vol, 23 * MIB, 2048, "Windows", Some(&wim));
-        dd_into(&vol, &out, 2048);
-        out
-    });
-    let o = gwp(&["diagnose"], &raw);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("(Windows)") && stderr(&o).contains("(Win2)"),
-        "{}",
-        stderr(&o)
-    );
-    let o = gwp(&["diagnose", "--partition", "1"], &raw);
-    assert!(
-        o.status.code() != Some(2) || !stderr(&o).contains("choose one with --partition"),
-        "--partition 1 was given and the error still asks for it: {}",
-        stderr(&o)
-    );
+        let mut a = args.to_vec();
+        a.push("--json");
+        let j = json(&gwp(&a, &raw));
+        assert!(
+            contains_str(&j["findings"], "Win2 also holds a Windows installation"),
+            "{args:?}: {j:#}"
+        );
+    }
+    let raw = folders_disk("folders-ab", &[("WinA", true), ("WinB", false)]);
+    for args in [&["diagnose"][..], &["diagnose", "--partition", "1"][..]] {
+        let o = gwp(args, &raw);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("(WinA)") && e.contains("(WinB)"),
+            "{args:?}: {e}"
+        );
+        assert!(
+            !e.contains("choose one with --partition"),
+            "{args:?}: --partition cannot choose between folders of one partition: {e}"
+        );
+    }
 }
 
 #[test]
