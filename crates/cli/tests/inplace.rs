@@ -1084,6 +1084,45 @@ fn vhdx_differencing_child_without_the_blocks_is_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A write that needs more room than the hive file has: `netsh --system` adding a rule with a
+/// 120 KB description makes the hive grow (a new hbin), which needs new clusters and NTFS
+/// metadata: refused, nothing written.
+#[test]
+fn a_hive_that_would_grow_is_refused() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = case_dir("refuse-grow");
+    let vol = volume_copy(&dir, "grow.img");
+    let (before, files) = (std::fs::read(&vol).unwrap(), listing(&dir));
+    let desc = format!("description={}", "x".repeat(120_000));
+    let o = gw(&[
+        "netsh",
+        "--system",
+        s(&vol),
+        "advfirewall",
+        "firewall",
+        "add",
+        "rule",
+        "name=big",
+        "dir=in",
+        "action=allow",
+        "protocol=TCP",
+        "localport=4000",
+        &desc,
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{}{err}", stdout(&o));
+    assert!(
+        err.contains("would have to grow") && err.contains("the file holds"),
+        "{err}"
+    );
+    assert!(std::fs::read(&vol).unwrap() == before, "the image changed");
+    assert_eq!(listing(&dir), files);
+    notice(&format!("inplace refusal growth: {}", err.trim()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ---- 3. Kills ----------------------------------------------------------------------------------
 
 /// xorshift64*: the test's random delays (the seed is printed).
