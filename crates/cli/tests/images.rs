@@ -934,6 +934,55 @@ fn reads_and_dry_runs_leave_an_image_byte_identical() {
     }
 }
 
+/// `undo --dry-run` after an in-place repair only says what it would restore: the image keeps
+/// the repair and the journal stays; the real undo then gives back the original bytes, and a
+/// second undo has nothing to do (exit 1, as for hive files).
+#[test]
+fn an_undo_dry_run_after_an_in_place_repair_writes_nothing() {
+    if ready().is_none() {
+        return;
+    }
+    for (layout, c) in [
+        (Layout::Gen1, Container::VhdFixed),
+        (Layout::Gen2, Container::VhdxDynamic),
+    ] {
+        let dir = workdir().join(format!("undo-dry-{}-{}", layout.name(), c.ext()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = dir.join(format!("os-disk.{}", c.ext()));
+        convert(&raw(layout, Hives::Win7), c, &img);
+        let original = file_hash(&img);
+        let i = s(&img);
+        let o = gw(&["undo", i]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "nothing to undo yet: {}",
+            stderr(&o)
+        );
+        let o = gw(&["fix", i]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let repaired = file_hash(&img);
+        assert_ne!(repaired, original);
+        let journal = dir.join(format!("os-disk.{}.guestwall-journal", c.ext()));
+        assert!(journal.exists());
+        let o = gw(&["undo", "--dry-run", i]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(stdout(&o).contains("would restore"), "{}", stdout(&o));
+        assert_eq!(file_hash(&img), repaired, "{c:?}: the dry run wrote");
+        assert!(journal.exists(), "{c:?}: the dry run moved the journal");
+        let o = gw(&["undo", i]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(
+            file_hash(&img),
+            original,
+            "{c:?}: undo is not byte-identical"
+        );
+        let o = gw(&["undo", i]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// A write guestwall must refuse (a hibernated Windows resumes with the registry it holds in
 /// memory, and with issue 10 every image is refused): exit 2, the image named, nothing written.
 #[test]

@@ -257,10 +257,11 @@ fn hive_paths(target: &Target) -> Vec<&std::path::Path> {
 /// Reverts the latest operation (fix, netsh or reg change) on the target's hives, as a whole.
 pub fn undo(target: &Target, opts: &UndoOptions) -> Result<UndoReport> {
     if let Some(img) = &target.image {
-        let r = crate::image::undo_image(img, img.journal_dir.as_deref(), opts.force)?;
+        let r =
+            crate::image::undo_image(img, img.journal_dir.as_deref(), opts.force, opts.dry_run)?;
         return Ok(UndoReport {
             op: None,
-            files: vec![r],
+            files: r.into_iter().collect(),
             legacy: false,
         });
     }

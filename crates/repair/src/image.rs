@@ -277,31 +277,41 @@ pub fn apply_image(
     })
 }
 
-/// Undoes the in-place repair recorded in the image's journal.
+/// Undoes the in-place repair recorded in the image's journal; `None` when there is none
+/// (nothing to undo). With `dry_run`, the journal is read and checked, and nothing is written.
 pub fn undo_image(
     img: &ImageRef,
     journal_dir: Option<&Path>,
     force: bool,
-) -> Result<RestoreReport> {
+    dry_run: bool,
+) -> Result<Option<RestoreReport>> {
     let journal = image_journal(img, journal_dir);
     if !journal.exists() {
-        return Err(RepairError::Usage(format!(
-            "nothing to undo: no journal of an in-place repair of {} ({} does not exist)",
-            img.path.display(),
-            journal.display()
-        )));
+        return Ok(None);
+    }
+    if dry_run {
+        // Only checked: a damaged journal is said now, not at the real undo.
+        guestwall_inplace::Journal::read(&journal).map_err(inplace_err(img))?;
+        return Ok(Some(RestoreReport {
+            path: img.path.clone(),
+            backup: Some(journal),
+            backup_kept_as: None,
+            replaced_kept_as: None,
+            logs_restored: Vec::new(),
+            unchanged: false,
+        }));
     }
     check_not_mounted(&img.path).map_err(inplace_err(img))?;
     let lock = ImageLock::take(&img.path).map_err(inplace_err(img))?;
     let u = undo_journal(&lock, &journal, force).map_err(inplace_err(img))?;
-    Ok(RestoreReport {
+    Ok(Some(RestoreReport {
         path: img.path.clone(),
         backup: Some(journal),
         backup_kept_as: Some(u.journal_kept_as),
         replaced_kept_as: None,
         logs_restored: Vec::new(),
         unchanged: u.unchanged,
-    })
+    }))
 }
 
 /// `reg` on hives inside disk images, named `IMAGE::PATH` (or `IMAGE::partition N::PATH`):
