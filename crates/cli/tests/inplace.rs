@@ -1201,6 +1201,7 @@ fn kills(c: Container, rounds: usize) {
     let seed = seed();
     let mut rng = Rng(seed);
     let (mut original, mut repaired, mut undone, mut journal_only, mut finished) = (0, 0, 0, 0, 0);
+    let mut temp_left = 0;
     for round in 0..rounds {
         let delay = if round % 2 == 0 {
             rng.next() % (max_ms + 1)
@@ -1225,6 +1226,7 @@ fn kills(c: Container, rounds: usize) {
         for e in std::fs::read_dir(&dir).unwrap().flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
             if n.contains(".tmp-") || n.contains(".undone-") {
+                temp_left += usize::from(n.contains(".tmp-"));
                 std::fs::remove_file(e.path()).unwrap();
             }
         }
@@ -1256,7 +1258,7 @@ fn kills(c: Container, rounds: usize) {
     }
     let total = t0.elapsed().as_secs_f64();
     notice(&format!(
-        "inplace kills {}: {rounds} SIGKILLs at 0-{max_ms} ms, every other one at {late_ms}-{max_ms} ms (clean fix {clean_ms} ms, its journal at {journal_ms} ms, seed {seed}): {original} original, {repaired} repaired then undone, {undone} partly written then undone, {journal_only} journal only (undo a no-op), {finished} finished before the kill; {total:.1} s",
+        "inplace kills {}: {rounds} SIGKILLs at 0-{max_ms} ms, every other one at {late_ms}-{max_ms} ms (clean fix {clean_ms} ms, its journal at {journal_ms} ms, seed {seed}): {original} original, {repaired} repaired then undone, {undone} partly written then undone, {journal_only} journal only (undo a no-op), {finished} finished before the kill; {temp_left} journal temporary files left behind; {total:.1} s",
         c.ext()
     ));
     assert_eq!(original + repaired + undone + journal_only, rounds);
