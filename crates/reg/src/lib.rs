@@ -72,6 +72,9 @@ pub enum RegError {
         /// The error.
         source: std::io::Error,
     },
+    /// Writing the output (to the terminal or a pipe) failed.
+    #[error("(output): {0}")]
+    Output(#[source] std::io::Error),
     /// The hive engine refused or failed.
     #[error(transparent)]
     Hive(#[from] guestwall_regf::Error),
@@ -163,10 +166,7 @@ fn resolve<'m>(
 }
 
 fn io(e: std::io::Error) -> RegError {
-    RegError::Io {
-        path: PathBuf::from("(output)"),
-        source: e,
-    }
+    RegError::Output(e)
 }
 
 fn confirm(opts: &mut RunOptions<'_>, forced: bool, question: &str) -> Result<()> {

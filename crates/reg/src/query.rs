@@ -69,7 +69,9 @@ pub fn query(
             block(k, &full(display, path), out).map_err(|e| match e {
                 RegError::Hive(h) => h,
                 // Keep the I/O error itself, so that a closed pipe is recognised as one.
-                RegError::Io { source, .. } => guestwall_regf::Error::Output(source),
+                RegError::Io { source, .. } | RegError::Output(source) => {
+                    guestwall_regf::Error::Output(source)
+                }
                 other => guestwall_regf::Error::Output(std::io::Error::other(other.to_string())),
             })
         })?;

@@ -138,7 +138,9 @@ impl HiveMut {
             _ => None,
         };
         let buf = match cow {
-            Some(b) => b,
+            // The same file still: a file replaced since (a save renames a new file into
+            // place) has another base block (sequence numbers, timestamp).
+            Some(b) if b.get(..BASE_BLOCK_LEN) == bytes.get(..BASE_BLOCK_LEN) => b,
             _ => AnonBuf::copy_of(bytes, bytes.len() + (1 << 20)).map_err(|source| Error::Io {
                 path: Location::Memory("memory for the edited hive".into()),
                 source,

@@ -497,3 +497,32 @@ fn edited_hives_read_the_same_in_hivex_and_regipy() {
     edit_file(&path, &edits, &SaveOptions::default()).unwrap();
     common::assert_peers_agree(&path);
 }
+
+#[test]
+fn an_edit_copy_is_of_the_hive_read_even_when_its_file_was_replaced_since() {
+    let t = Tmp::new("replaced");
+    let path = t.0.join("SYSTEM");
+    std::fs::write(&path, base().bytes()).unwrap();
+    let read = Hive::open(&path).unwrap();
+    // Another hive renamed over the file after it was read.
+    // (Bigger than the first, so that a view of it would cover the hive read.)
+    let other =
+        KeySpec::new("").subkey(KeySpec::new("Other").value("big", REG_BINARY, vec![7u8; 40_000]));
+    let other = build_hive(
+        &other,
+        &BuildOptions {
+            sequence: 40,
+            ..BuildOptions::default()
+        },
+    )
+    .unwrap();
+    let next = t.0.join("SYSTEM.next");
+    std::fs::write(&next, &other).unwrap();
+    std::fs::rename(&next, &path).unwrap();
+    let mut m = HiveMut::new(&read).unwrap();
+    m.apply(&create("A\\New")).unwrap();
+    let out = Hive::from_bytes(m.finish(9).unwrap().to_vec()).unwrap();
+    assert!(out.find_key("A\\B").unwrap().is_some());
+    assert!(out.find_key("A\\New").unwrap().is_some());
+    assert!(out.find_key("Other").unwrap().is_none());
+}

@@ -17,7 +17,7 @@ use super::fsx::{self, explain, parent_dir};
 use super::history::{OpFile, Operation};
 use super::prepare::Prepared;
 use super::{
-    fault_point, file_digest, injected_failure, interrupted, join, SaveOptions, SaveReport, Store,
+    fault_point, file_digests, injected_failure, interrupted, join, SaveOptions, SaveReport, Store,
 };
 
 /// Files an interrupted or failed attempt created; removed unless the attempt succeeds.
@@ -257,8 +257,10 @@ pub struct FileStore<'o> {
     allow_dirty: bool,
     _lock: Option<fsx::HiveLock>,
     orig_meta: Option<fs::Metadata>,
-    /// The backup being made: (backup, digest of the original on disk).
-    backup_job: Option<std::thread::JoinHandle<Result<(PathBuf, u128)>>>,
+    /// The backup being made.
+    backup_job: Option<std::thread::JoinHandle<Result<PathBuf>>>,
+    /// The digests of the file on disk and of the staged new file, for the history.
+    digest_job: Option<std::thread::JoinHandle<Result<(u128, u128)>>>,
     /// The new file written ahead of the commit, and its fsync under way.
     staged: Option<(PathBuf, std::thread::JoinHandle<std::io::Result<File>>)>,
     /// Files to remove unless the commit succeeds.
@@ -276,11 +278,14 @@ impl std::fmt::Debug for FileStore<'_> {
 
 impl Drop for FileStore<'_> {
     fn drop(&mut self) {
+        if let Some(digests) = self.digest_job.take() {
+            let _ = digests.join();
+        }
         if let Some((_, sync)) = self.staged.take() {
             let _ = sync.join();
         }
         if let Some(job) = self.backup_job.take() {
-            if let Ok(Ok((backup, _))) = job.join() {
+            if let Ok(Ok(backup)) = job.join() {
                 self.litter.add(&backup);
             }
         }
@@ -319,6 +324,7 @@ impl<'o> FileStore<'o> {
             _lock: lock,
             orig_meta,
             backup_job: None,
+            digest_job: None,
             staged: None,
             litter: Litter::default(),
         })
@@ -354,12 +360,7 @@ impl<'o> FileStore<'o> {
             let stamp = utc_stamp();
             self.backup_job = Some(std::thread::spawn(move || {
                 remove_stale_temps(&dir, &name);
-                // The digest of the file as it is on disk (not as replayed), for the history.
-                let before = guestwall_mmap::read(&real)
-                    .map(|b| file_digest(&b))
-                    .map_err(|source| explain(&real, source))?;
-                let backup = write_backup(&real, &dir, &name, &stamp, &log_names)?;
-                Ok((backup, before))
+                write_backup(&real, &dir, &name, &stamp, &log_names)
             }));
         }
         Ok(hive)
@@ -386,6 +387,14 @@ impl<'o> FileStore<'o> {
         let file = write_all(file, &tmp, bytes)?;
         // fsync on a thread of its own while the rest goes on.
         let sync = std::thread::spawn(move || file.sync_all().map(|()| file));
+        // The history's digests of the file as it is on disk (not as replayed) and of the new
+        // one (as written), on another.
+        let new = tmp.clone();
+        self.digest_job = Some(std::thread::spawn(move || {
+            let before = guestwall_mmap::read(&real).map_err(|source| explain(&real, source))?;
+            let after = guestwall_mmap::read(&new).map_err(|source| explain(&new, source))?;
+            Ok(file_digests(&before, &after))
+        }));
         self.staged = Some((tmp, sync));
         Ok(())
     }
@@ -439,7 +448,7 @@ impl Store for FileStore<'_> {
             path: path.clone(),
             reason: "internal: the hive was not read through its store".into(),
         })?;
-        let (backup, before_digest) = job.join().map_err(|_| Error::Verify {
+        let backup = job.join().map_err(|_| Error::Verify {
             path: String::new(),
             detail: "internal: a worker thread panicked".into(),
         })??;
@@ -458,17 +467,25 @@ impl Store for FileStore<'_> {
             path: path.clone(),
             reason: "internal: the new file was not staged".into(),
         })?;
+        let digest_job = self.digest_job.take().ok_or_else(|| Error::Refused {
+            path: path.clone(),
+            reason: "internal: the new file was not staged".into(),
+        })?;
         let op = &mut *self.op;
         let (written, keys, values) = std::thread::scope(|scope| -> Result<_> {
             // On the second core: the digest of the new file, and its line in the history,
             // appended and fsynced (taken back below if the file does not take the hive's
             // place).
             let history_job = scope.spawn(|| -> Result<&mut Operation> {
+                let (before, after) = digest_job.join().map_err(|_| Error::Verify {
+                    path: String::new(),
+                    detail: "internal: a worker thread panicked".into(),
+                })??;
                 op.record_file(&OpFile {
                     path: real.to_path_buf(),
                     backup: backup.clone(),
-                    before: before_digest,
-                    after: file_digest(prepared.bytes()),
+                    before,
+                    after,
                 })?;
                 Ok(op)
             });
