@@ -439,6 +439,39 @@ fn fsync_dir(path: &Path) -> Result<()> {
         .map_err(io_err(format!("flushing {}", dir.display())))
 }
 
+/// The temporary name of a journal being written by process `pid`.
+fn temp_name(journal: &Path, pid: u32) -> PathBuf {
+    let mut name = journal.as_os_str().to_owned();
+    name.push(format!(".tmp-{pid}"));
+    PathBuf::from(name)
+}
+
+/// Removes temporary journals (`<journal>.tmp-<pid>`) left by processes that are gone (a
+/// guestwall killed while writing its journal, before any byte of the image was written).
+fn remove_stale_temps(journal: &Path) {
+    let (Some(dir), Some(name)) = (journal.parent(), journal.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.tmp-", name.to_string_lossy());
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = n.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// What [`commit`] did.
 #[derive(Debug, Clone)]
 pub struct Committed {
@@ -477,7 +510,8 @@ pub fn commit(lock: &ImageLock, plan: &WritePlan, journal: &Path) -> Result<Comm
             .map_err(io_err(format!("reading the image at {:#x}", w.offset)))?;
         j.ranges.push((w.offset, orig, digest(&w.bytes)));
     }
-    let tmp = journal.with_extension(format!("tmp-{}", std::process::id()));
+    remove_stale_temps(journal);
+    let tmp = temp_name(journal, std::process::id());
     let write_journal = || -> io::Result<()> {
         let mut t = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         t.write_all(&j.to_bytes())?;

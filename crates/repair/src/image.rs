@@ -184,7 +184,7 @@ pub fn apply_image(
                 return Err(refused(
                     img,
                     format!(
-                        "{}: the repaired hive is {} bytes but the file holds {}: it would have to grow, which needs new clusters and NTFS metadata. Mount the volume read-write (ntfs-3g) and run `guestwall fix` on its Windows folder instead",
+                        "{}: the changed hive is {} bytes but the file holds {}: the file would have to grow, which needs new clusters and NTFS metadata that guestwall does not write. Mount the volume read-write (ntfs-3g) and make the change on its Windows folder instead",
                         src.location(),
                         prepared.len(),
                         file.data_size()
