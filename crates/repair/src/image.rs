@@ -180,7 +180,9 @@ pub fn apply_image(
         })?;
         let mut report = prepared.report();
         if !prepared.is_unchanged() {
-            if prepared.len() != file.data_size() {
+            // A file longer than its hive (Windows leaves slack after the last bin) keeps its
+            // tail: only the hive's own bytes are compared and written.
+            if prepared.len() > file.data_size() {
                 return Err(refused(
                     img,
                     format!(
@@ -420,7 +422,7 @@ impl guestwall_reg::HiveStore for ImageHives {
                 blockers.join("; ")
             )));
         }
-        if prepared.len() != placed.file.data_size() {
+        if prepared.len() > placed.file.data_size() {
             return Err(fail(&format!(
                 "the hive would have to grow from {} to {} bytes, which needs new clusters and NTFS metadata; mount the volume read-write (ntfs-3g) and edit the file there instead",
                 placed.file.data_size(),
