@@ -1315,3 +1315,202 @@ fn netsh_set_rule_writes_in_place_and_undo_restores() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---- Findings of the user trial of in-place repairs ------------------------------------------
+
+fn gw_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_guestwall"));
+    c.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn trial_dir(name: &str) -> PathBuf {
+    let d = workdir().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A write that fails part-way (a full disk, an I/O error) puts back what it wrote: the image
+/// is as it was, no journal is left, and the message says so (it used to say "not written"
+/// over a half-written hive).
+#[test]
+fn trial3_01_a_failed_write_is_put_back() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = trial_dir("trial3-01");
+    let src = image(Layout::Gen1, Broken::Rule, Container::VhdxDynamic);
+    let img = copy_image(&src, &dir, "disk.vhdx");
+    let before = std::fs::read(&img).unwrap();
+    let o = gw_env(&["fix", s(&img)], &[("GUESTWALL_INPLACE_FAULT", "fail:3")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("put back"), "{}", stderr(&o));
+    assert!(std::fs::read(&img).unwrap() == before, "the image changed");
+    assert!(!journal_of(&img).exists(), "a journal was left");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A crash between two writes leaves a torn image: every command that reads it says so and
+/// points to undo (it used to diagnose it, as a clean hive, and `fix` called it an earlier
+/// repair); undo gives back the original bytes.
+#[test]
+fn trial3_01_a_crash_mid_write_is_named_and_undone() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = trial_dir("trial3-01b");
+    let src = image(Layout::Gen2, Broken::Rule, Container::VhdFixed);
+    let img = copy_image(&src, &dir, "disk.vhd");
+    let before = std::fs::read(&img).unwrap();
+    let o = gw_env(&["fix", s(&img)], &[("GUESTWALL_INPLACE_FAULT", "abort:2")]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        std::fs::read(&img).unwrap() != before,
+        "nothing was written before the crash"
+    );
+    for args in [vec!["diagnose"], vec!["fix"], vec!["script"]] {
+        let o = gwp(&args, &img);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("interrupted") && stderr(&o).contains("guestwall undo"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = gwp(&["undo"], &img);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        std::fs::read(&img).unwrap() == before,
+        "undo is not byte-identical"
+    );
+    let o = gwp(&["diagnose"], &img);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The journal belongs to the real file: a repair through a symbolic link is undone through
+/// the real path, and two images of the same name sharing a --journal-dir keep their own
+/// journals.
+#[test]
+fn trial3_03_journals_follow_the_real_image() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = trial_dir("trial3-03");
+    let src = image(Layout::Volume, Broken::Rule, Container::Raw);
+    let real = dir.join("real");
+    let links = dir.join("links");
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::create_dir_all(&links).unwrap();
+    let img = copy_image(&src, &real, "d.raw");
+    let before = std::fs::read(&img).unwrap();
+    std::os::unix::fs::symlink(&img, links.join("d.raw")).unwrap();
+    let o = gwp(&["fix"], &links.join("d.raw"));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        journal_of(&img).exists(),
+        "the journal is not beside the real file"
+    );
+    let o = gwp(&["undo"], &img);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(std::fs::read(&img).unwrap() == before);
+
+    let (a, b, jd) = (dir.join("a"), dir.join("b"), dir.join("journals"));
+    for d in [&a, &b, &jd] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let ia = copy_image(&src, &a, "disk.raw");
+    let ib = copy_image(&src, &b, "disk.raw");
+    let jd_s = s(&jd).to_string();
+    let o = gw(&["fix", "--journal-dir", &jd_s, s(&ia)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // b has no repair: nothing to undo, and a's journal stays.
+    let o = gw(&["undo", "--journal-dir", &jd_s, s(&ib)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let o = gw(&["fix", "--journal-dir", &jd_s, s(&ib)]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "b's repair was refused: {}",
+        stderr(&o)
+    );
+    for img in [&ia, &ib] {
+        let o = gw(&["undo", "--journal-dir", &jd_s, s(img)]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(std::fs::read(img).unwrap() == before);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An image a running VM holds (QEMU takes open-file-description locks on it) is refused,
+/// not written under it.
+#[test]
+fn trial3_04_an_image_a_running_vm_holds_is_refused() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = trial_dir("trial3-04");
+    let src = image(Layout::Gen1, Broken::Rule, Container::Raw);
+    let img = copy_image(&src, &dir, "disk.raw");
+    let before = std::fs::read(&img).unwrap();
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl,os,struct,sys,time\nfd=os.open(sys.argv[1],os.O_RDWR)\nfcntl.fcntl(fd,37,struct.pack('hhqqi',fcntl.F_RDLCK,0,100,1,0))\nprint('locked',flush=True)\ntime.sleep(30)",
+            s(&img),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let o = gwp(&["fix"], &img);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("in use"), "{}", stderr(&o));
+    assert!(
+        std::fs::read(&img).unwrap() == before,
+        "written under the VM"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A journal damaged after it was written is not called "never complete" (the image may hold
+/// the repair).
+#[test]
+fn trial3_06_a_damaged_journal_is_not_waved_away() {
+    if ready().is_none() {
+        return;
+    }
+    let dir = trial_dir("trial3-06");
+    let src = image(Layout::Volume, Broken::Rule, Container::Raw);
+    let img = copy_image(&src, &dir, "d.raw");
+    let o = gwp(&["fix"], &img);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j = journal_of(&img);
+    let len = std::fs::metadata(&j).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&j)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let o = gwp(&["undo"], &img);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        !e.contains("never complete") && e.contains("damaged after it was written"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

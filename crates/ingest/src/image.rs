@@ -188,6 +188,27 @@ fn volumes(img: &ImageRef) -> Result<Volumes> {
 /// `--partition` are errors that say so.
 pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
     let path = img.path.as_path();
+    let journal = guestwall_inplace::journal_path(path, img.journal_dir.as_deref());
+    let journal_note = match guestwall_inplace::journal_state(path, &journal) {
+        Ok(None) => None,
+        Ok(Some(guestwall_inplace::JournalState::Torn)) => {
+            return Err(image_err(
+                img,
+                format!(
+                    "an in-place repair of this image was interrupted ({} holds the original bytes, and the image some of the new ones), so its hive may be inconsistent: run `guestwall undo {}` first",
+                    journal.display(),
+                    path.display()
+                ),
+            ))
+        }
+        Ok(Some(_)) => Some(format!(
+            "{}: this image holds an in-place change by guestwall, recorded in {} (`guestwall undo {}` reverts it)",
+            path.display(),
+            journal.display(),
+            path.display()
+        )),
+        Err(e) => Some(format!("{}: {e}", path.display())),
+    };
     let partition = img.partition;
     let Volumes {
         list,
@@ -277,6 +298,7 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
     notes.extend(skipped.iter().map(|s| format!("{}: {s}", path.display())));
     let (index, vi, win) = found.pop().expect("one installation");
     let (volume_start, vol) = volumes.swap_remove(vi);
+    notes.extend(journal_note);
     let part = (!whole).then_some(index);
     for reason in vol.state().reasons() {
         notes.push(format!("{}: {}: {reason}", path.display(), name(index)));

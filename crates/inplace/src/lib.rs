@@ -169,7 +169,7 @@ pub fn plan_writes(disk: &Disk, writes: &[(u64, Vec<u8>)]) -> Result<WritePlan> 
             if !e.writable_in_place() {
                 let why = match (e.kind, e.deferred) {
                     (_, Some(r)) => format!(
-                        "the bytes are not in this file but in its parent ({r:?}); merge the differencing disk into its parent first (`qemu-img commit`), or fix the parent image"
+                        "the bytes are not in this file but in its parent ({r:?}); merge the differencing disk into its parent first (`qemu-img commit`, or Hyper-V's merge), then repair the merged disk. Do not repair the parent alone: that changes its DataWriteGuid and every child of it stops opening"
                     ),
                     (ExtentKind::Zeros { reason, .. }, None) => format!(
                         "the block is not allocated in the image ({reason:?}); writing would need new blocks and metadata"
@@ -359,7 +359,7 @@ impl Journal {
         let (body, sum) = b.split_at(b.len() - 16);
         if digest(body).to_le_bytes() != sum {
             return Err(bad(
-                "its checksum is wrong (cut short or damaged): it was never complete, so nothing was written after it",
+                "its checksum is wrong: it was damaged after it was written (guestwall writes a journal whole, and flushes it, before any byte of the image), so the image may hold the repair and the journal can no longer undo it; keep the journal and compare the image with a copy before deleting anything",
             ));
         }
         let mut r = body;
@@ -414,19 +414,132 @@ impl Journal {
     }
 }
 
-/// Where the journal of `image` goes: `<image>.guestwall-journal` beside it, or in `dir`.
+/// Where the journal of `image` goes. The image is named by its real path (links resolved),
+/// so that every way of naming it finds the same journal: `<image>.guestwall-journal` beside
+/// the real file; in `dir` (`--journal-dir`, and the current folder for a block device, whose
+/// folder is /dev), `<name>-<hash of the real path>.guestwall-journal`, so that two images of
+/// the same name in different folders never share a journal.
 pub fn journal_path(image: &Path, dir: Option<&Path>) -> PathBuf {
-    let name = format!(
-        "{}.guestwall-journal",
-        image
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "image".into())
-    );
+    use std::os::unix::fs::FileTypeExt;
+    let real = std::fs::canonicalize(image).unwrap_or_else(|_| image.to_path_buf());
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
+    let block = std::fs::metadata(&real).is_ok_and(|m| m.file_type().is_block_device());
+    let dir = match (dir, block) {
+        (Some(d), _) => Some(d),
+        (None, true) => Some(Path::new(".")),
+        (None, false) => None,
+    };
     match dir {
-        Some(d) => d.join(name),
-        None => image.with_file_name(name),
+        Some(d) => {
+            let h = digest(real.as_os_str().as_encoded_bytes());
+            d.join(format!("{name}-{:016x}.guestwall-journal", h as u64))
+        }
+        None => real.with_file_name(format!("{name}.guestwall-journal")),
     }
+}
+
+/// What a journal says of its image now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalState {
+    /// Every range holds the bytes the repair wrote: a finished repair, which `undo` reverts.
+    Done,
+    /// Every range holds the original bytes: the repair stopped before writing (or was
+    /// undone by hand); `undo` just retires the journal.
+    NotStarted,
+    /// Some ranges hold new bytes and others old ones, or bytes of neither: the repair was
+    /// interrupted (or the image changed since); the hive may be inconsistent until `undo`.
+    Torn,
+}
+
+/// Reads the journal of `image` at `journal` (if there is one) and compares its ranges with
+/// the image's bytes.
+pub fn journal_state(image: &Path, journal: &Path) -> Result<Option<JournalState>> {
+    if !journal.exists() {
+        return Ok(None);
+    }
+    let j = Journal::read(journal)?;
+    let f = File::open(image).map_err(io_err(format!("reading {}", image.display())))?;
+    let (mut new, mut old) = (0usize, 0usize);
+    for (off, orig, d) in &j.ranges {
+        let mut cur = vec![0u8; orig.len()];
+        if f.read_exact_at(&mut cur, *off).is_err() {
+            return Ok(Some(JournalState::Torn));
+        }
+        if cur == *orig {
+            old += 1;
+        } else if digest(&cur) == *d {
+            new += 1;
+        }
+    }
+    let n = j.ranges.len();
+    Ok(Some(if new == n {
+        JournalState::Done
+    } else if old == n {
+        JournalState::NotStarted
+    } else {
+        JournalState::Torn
+    }))
+}
+
+/// Refuses when another process holds a lock on the image (`/proc/locks`: flock, POSIX and
+/// open-file-description locks, as a running QEMU/KVM guest or qemu-nbd take them), or when a
+/// loop device is attached to it (it may be mounted through that device).
+pub fn check_not_in_use(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let Ok(meta) = std::fs::metadata(&real) else {
+        return Ok(());
+    };
+    let (maj, min, ino) = (
+        rustix::fs::major(meta.dev()),
+        rustix::fs::minor(meta.dev()),
+        meta.ino(),
+    );
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    for line in locks.lines() {
+        // "1: OFDLCK ADVISORY  READ -1 fd:01:1234 100 100": major:minor in hex, inode decimal.
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let Some(id) = f
+            .iter()
+            .find(|x| x.matches(':').count() == 2 && !x.ends_with(':'))
+        else {
+            continue;
+        };
+        let p: Vec<&str> = id.split(':').collect();
+        let same = u32::from_str_radix(p[0], 16).ok() == Some(maj)
+            && u32::from_str_radix(p[1], 16).ok() == Some(min)
+            && p[2].parse::<u64>().ok() == Some(ino);
+        if same {
+            let kind = f.get(1).copied().unwrap_or("a");
+            let pid = f.get(4).copied().unwrap_or("?");
+            return Err(Error::Refused(format!(
+                "{} is in use: another process holds a lock on it ({kind} lock, process {pid}; a running VM, qemu-nbd or another guestwall). Stop it first",
+                path.display()
+            )));
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir("/sys/block") {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with("loop") {
+                continue;
+            }
+            let Ok(b) = std::fs::read_to_string(e.path().join("loop/backing_file")) else {
+                continue;
+            };
+            let b = b.trim().trim_end_matches(" (deleted)");
+            if Path::new(b) == real {
+                return Err(Error::Refused(format!(
+                    "{} is attached to /dev/{name} (losetup): it may be mounted through it; detach it first (`losetup -d /dev/{name}`, after unmounting)",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn fsync_dir(path: &Path) -> Result<()> {
@@ -472,6 +585,27 @@ fn remove_stale_temps(journal: &Path) {
     }
 }
 
+/// Test hook (debug builds only): `GUESTWALL_INPLACE_FAULT=fail:N` makes the write of range
+/// N fail (as a full disk or an I/O error would), `abort:N` ends the process there (as a crash
+/// or a kill would).
+fn fault(n: usize) -> io::Result<()> {
+    #[cfg(debug_assertions)]
+    if let Ok(v) = std::env::var("GUESTWALL_INPLACE_FAULT") {
+        if let Some((what, at)) = v.split_once(':') {
+            if at.parse::<usize>().ok() == Some(n) {
+                match what {
+                    "abort" => std::process::abort(),
+                    "fail" => return Err(io::Error::other("injected write failure")),
+                    _ => {}
+                }
+            }
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = n;
+    Ok(())
+}
+
 /// What [`commit`] did.
 #[derive(Debug, Clone)]
 pub struct Committed {
@@ -501,7 +635,10 @@ pub fn commit(lock: &ImageLock, plan: &WritePlan, journal: &Path) -> Result<Comm
         .len();
     let mut j = Journal {
         image_size: size,
-        image: lock.path().display().to_string(),
+        image: std::fs::canonicalize(lock.path())
+            .unwrap_or_else(|_| lock.path().to_path_buf())
+            .display()
+            .to_string(),
         ranges: Vec::new(),
     };
     for w in plan.header.iter().chain(&plan.payload) {
@@ -527,13 +664,51 @@ pub fn commit(lock: &ImageLock, plan: &WritePlan, journal: &Path) -> Result<Comm
         });
     }
     fsync_dir(journal)?;
-    for phase in [&plan.header, &plan.payload] {
-        for w in phase {
-            f.write_all_at(&w.bytes, w.offset)
-                .map_err(io_err(format!("writing the image at {:#x}", w.offset)))?;
+    // Ctrl-C during the writes only sets a flag (when the command line registered its handler
+    // so): the writes finish, or are put back.
+    let _busy = guestwall_regf::save::Busy::start();
+    let mut n = 0usize;
+    let mut write = || -> io::Result<()> {
+        for phase in [&plan.header, &plan.payload] {
+            for w in phase {
+                fault(n)?;
+                f.write_all_at(&w.bytes, w.offset)?;
+                n += 1;
+            }
+            f.sync_all()?;
         }
-        f.sync_all()
-            .map_err(io_err(format!("flushing {}", lock.path().display())))?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        // Put back what the journal holds, so that a failed write leaves the original.
+        let back = || -> io::Result<()> {
+            for (off, orig, _) in j.ranges.iter().rev() {
+                f.write_all_at(orig, *off)?;
+            }
+            f.sync_all()
+        };
+        return Err(match back() {
+            Ok(()) => {
+                let _ = std::fs::remove_file(journal);
+                let _ = fsync_dir(journal);
+                Error::Io {
+                    what: format!(
+                        "writing {} failed, and the bytes already written were put back (the image is as it was)",
+                        lock.path().display()
+                    ),
+                    source: e,
+                }
+            }
+            Err(e2) => Error::Io {
+                what: format!(
+                    "writing {} failed part-way, and putting the original bytes back failed too ({e2}): the image is damaged until `guestwall undo {}` restores it from {}",
+                    lock.path().display(),
+                    lock.path().display(),
+                    journal.display()
+                ),
+                source: e,
+            },
+        });
     }
     Ok(Committed {
         journal: journal.to_path_buf(),
@@ -557,6 +732,15 @@ pub struct Undone {
 /// kept, renamed, once the image is flushed.
 pub fn undo(lock: &ImageLock, journal: &Path, force: bool) -> Result<Undone> {
     let j = Journal::read(journal)?;
+    let real = std::fs::canonicalize(lock.path()).unwrap_or_else(|_| lock.path().to_path_buf());
+    if Path::new(&j.image) != real && !force {
+        return Err(Error::Refused(format!(
+            "{} was written for {}, not for {} (--force to use it anyway)",
+            journal.display(),
+            j.image,
+            real.display()
+        )));
+    }
     let f = lock.file();
     let size = f
         .metadata()

@@ -9,8 +9,8 @@ use guestwall_diagnose::diagnose;
 use guestwall_ingest::image::{open_windows, ImageRef, ImageWindows};
 use guestwall_ingest::{load, Target};
 use guestwall_inplace::{
-    check_not_mounted, commit, journal_path, plan_writes, undo as undo_journal, ImageLock,
-    Placement, Run,
+    check_not_in_use, check_not_mounted, commit, journal_path, journal_state, plan_writes,
+    undo as undo_journal, ImageLock, JournalState, Placement, Run,
 };
 use guestwall_regf::save::{prepare, PrepareOptions, RestoreReport, SaveOptions, SaveReport};
 use guestwall_regf::{max_sequence, Hive, HiveSource, OpenOptions, PAGE};
@@ -31,14 +31,31 @@ fn inplace_err(img: &ImageRef) -> impl Fn(guestwall_inplace::Error) -> RepairErr
 }
 
 /// Where the journal of the image goes (`--journal-dir`, else beside the image; for a block
-/// device, the current folder).
+/// device, the current folder); see [`journal_path`].
 pub fn image_journal(img: &ImageRef, dir: Option<&Path>) -> PathBuf {
-    use std::os::unix::fs::FileTypeExt;
-    let block = std::fs::metadata(&img.path).is_ok_and(|m| m.file_type().is_block_device());
-    match (dir, block) {
-        (Some(d), _) => journal_path(&img.path, Some(d)),
-        (None, true) => journal_path(&img.path, Some(Path::new("."))),
-        (None, false) => journal_path(&img.path, None),
+    journal_path(&img.path, dir)
+}
+
+/// Refuses to start a repair over one that is recorded (or was interrupted) in the journal.
+fn no_pending_journal(img: &ImageRef, journal: &Path) -> Result<()> {
+    match journal_state(&img.path, journal).map_err(inplace_err(img))? {
+        None => Ok(()),
+        Some(JournalState::Torn) => Err(refused(
+            img,
+            format!(
+                "an earlier in-place repair of this image was interrupted ({} holds its original bytes, and the image holds some of the new ones): the hive may be inconsistent. Run `guestwall undo {}` to put the original bytes back, then repeat the repair",
+                journal.display(),
+                img.path.display()
+            ),
+        )),
+        Some(_) => Err(refused(
+            img,
+            format!(
+                "{} exists: an earlier in-place repair of this image is recorded there; run `guestwall undo {}` first (or, for that repair to stay, move the journal away)",
+                journal.display(),
+                img.path.display()
+            ),
+        )),
     }
 }
 
@@ -115,6 +132,9 @@ pub fn apply_image(
     port: Option<u16>,
 ) -> Result<Fixed> {
     check_not_mounted(&img.path).map_err(inplace_err(img))?;
+    if !save.dry_run {
+        check_not_in_use(&img.path).map_err(inplace_err(img))?;
+    }
     // Held from the read to the last flush: no other guestwall (or locking tool) writes it.
     let lock = if save.dry_run {
         None
@@ -217,6 +237,10 @@ pub fn apply_image(
     }
     let wplan = plan_writes(&win.disk, &disk_writes).map_err(inplace_err(img))?;
     let journal = image_journal(img, journal_dir);
+    if !wplan.payload.is_empty() {
+        // Also in a dry run: it says what the real run would meet.
+        no_pending_journal(img, &journal)?;
+    }
     if let (Some(lock), false) = (&lock, wplan.payload.is_empty()) {
         let done = commit(lock, &wplan, &journal).map_err(inplace_err(img))?;
         // Read back through the whole stack (container, partition, NTFS, hive) and verify.
@@ -304,6 +328,7 @@ pub fn undo_image(
         }));
     }
     check_not_mounted(&img.path).map_err(inplace_err(img))?;
+    check_not_in_use(&img.path).map_err(inplace_err(img))?;
     let lock = ImageLock::take(&img.path).map_err(inplace_err(img))?;
     let u = undo_journal(&lock, &journal, force).map_err(inplace_err(img))?;
     Ok(Some(RestoreReport {
@@ -377,6 +402,9 @@ impl guestwall_reg::HiveStore for ImageHives {
             ))
         };
         check_not_mounted(&img.path).map_err(|e| fail(&e))?;
+        if !save.dry_run {
+            check_not_in_use(&img.path).map_err(|e| fail(&e))?;
+        }
         let lock = if save.dry_run {
             None
         } else {
@@ -439,6 +467,7 @@ impl guestwall_reg::HiveStore for ImageHives {
         .map_err(|e| fail(&e))?;
         let wplan = plan_writes(&placed.disk, &writes).map_err(|e| fail(&e))?;
         let journal = image_journal(&img, self.journal_dir.as_deref());
+        no_pending_journal(&img, &journal).map_err(|e| fail(&e))?;
         let done = commit(&lock, &wplan, &journal).map_err(|e| fail(&e))?;
         let again = guestwall_ingest::image::open_file_placed(&img, &inner).map_err(regf_err)?;
         let written = Hive::open_source(&again.source, &OpenOptions { replay_logs: false })?;

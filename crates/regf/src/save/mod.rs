@@ -209,11 +209,14 @@ pub fn interrupt_flags() -> &'static InterruptFlags {
     })
 }
 
-/// Marks a save under way for as long as it lives.
-pub(super) struct Busy;
+/// Marks a save under way for as long as it lives: Ctrl-C then only sets
+/// [`InterruptFlags::interrupted`] (when the command line registered its handler that way).
+#[derive(Debug)]
+pub struct Busy;
 
 impl Busy {
-    pub(super) fn start() -> Busy {
+    /// A save starts.
+    pub fn start() -> Busy {
         use std::sync::atomic::Ordering;
         BUSY.fetch_add(1, Ordering::SeqCst);
         interrupt_flags().idle.store(false, Ordering::SeqCst);
