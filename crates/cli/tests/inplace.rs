@@ -1514,3 +1514,58 @@ fn trial3_06_a_damaged_journal_is_not_waved_away() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A hive torn between two versions (some pages new, some old, the header clean) is never
+/// diagnosed as if it were whole: whenever the hive cannot be read completely where the
+/// diagnosis looks, diagnose exits 2 naming the key (it used to leave the damaged rule out and
+/// give a sure, wrong verdict).
+#[test]
+fn trial3_02_a_torn_hive_gets_no_verdict() {
+    let Some(c) = ready() else {
+        return;
+    };
+    let dir = trial_dir("trial3-02");
+    let old = std::fs::read(c.join("regipy/SYSTEM")).unwrap();
+    let fixed = dir.join("SYSTEM");
+    std::fs::write(&fixed, &old).unwrap();
+    let o = gwp(&["fix"], &fixed);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let new = std::fs::read(&fixed).unwrap();
+    let page = 4096;
+    let differ: Vec<usize> = (0..new.len().div_ceil(page))
+        .filter(|&i| new.get(i * page..(i + 1) * page) != old.get(i * page..(i + 1) * page))
+        .collect();
+    assert!(differ.len() >= 3, "{differ:?}");
+    let mut damaged_seen = 0;
+    for keep_new in 1..differ.len() {
+        let mut torn = old.clone();
+        torn.resize(new.len(), 0);
+        for &i in &differ[..keep_new] {
+            let end = ((i + 1) * page).min(new.len());
+            torn[i * page..end].copy_from_slice(&new[i * page..end]);
+        }
+        let t = dir.join(format!("torn{keep_new}"));
+        std::fs::create_dir_all(&t).unwrap();
+        std::fs::write(t.join("SYSTEM"), &torn).unwrap();
+        let dump = gw(&["hive", "dump", s(&t.join("SYSTEM"))]);
+        let d = gwp(&["diagnose"], &t.join("SYSTEM"));
+        if d.status.code() == Some(2) {
+            damaged_seen += 1;
+            assert!(stderr(&d).contains("damaged at"), "{}", stderr(&d));
+        } else if dump.status.code() == Some(2) {
+            // The damage lies outside what the diagnosis reads: then the verdict must be
+            // the old or the new one, never a third.
+            let o = gwp(&["diagnose", "--json"], &t.join("SYSTEM"));
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert!(v["reachable"].is_boolean());
+        }
+    }
+    // Some splits leave the rule's value list pointing at a cell of the other version: those
+    // must be refused (before, all were diagnosed).
+    assert!(damaged_seen > 0, "no torn split was refused");
+    notice(&format!(
+        "torn hives: {} splits, {damaged_seen} refused as damaged",
+        differ.len() - 1
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -37,7 +37,10 @@ pub use guestwall_firewall::FIREWALL_POLICY;
 pub use locate::{find_ci, locate, locate_with, Target};
 pub use read::{GP_FIREWALL, GP_TERMINAL_SERVICES};
 
-use read::{dword, hive_identity, read_control_set, read_software, HiveIdentity};
+use read::{
+    check_subtree, dword, hive_identity, read_control_set, read_software, system_subtrees,
+    HiveIdentity, SOFTWARE_SUBTREES,
+};
 
 /// Errors while finding or reading the hives.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,18 @@ pub enum IngestError {
         what: &'static str,
         /// What is wrong.
         reason: String,
+    },
+    /// A key the diagnosis reads is damaged: reading on would leave part of the firewall out
+    /// of the model and give a verdict that looks sure but is not.
+    #[error("{location}: the hive is damaged at {key}, which the diagnosis needs, so guestwall gives no verdict rather than a wrong one (`guestwall hive info` says more; `guestwall undo` if guestwall changed it)")]
+    Damaged {
+        /// The hive.
+        location: Location,
+        /// The key that cannot be read.
+        key: String,
+        /// Why.
+        #[source]
+        source: Box<guestwall_regf::Error>,
     },
     /// A hive lacks what it must have (the control set `Select` names).
     #[error("{location}: {reason}")]
@@ -104,6 +119,15 @@ pub enum IngestError {
 
 /// Result alias.
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;
+/// A key the diagnosis reads cannot be read: the hive is damaged there.
+fn damaged(location: &Location, hive: &str, at: &str, e: guestwall_regf::Error) -> IngestError {
+    IngestError::Damaged {
+        location: location.clone(),
+        key: format!("{hive}\\{at}"),
+        source: Box::new(e),
+    }
+}
+
 fn hive_err(location: &Location) -> impl Fn(guestwall_regf::Error) -> IngestError + '_ {
     move |source| IngestError::Hive {
         location: location.clone(),
@@ -222,6 +246,10 @@ pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
                     None
                 } else {
                     hive_notes(&sw.location(), &h, &mut notes);
+                    for t in SOFTWARE_SUBTREES {
+                        check_subtree(&h, t)
+                            .map_err(|(at, e)| damaged(&sw.location(), "SOFTWARE", &at, e))?;
+                    }
                     Some(read_software(&h))
                 }
             }
@@ -286,6 +314,9 @@ pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
                 location: sys_at.clone(),
                 reason: format!("{why} names {cs}, which does not exist"),
             });
+        }
+        for t in system_subtrees(&cs) {
+            check_subtree(&system, &t).map_err(|(at, e)| damaged(&sys_at, "SYSTEM", &at, e))?;
         }
         let mut cfg = read_control_set(
             &system,

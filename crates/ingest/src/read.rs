@@ -458,3 +458,52 @@ pub(crate) fn read_control_set(
     cfg.policy = policy;
     cfg
 }
+
+/// Reads the whole subtree at `path` (every key, value and data), so that damage where the
+/// diagnosis looks is an error naming the key, not a part of the model silently left out.
+/// A missing key is fine (the model says "not configured"). Bounded: depth 512, each key
+/// visited once.
+pub(crate) fn check_subtree(
+    hive: &Hive,
+    path: &str,
+) -> Result<(), (String, guestwall_regf::Error)> {
+    let root = match hive.find_key(path) {
+        Ok(Some(k)) => k,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err((path.to_string(), e)),
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![(root, path.to_string(), 0usize)];
+    while let Some((k, at, depth)) = stack.pop() {
+        if !seen.insert(k.cell()) || depth > 512 {
+            continue;
+        }
+        let values = k.values().map_err(|e| (at.clone(), e))?;
+        for v in values {
+            v.data().map_err(|e| (format!("{at}\\{}", v.name()), e))?;
+        }
+        for s in k.subkeys().map_err(|e| (at.clone(), e))? {
+            let p = format!("{at}\\{}", s.name());
+            stack.push((s, p, depth + 1));
+        }
+    }
+    Ok(())
+}
+
+/// The subtrees of SYSTEM the model is read from, for control set `cs`.
+pub(crate) fn system_subtrees(cs: &str) -> Vec<String> {
+    vec![
+        format!("{cs}\\{FIREWALL_POLICY}"),
+        format!("{cs}\\Control\\Terminal Server"),
+        format!("{cs}\\Services\\MpsSvc"),
+        format!("{cs}\\Services\\BFE"),
+        format!("{cs}\\Services\\TermService"),
+    ]
+}
+
+/// The subtrees of SOFTWARE the model is read from.
+pub(crate) const SOFTWARE_SUBTREES: &[&str] = &[
+    GP_FIREWALL,
+    GP_TERMINAL_SERVICES,
+    "Microsoft\\Windows NT\\CurrentVersion\\NetworkList\\Profiles",
+];
