@@ -149,8 +149,13 @@ fn volumes(img: &ImageRef) -> Result<Volumes> {
             return Err(image_err(
                 img,
                 format!(
-                    "no Windows installation on partition {n}: the image has no partition {n} (its partitions: {})",
-                    if have.is_empty() { "none".to_string() } else { have.join(", ") }
+                    "no Windows installation on partition {n}: the image has no partition {n} (its partitions: {}){}",
+                    if have.is_empty() { "none".to_string() } else { have.join(", ") },
+                    if table.warnings.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; the partition table: {}", table.warnings.join("; "))
+                    }
                 ),
             ));
         }
@@ -250,6 +255,11 @@ pub fn open_windows(img: &ImageRef) -> Result<ImageWindows> {
         }
         if !skipped.is_empty() {
             reason = format!("{reason}; {}", skipped.join("; "));
+        }
+        // What the container and the partition table said (a partition past the end of a
+        // truncated image, say) explains an empty result.
+        if !notes.is_empty() {
+            reason = format!("{reason}; {}", notes.join("; "));
         }
         return Err(image_err(img, reason));
     }

@@ -365,10 +365,10 @@ impl ImageHives {
     }
 }
 
-fn regf_err(e: impl std::fmt::Display) -> guestwall_regf::Error {
-    guestwall_regf::Error::Verify {
-        path: String::new(),
-        detail: e.to_string(),
+fn regf_err(file: &Path) -> impl Fn(&dyn std::fmt::Display) -> guestwall_regf::Error + '_ {
+    move |e| guestwall_regf::Error::Refused {
+        path: file.to_path_buf(),
+        reason: e.to_string(),
     }
 }
 
@@ -380,8 +380,9 @@ impl guestwall_reg::HiveStore for ImageHives {
     fn open(&self, file: &Path) -> guestwall_regf::Result<Hive> {
         let (img, inner) = self
             .image_of(file)
-            .ok_or_else(|| regf_err("not in an image"))?;
-        let placed = guestwall_ingest::image::open_file_placed(&img, &inner).map_err(regf_err)?;
+            .ok_or_else(|| regf_err(file)(&"not in an image"))?;
+        let placed = guestwall_ingest::image::open_file_placed(&img, &inner)
+            .map_err(|e| regf_err(file)(&e))?;
         Hive::open_source(&placed.source, &OpenOptions::default())
     }
 
@@ -393,13 +394,9 @@ impl guestwall_reg::HiveStore for ImageHives {
     ) -> guestwall_regf::Result<SaveReport> {
         let (img, inner) = self
             .image_of(file)
-            .ok_or_else(|| regf_err("not in an image"))?;
+            .ok_or_else(|| regf_err(file)(&"not in an image"))?;
         let fail = |e: &dyn std::fmt::Display| {
-            regf_err(format!(
-                "{} is {}: not written: {e}",
-                img.path.display(),
-                img.what
-            ))
+            regf_err(file)(&format!("{} is {}: {e}", img.path.display(), img.what))
         };
         check_not_mounted(&img.path).map_err(|e| fail(&e))?;
         if !save.dry_run {
@@ -410,7 +407,8 @@ impl guestwall_reg::HiveStore for ImageHives {
         } else {
             Some(ImageLock::take(&img.path).map_err(|e| fail(&e))?)
         };
-        let placed = guestwall_ingest::image::open_file_placed(&img, &inner).map_err(regf_err)?;
+        let placed = guestwall_ingest::image::open_file_placed(&img, &inner)
+            .map_err(|e| regf_err(file)(&e))?;
         let hive = Hive::open_source(&placed.source, &OpenOptions::default())?;
         let log_sequence = placed
             .source
@@ -467,9 +465,10 @@ impl guestwall_reg::HiveStore for ImageHives {
         .map_err(|e| fail(&e))?;
         let wplan = plan_writes(&placed.disk, &writes).map_err(|e| fail(&e))?;
         let journal = image_journal(&img, self.journal_dir.as_deref());
-        no_pending_journal(&img, &journal).map_err(|e| fail(&e))?;
+        no_pending_journal(&img, &journal).map_err(|e| regf_err(file)(&e))?;
         let done = commit(&lock, &wplan, &journal).map_err(|e| fail(&e))?;
-        let again = guestwall_ingest::image::open_file_placed(&img, &inner).map_err(regf_err)?;
+        let again = guestwall_ingest::image::open_file_placed(&img, &inner)
+            .map_err(|e| regf_err(file)(&e))?;
         let written = Hive::open_source(&again.source, &OpenOptions { replay_logs: false })?;
         let (keys, values) = prepared.verify(&written)?;
         report.verified_keys = keys;
