@@ -965,6 +965,12 @@ fn an_undo_dry_run_after_an_in_place_repair_writes_nothing() {
         assert_ne!(repaired, original);
         let journal = dir.join(format!("os-disk.{}.guestwall-journal", c.ext()));
         assert!(journal.exists());
+        let o = gw(&["undo", "--list", i]);
+        assert!(
+            stdout(&o).contains(".guestwall-journal") && stdout(&o).contains("next to undo"),
+            "undo --list does not show the journal: {}",
+            stdout(&o)
+        );
         let o = gw(&["undo", "--dry-run", i]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert!(stdout(&o).contains("would restore"), "{}", stdout(&o));

@@ -273,8 +273,32 @@ pub fn undo(target: &Target, opts: &UndoOptions) -> Result<UndoReport> {
 
 /// The operations recorded for the target's hives, oldest first.
 pub fn history(target: &Target) -> Result<Vec<OpRecord>> {
-    if target.image.is_some() {
-        return Ok(Vec::new());
+    if let Some(img) = &target.image {
+        // An image's record is its journal: the in-place change in effect, if any.
+        let journal = crate::image::image_journal(img, img.journal_dir.as_deref());
+        let Ok(meta) = std::fs::metadata(&journal) else {
+            return Ok(Vec::new());
+        };
+        let secs = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        // FILETIME: 100 ns units since 1601.
+        let time = guestwall_regf::filetime_compact((secs + 11_644_473_600) * 10_000_000);
+        return Ok(vec![OpRecord {
+            id: format!("journal-{secs}"),
+            time,
+            command: "an in-place change of the image (fix, netsh or reg)".into(),
+            files: vec![guestwall_regf::save::OpFile {
+                path: img.path.clone(),
+                backup: journal,
+                before: 0,
+                after: 0,
+            }],
+            undone: None,
+            elsewhere: Vec::new(),
+        }]);
     }
     history_of(&hive_paths(target)).map_err(|source| RepairError::Write {
         path: target.system.clone(),
