@@ -966,7 +966,7 @@ fn unclean_windows_volumes_are_refused() {
         (1, 1, false, false, "clean-log", ""),
     ] {
         let vol = copy_image(&base, &dir, &format!("{what}.img"));
-        let page = images_build::restart_page(4096, major, minor, in_use, clean, 0x1234);
+        let page = guestwall_ntfsvol::build_restart_page(4096, major, minor, in_use, clean, 0x1234);
         write_at(&vol, at, &page);
         write_at(&vol, at + 4096, &page);
         if says.is_empty() {

@@ -1,8 +1,6 @@
-//! Image-building helpers for the in-place tests that images.rs keeps private: a VHDX
-//! differencing child made from qemu-img's dynamic VHDX (qemu cannot create differencing VHDX
-//! files), and an NTFS `$LogFile` restart page. Copies of images.rs's `make_vhdx_child` and of
-//! guestwall-ntfsvol's doc(hidden) `build_restart_page` (the cli crate does not depend on
-//! guestwall-ntfsvol), so that images.rs stays untouched.
+//! Image-building helpers for the in-place tests: a VHDX differencing child made from
+//! qemu-img's dynamic VHDX (qemu cannot create differencing VHDX files). The `$LogFile`
+//! restart pages come from guestwall-ntfsvol's `build_restart_page`.
 #![allow(dead_code)]
 
 use std::os::unix::fs::FileExt;
@@ -150,43 +148,3 @@ pub fn make_vhdx_child(parent: &Path, parent_raw: &Path, child_raw: &Path, child
     kept
 }
 
-/// An NTFS `$LogFile` restart page (`RSTR`) of `page_size` bytes: version major.minor, log
-/// clients in use or not, RESTART_VOLUME_IS_CLEAN or not, with the update-sequence fixups
-/// applied as on disk.
-pub fn restart_page(
-    page_size: usize,
-    major: i16,
-    minor: i16,
-    in_use: bool,
-    clean_flag: bool,
-    lsn: u64,
-) -> Vec<u8> {
-    let mut p = vec![0u8; page_size];
-    p[0..4].copy_from_slice(b"RSTR");
-    let usa_count = page_size / 512 + 1;
-    p[4..6].copy_from_slice(&30u16.to_le_bytes());
-    p[6..8].copy_from_slice(&(usa_count as u16).to_le_bytes());
-    p[16..20].copy_from_slice(&(page_size as u32).to_le_bytes());
-    p[20..24].copy_from_slice(&4096u32.to_le_bytes());
-    let ra = (30 + usa_count * 2).div_ceil(8) * 8;
-    p[24..26].copy_from_slice(&(ra as u16).to_le_bytes());
-    p[26..28].copy_from_slice(&minor.to_le_bytes());
-    p[28..30].copy_from_slice(&major.to_le_bytes());
-    p[ra..ra + 8].copy_from_slice(&lsn.to_le_bytes());
-    p[ra + 8..ra + 10].copy_from_slice(&1u16.to_le_bytes());
-    p[ra + 10..ra + 12].copy_from_slice(&0xFFFFu16.to_le_bytes());
-    let list: u16 = if in_use { 0 } else { 0xFFFF };
-    p[ra + 12..ra + 14].copy_from_slice(&list.to_le_bytes());
-    let flags: u16 = if clean_flag { 2 } else { 0 };
-    p[ra + 14..ra + 16].copy_from_slice(&flags.to_le_bytes());
-    let usn = [0x07u8, 0x00];
-    p[30..32].copy_from_slice(&usn);
-    for i in 0..page_size / 512 {
-        let tail = (i + 1) * 512 - 2;
-        let fix = 32 + 2 * i;
-        p[fix] = p[tail];
-        p[fix + 1] = p[tail + 1];
-        p[tail..tail + 2].copy_from_slice(&usn);
-    }
-    p
-}
