@@ -147,4 +147,3 @@ pub fn make_vhdx_child(parent: &Path, parent_raw: &Path, child_raw: &Path, child
     std::fs::write(child, b).unwrap();
     kept
 }
-
