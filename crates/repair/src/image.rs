@@ -112,6 +112,68 @@ fn changed_writes(
     Ok(out)
 }
 
+/// The highest sequence number in the logs the source supplies for its hive (0 without logs):
+/// the repaired hive is written above it, so that Windows ignores the stale logs.
+fn log_sequence(src: &dyn HiveSource) -> u32 {
+    src.logs()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|l| max_sequence(&l.bytes))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Why the hive `file` cannot be overwritten in place (its data resident, compressed, sparse
+/// …), if it cannot.
+fn blocked(src: &dyn HiveSource, file: &ImageFile) -> Option<String> {
+    let blockers = file.write_blockers();
+    (!blockers.is_empty()).then(|| {
+        format!(
+            "{}: its data cannot be overwritten in place: {}",
+            src.location(),
+            blockers.join("; ")
+        )
+    })
+}
+
+/// The virtual-disk writes of a changed hive: refused when it would outgrow its file;
+/// otherwise every page that differs from the file as it is on the disk (not as replayed from
+/// its logs: a replayed hive writes its replayed pages too). The hive file's bytes are read
+/// again only when the hive was replayed; else `hive` holds them.
+fn hive_writes(
+    hive: &Hive,
+    new: &[u8],
+    src: &dyn HiveSource,
+    file: &ImageFile,
+    volume_start: u64,
+) -> std::result::Result<Vec<(u64, Vec<u8>)>, InPlaceError> {
+    // A file longer than its hive (Windows leaves slack after the last bin) keeps its tail:
+    // only the hive's own bytes are compared and written.
+    if new.len() as u64 > file.data_size() {
+        return Err(InPlaceError::Refused(format!(
+            "{}: the changed hive is {} bytes but the file holds {}: the file would have to grow, which needs new clusters and NTFS metadata that guestwall does not write. Mount the volume read-write (ntfs-3g) and make the change on its Windows folder instead",
+            src.location(),
+            new.len(),
+            file.data_size()
+        )));
+    }
+    let replayed;
+    let on_disk: &[u8] = if hive.recovery().applied() {
+        replayed = src.primary().map_err(InPlaceError::Hive)?;
+        &replayed
+    } else {
+        hive.bytes()
+    };
+    changed_writes(new, on_disk, file, volume_start)
+        .map_err(|e| InPlaceError::Refused(e.to_string()))
+}
+
+/// Why an in-place step stopped: a refusal (nothing written), or the hive itself.
+enum InPlaceError {
+    Refused(String),
+    Hive(guestwall_regf::Error),
+}
+
 /// Why a volume that is not clean is not written.
 fn unclean(reasons: &[String]) -> String {
     format!(
@@ -166,24 +228,9 @@ pub fn apply_image(
     let mut prepared_all = Vec::new();
     for (kind, hive, edits) in &hives {
         let (src, file) = hive_of(&win, *kind).ok_or(RepairError::MissingHive { hive: *kind })?;
-        let blockers = file.write_blockers();
-        if !blockers.is_empty() && !save.dry_run {
-            return Err(refused(
-                img,
-                format!(
-                    "{}: its data cannot be overwritten in place: {}",
-                    src.location(),
-                    blockers.join("; ")
-                ),
-            ));
+        if let Some(why) = blocked(src, file).filter(|_| !save.dry_run) {
+            return Err(refused(img, why));
         }
-        let log_sequence = src
-            .logs()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|l| max_sequence(&l.bytes))
-            .max()
-            .unwrap_or(0);
         let prepared = prepare(
             hive,
             edits,
@@ -191,7 +238,7 @@ pub fn apply_image(
                 target: PathBuf::from(src.location().to_string()),
                 allow_dirty: save.allow_dirty,
                 dry_run: save.dry_run,
-                log_sequence,
+                log_sequence: log_sequence(src),
             },
         )
         .map_err(|source| RepairError::Write {
@@ -200,28 +247,16 @@ pub fn apply_image(
         })?;
         let mut report = prepared.report();
         if !prepared.is_unchanged() {
-            // A file longer than its hive (Windows leaves slack after the last bin) keeps its
-            // tail: only the hive's own bytes are compared and written.
-            if prepared.len() > file.data_size() {
-                return Err(refused(
-                    img,
-                    format!(
-                        "{}: the changed hive is {} bytes but the file holds {}: the file would have to grow, which needs new clusters and NTFS metadata that guestwall does not write. Mount the volume read-write (ntfs-3g) and make the change on its Windows folder instead",
-                        src.location(),
-                        prepared.len(),
-                        file.data_size()
-                    ),
-                ));
-            }
-            // Compare with the primary file as it is on the disk (not as replayed from its
-            // logs): every page that differs is written.
-            let on_disk = src.primary().map_err(|source| RepairError::Write {
-                path: img.path.clone(),
-                source,
-            })?;
             disk_writes.extend(
-                changed_writes(prepared.bytes(), &on_disk, file, win.volume_start)
-                    .map_err(inplace_err(img))?,
+                hive_writes(hive, prepared.bytes(), src, file, win.volume_start).map_err(|e| {
+                    match e {
+                        InPlaceError::Refused(why) => refused(img, why),
+                        InPlaceError::Hive(source) => RepairError::Write {
+                            path: img.path.clone(),
+                            source,
+                        },
+                    }
+                })?,
             );
             let (keys, values) =
                 prepared
@@ -288,7 +323,6 @@ pub fn apply_image(
             report,
         });
     }
-    drop(hives);
     let after = if save.dry_run {
         plan.after.clone()
     } else {
@@ -410,14 +444,6 @@ impl guestwall_reg::HiveStore for ImageHives {
         let placed = guestwall_ingest::image::open_file_placed(&img, &inner)
             .map_err(|e| regf_err(file)(&e))?;
         let hive = Hive::open_source(&placed.source, &OpenOptions::default())?;
-        let log_sequence = placed
-            .source
-            .logs()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|l| max_sequence(&l.bytes))
-            .max()
-            .unwrap_or(0);
         let prepared = prepare(
             &hive,
             edits,
@@ -425,7 +451,7 @@ impl guestwall_reg::HiveStore for ImageHives {
                 target: file.to_path_buf(),
                 allow_dirty: save.allow_dirty,
                 dry_run: save.dry_run,
-                log_sequence,
+                log_sequence: log_sequence(&placed.source),
             },
         )?;
         let mut report = prepared.report();
@@ -441,28 +467,20 @@ impl guestwall_reg::HiveStore for ImageHives {
         if !placed.volume_unclean.is_empty() {
             return Err(fail(&unclean(&placed.volume_unclean)));
         }
-        let blockers = placed.file.write_blockers();
-        if !blockers.is_empty() {
-            return Err(fail(&format!(
-                "its data cannot be overwritten in place: {}",
-                blockers.join("; ")
-            )));
+        if let Some(why) = blocked(&placed.source, &placed.file) {
+            return Err(fail(&why));
         }
-        if prepared.len() > placed.file.data_size() {
-            return Err(fail(&format!(
-                "the hive would have to grow from {} to {} bytes, which needs new clusters and NTFS metadata; mount the volume read-write (ntfs-3g) and edit the file there instead",
-                placed.file.data_size(),
-                prepared.len()
-            )));
-        }
-        let on_disk = placed.source.primary()?;
-        let writes = changed_writes(
+        let writes = hive_writes(
+            &hive,
             prepared.bytes(),
-            &on_disk,
+            &placed.source,
             &placed.file,
             placed.volume_start,
         )
-        .map_err(|e| fail(&e))?;
+        .map_err(|e| match e {
+            InPlaceError::Refused(why) => fail(&why),
+            InPlaceError::Hive(e) => e,
+        })?;
         let wplan = plan_writes(&placed.disk, &writes).map_err(|e| fail(&e))?;
         let journal = image_journal(&img, self.journal_dir.as_deref());
         no_pending_journal(&img, &journal).map_err(|e| regf_err(file)(&e))?;
