@@ -7,6 +7,8 @@
 //! Nothing binary is checked in; the corpus and the tools are required under CI=true.
 
 mod common;
+#[path = "common/images_build.rs"]
+mod images_build;
 #[path = "../../ntfsvol/tests/common/mod.rs"]
 mod ntfs;
 
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use common::{corpus, gw, in_ci, notice, stderr, stdout};
 use guestwall_regf::build::{build_hive, reg_sz, BuildOptions, KeySpec};
 use guestwall_regf::data::REG_SZ;
+use images_build::{le32, le64, make_vhdx_child, read_at};
 use ntfs::Content;
 use serde_json::Value;
 
@@ -1590,150 +1593,7 @@ fn write_at(p: &Path, at: u64, data: &[u8]) {
     f.write_all_at(data, at).unwrap();
 }
 
-fn read_at(p: &Path, at: u64, n: usize) -> Vec<u8> {
-    use std::os::unix::fs::FileExt;
-    let mut b = vec![0u8; n];
-    std::fs::File::open(p)
-        .unwrap()
-        .read_exact_at(&mut b, at)
-        .unwrap();
-    b
-}
-
 // ---- VHDX differencing -----------------------------------------------------------------------
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-}
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
-}
-
-fn utf16le(s: &str) -> Vec<u8> {
-    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
-}
-
-const VHDX_BAT: [u8; 16] = [
-    0x66, 0x77, 0xc2, 0x2d, 0x23, 0xf6, 0x00, 0x42, 0x9d, 0x64, 0x11, 0x5e, 0x9b, 0xfd, 0x4a, 0x08,
-];
-const VHDX_FILE_PARAMS: [u8; 16] = [
-    0x37, 0x67, 0xa1, 0xca, 0x36, 0xfa, 0x43, 0x4d, 0xb3, 0xb6, 0x33, 0xf0, 0xaa, 0x44, 0xe7, 0x6b,
-];
-const VHDX_PARENT_LOCATOR: [u8; 16] = [
-    0x2d, 0x5f, 0xd3, 0xa8, 0x0b, 0xb3, 0x4d, 0x45, 0xab, 0xf7, 0xd3, 0xd8, 0x48, 0x34, 0xab, 0x0c,
-];
-const VHDX_LOCATOR_TYPE: [u8; 16] = [
-    0xb7, 0xef, 0x4a, 0xb0, 0x9e, 0xd1, 0x81, 0x4a, 0xb7, 0x89, 0x25, 0xb8, 0xe9, 0x44, 0x59, 0x13,
-];
-
-/// The current header's DataWriteGuid of a VHDX, as the `{...}` text a parent locator holds.
-fn vhdx_data_write_guid(p: &Path) -> String {
-    let b = read_at(p, 0, 0x30000);
-    let seq = |at: usize| (&b[at..at + 4] == b"head").then(|| le64(&b, at + 8));
-    let h = match (seq(0x10000), seq(0x20000)) {
-        (Some(x), Some(y)) if y > x => 0x20000,
-        (Some(_), _) => 0x10000,
-        _ => 0x20000,
-    };
-    let g = &b[h + 32..h + 48];
-    let hex = |r: &[u8]| r.iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!(
-        "{{{:08x}-{:04x}-{:04x}-{}-{}}}",
-        le32(g, 0),
-        u16::from_le_bytes([g[4], g[5]]),
-        u16::from_le_bytes([g[6], g[7]]),
-        hex(&g[8..10]),
-        hex(&g[10..16])
-    )
-}
-
-/// A differencing VHDX child of `parent` (made from `parent_raw`, 1 MiB blocks) whose
-/// content is `child_raw`: qemu-img makes a dynamic VHDX of `child_raw` (qemu cannot create
-/// differencing VHDX files), then HasParent and a parent locator (MS-VHDX 2.6.2.6, 2.6.2.6.1)
-/// are set, and every payload block equal in both raws becomes PAYLOAD_BLOCK_NOT_PRESENT, so
-/// that it is read from the parent. Returns how many blocks the child keeps.
-fn make_vhdx_child(parent: &Path, parent_raw: &Path, child_raw: &Path, child: &Path) -> usize {
-    run(
-        "qemu-img",
-        &[
-            "convert",
-            "-q",
-            "-f",
-            "raw",
-            "-O",
-            "vhdx",
-            "-o",
-            "subformat=dynamic,block_size=1M",
-            s(child_raw),
-            s(child),
-        ],
-    );
-    let mut b = std::fs::read(child).unwrap();
-    let rt = 0x30000;
-    let (mut bat_at, mut meta_at) = (0, 0);
-    for i in 0..le32(&b, rt + 8) as usize {
-        let e = rt + 16 + 32 * i;
-        if b[e..e + 16] == VHDX_BAT {
-            bat_at = le64(&b, e + 16) as usize;
-        } else {
-            meta_at = le64(&b, e + 16) as usize;
-        }
-    }
-    let count = u16::from_le_bytes([b[meta_at + 10], b[meta_at + 11]]) as usize;
-    let mut free = 0;
-    for i in 0..count {
-        let e = meta_at + 32 + 32 * i;
-        let (off, len) = (le32(&b, e + 16) as usize, le32(&b, e + 20) as usize);
-        free = free.max(off + len);
-        if b[e..e + 16] == VHDX_FILE_PARAMS {
-            b[meta_at + off + 4] |= 2; // HasParent
-        }
-    }
-    let free = free.next_multiple_of(4096);
-    let pairs = [
-        ("parent_linkage", vhdx_data_write_guid(parent)),
-        ("relative_path", ".\\parent.vhdx".to_string()),
-        ("absolute_win32_path", "C:\\VMs\\parent.vhdx".to_string()),
-    ];
-    let mut item = VHDX_LOCATOR_TYPE.to_vec();
-    item.extend_from_slice(&0u16.to_le_bytes());
-    item.extend_from_slice(&(pairs.len() as u16).to_le_bytes());
-    let base = 20 + 12 * pairs.len();
-    let mut strings = Vec::new();
-    for (k, v) in &pairs {
-        let (k, v) = (utf16le(k), utf16le(v));
-        let ko = base + strings.len();
-        strings.extend_from_slice(&k);
-        let vo = base + strings.len();
-        strings.extend_from_slice(&v);
-        item.extend_from_slice(&(ko as u32).to_le_bytes());
-        item.extend_from_slice(&(vo as u32).to_le_bytes());
-        item.extend_from_slice(&(k.len() as u16).to_le_bytes());
-        item.extend_from_slice(&(v.len() as u16).to_le_bytes());
-    }
-    item.extend_from_slice(&strings);
-    b[meta_at + free..meta_at + free + item.len()].copy_from_slice(&item);
-    let e = meta_at + 32 + 32 * count;
-    b[e..e + 16].copy_from_slice(&VHDX_PARENT_LOCATOR);
-    b[e + 16..e + 20].copy_from_slice(&(free as u32).to_le_bytes());
-    b[e + 20..e + 24].copy_from_slice(&(item.len() as u32).to_le_bytes());
-    b[e + 24..e + 28].copy_from_slice(&4u32.to_le_bytes()); // IsRequired
-    b[meta_at + 10..meta_at + 12].copy_from_slice(&((count + 1) as u16).to_le_bytes());
-    // Blocks of 1 MiB; chunk ratio 4096, so block n's BAT entry is entry n (n < 4096).
-    let blocks = (std::fs::metadata(child_raw).unwrap().len() / MIB) as usize;
-    assert!(blocks < 4096);
-    let mut kept = 0;
-    for n in 0..blocks {
-        let at = n as u64 * MIB;
-        if read_at(parent_raw, at, MIB as usize) == read_at(child_raw, at, MIB as usize) {
-            b[bat_at + 8 * n..bat_at + 8 * n + 8].copy_from_slice(&0u64.to_le_bytes());
-        } else {
-            kept += 1;
-        }
-    }
-    std::fs::write(child, b).unwrap();
-    kept
-}
 
 #[test]
 fn vhdx_differencing_child_reads_through_its_parent() {

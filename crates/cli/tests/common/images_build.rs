@@ -1,4 +1,4 @@
-//! Image-building helpers for the in-place tests: a VHDX differencing child made from
+//! Image-building helpers for the image and in-place tests: a VHDX differencing child made from
 //! qemu-img's dynamic VHDX (qemu cannot create differencing VHDX files). The `$LogFile`
 //! restart pages come from guestwall-ntfsvol's `build_restart_page`.
 #![allow(dead_code)]
@@ -9,10 +9,12 @@ use std::process::Command;
 
 const MIB: u64 = 1 << 20;
 
-fn le32(b: &[u8], at: usize) -> u32 {
+/// A little-endian u32 at `at`.
+pub fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
-fn le64(b: &[u8], at: usize) -> u64 {
+/// A little-endian u64 at `at`.
+pub fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
@@ -20,7 +22,8 @@ fn utf16le(s: &str) -> Vec<u8> {
     s.encode_utf16().flat_map(u16::to_le_bytes).collect()
 }
 
-fn read_at(p: &Path, at: u64, n: usize) -> Vec<u8> {
+/// `n` bytes of the file `p` at `at`.
+pub fn read_at(p: &Path, at: u64, n: usize) -> Vec<u8> {
     let mut b = vec![0u8; n];
     std::fs::File::open(p)
         .unwrap()
