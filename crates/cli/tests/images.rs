@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 use common::{corpus, gw, in_ci, notice, stderr, stdout};
 use guestwall_regf::build::{build_hive, reg_sz, BuildOptions, KeySpec};
 use guestwall_regf::data::REG_SZ;
-use images_build::{le32, le64, make_vhdx_child, read_at};
+use images_build::{
+    dd_into, gwp, le32, le64, listing, make_vhdx_child, ntfs_volume, ntfscp, read_at, run,
+    run_stdin, s, write_at,
+};
 use ntfs::Content;
 use serde_json::Value;
 
@@ -67,32 +70,6 @@ fn ready() -> Option<PathBuf> {
     );
     notice(&format!("missing {missing:?}; skipping this test"));
     None
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
-    ntfs::run(Command::new(cmd).args(args))
-}
-
-fn run_stdin(cmd: &str, args: &[&str], input: &str) {
-    use std::io::Write;
-    let mut c = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// This process's scratch folder under target/tmp (folders of finished runs are removed).
@@ -259,56 +236,6 @@ fn recovery_wim() -> PathBuf {
 }
 
 // ---- Volumes and disks ---------------------------------------------------------------------
-
-/// An NTFS volume of `bytes` made by mkntfs for a partition starting at `start_sector` (the
-/// boot sector's hidden sectors, as Windows has it), with a WIM applied by wimlib, then
-/// root-level files copied in by ntfscp (wimlib leaves out hiberfil.sys on capture).
-fn ntfs_volume(out: &Path, bytes: u64, start_sector: u64, label: &str, wim: Option<&Path>) {
-    std::fs::File::create(out).unwrap().set_len(bytes).unwrap();
-    run(
-        "mkntfs",
-        &[
-            "-F",
-            "-Q",
-            "-q",
-            "-s",
-            "512",
-            "-p",
-            &start_sector.to_string(),
-            "-H",
-            "255",
-            "-S",
-            "63",
-            "-L",
-            label,
-            s(out),
-        ],
-    );
-    if let Some(w) = wim {
-        run("wimlib-imagex", &["apply", s(w), "1", s(out)]);
-    }
-}
-
-fn ntfscp(vol: &Path, name: &str, data: &[u8]) {
-    let src = vol.with_extension(format!("cp-{}", name.replace('/', "_")));
-    std::fs::write(&src, data).unwrap();
-    run("ntfscp", &["-f", s(vol), s(&src), &format!("/{name}")]);
-    std::fs::remove_file(&src).unwrap();
-}
-
-fn dd_into(vol: &Path, disk: &Path, start_sector: u64) {
-    run(
-        "dd",
-        &[
-            &format!("if={}", s(vol)),
-            &format!("of={}", s(disk)),
-            "bs=512",
-            &format!("seek={start_sector}"),
-            "conv=notrunc,sparse",
-            "status=none",
-        ],
-    );
-}
 
 /// What goes on a partition.
 enum Fill {
@@ -547,12 +474,6 @@ fn volume_image(key: &str, h: Option<Hives>, root: &[(&str, Vec<u8>)]) -> PathBu
 }
 
 // ---- Running guestwall -----------------------------------------------------------------------
-
-fn gwp(args: &[&str], path: &Path) -> Output {
-    let mut a: Vec<&str> = args.to_vec();
-    a.push(s(path));
-    gw(&a)
-}
 
 /// Runs guestwall with a 20 s limit (a hang fails the test); output goes to files, so that a
 /// full pipe cannot look like a hang.
@@ -845,15 +766,6 @@ fn file_hash(p: &Path) -> u64 {
         buf[..n].hash(&mut h);
     }
     h.finish()
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// The image, its modification time, and the folder's listing, before and after.
@@ -1585,12 +1497,6 @@ fn truncated_and_damaged_images_never_crash_or_hang() {
         "{runs} damaged images in {:.1} s",
         t0.elapsed().as_secs_f64()
     ));
-}
-
-fn write_at(p: &Path, at: u64, data: &[u8]) {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
-    f.write_all_at(data, at).unwrap();
 }
 
 // ---- VHDX differencing -----------------------------------------------------------------------

@@ -22,6 +22,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::{corpus, gw, in_ci, notice, stderr, stdout};
+use images_build::{
+    dd_into, gwp, listing, ntfs_volume, ntfscp, read_at, run, run_stdin, s, write_at,
+};
 use ntfs::Content;
 use serde_json::Value;
 
@@ -75,32 +78,6 @@ fn ready() -> Option<PathBuf> {
     );
     notice(&format!("missing {missing:?}; skipping this test"));
     None
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
-    ntfs::run(Command::new(cmd).args(args))
-}
-
-fn run_stdin(cmd: &str, args: &[&str], input: &str) {
-    use std::io::Write;
-    let mut c = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// This process's scratch folder under target/tmp (folders of finished runs are removed).
@@ -281,47 +258,6 @@ const GEN2: &str = "label: gpt\n\
     size=60MiB, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name=\"Basic data partition\"\n\
     type=DE94BBA4-06D1-4D40-A16A-BFD50179D6AC, name=\"Recovery\"\n";
 
-/// mkntfs on a file of `bytes` for a partition at `start_sector`, then the WIM applied.
-fn ntfs_volume(out: &Path, bytes: u64, start_sector: u64, label: &str, wim: Option<&Path>) {
-    std::fs::File::create(out).unwrap().set_len(bytes).unwrap();
-    run(
-        "mkntfs",
-        &[
-            "-F",
-            "-Q",
-            "-q",
-            "-s",
-            "512",
-            "-p",
-            &start_sector.to_string(),
-            "-H",
-            "255",
-            "-S",
-            "63",
-            "-L",
-            label,
-            s(out),
-        ],
-    );
-    if let Some(w) = wim {
-        run("wimlib-imagex", &["apply", s(w), "1", s(out)]);
-    }
-}
-
-fn dd_into(vol: &Path, disk: &Path, start_sector: u64) {
-    run(
-        "dd",
-        &[
-            &format!("if={}", s(vol)),
-            &format!("of={}", s(disk)),
-            "bs=512",
-            &format!("seek={start_sector}"),
-            "conv=notrunc,sparse",
-            "status=none",
-        ],
-    );
-}
-
 /// The Windows partition of a raw disk: (start byte, length), from `sfdisk -J`.
 fn windows_partition(raw: &Path, layout: Layout) -> (u64, u64) {
     if layout == Layout::Volume {
@@ -493,16 +429,6 @@ fn journal_of(img: &Path) -> PathBuf {
     img.with_file_name(n)
 }
 
-/// The files of a folder, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 /// A journal's ranges, read independently of guestwall-inplace (docs/design-disk.md, "Writing
 /// in place"): magic GWJOURN1, u64 image size, u32 name length + name, u32 count, then per
 /// range u64 offset, u32 length, the original bytes, a 16-byte digest of the new bytes; last a
@@ -595,28 +521,6 @@ else:
 fn cluster_size(vol: &Path) -> u64 {
     let b = read_at(vol, 0, 512);
     u64::from(u16::from_le_bytes([b[11], b[12]])) * u64::from(b[13])
-}
-
-fn read_at(p: &Path, at: u64, n: usize) -> Vec<u8> {
-    use std::os::unix::fs::FileExt;
-    let mut b = vec![0u8; n];
-    std::fs::File::open(p)
-        .unwrap()
-        .read_exact_at(&mut b, at)
-        .unwrap();
-    b
-}
-
-fn write_at(p: &Path, at: u64, data: &[u8]) {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
-    f.write_all_at(data, at).unwrap();
-}
-
-fn gwp(args: &[&str], path: &Path) -> Output {
-    let mut a: Vec<&str> = args.to_vec();
-    a.push(s(path));
-    gw(&a)
 }
 
 /// `undo IMAGE`: the journal renamed to `.undone-<secs>`, the image equal to `orig`; exit 0, or
@@ -922,13 +826,6 @@ fn volume_copy(dir: &Path, name: &str) -> PathBuf {
         dir,
         name,
     )
-}
-
-fn ntfscp(vol: &Path, name: &str, data: &[u8]) {
-    let src = vol.with_extension(format!("cp-{}", name.replace('/', "_")));
-    std::fs::write(&src, data).unwrap();
-    run("ntfscp", &["-f", s(vol), s(&src), &format!("/{name}")]);
-    std::fs::remove_file(&src).unwrap();
 }
 
 #[test]

@@ -5,7 +5,9 @@
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+
+use crate::common::gw;
 
 const MIB: u64 = 1 << 20;
 
@@ -149,4 +151,103 @@ pub fn make_vhdx_child(parent: &Path, parent_raw: &Path, child_raw: &Path, child
     }
     std::fs::write(child, b).unwrap();
     kept
+}
+
+// ---- Shared by the image tests (images.rs, inplace.rs) -------------------------------------
+
+pub fn dd_into(vol: &Path, disk: &Path, start_sector: u64) {
+    run(
+        "dd",
+        &[
+            &format!("if={}", s(vol)),
+            &format!("of={}", s(disk)),
+            "bs=512",
+            &format!("seek={start_sector}"),
+            "conv=notrunc,sparse",
+            "status=none",
+        ],
+    );
+}
+
+pub fn gwp(args: &[&str], path: &Path) -> Output {
+    let mut a: Vec<&str> = args.to_vec();
+    a.push(s(path));
+    gw(&a)
+}
+
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// An NTFS volume of `bytes` made by mkntfs for a partition starting at `start_sector` (the
+/// boot sector's hidden sectors, as Windows has it), with a WIM applied by wimlib, then
+/// root-level files copied in by ntfscp (wimlib leaves out hiberfil.sys on capture).
+pub fn ntfs_volume(out: &Path, bytes: u64, start_sector: u64, label: &str, wim: Option<&Path>) {
+    std::fs::File::create(out).unwrap().set_len(bytes).unwrap();
+    run(
+        "mkntfs",
+        &[
+            "-F",
+            "-Q",
+            "-q",
+            "-s",
+            "512",
+            "-p",
+            &start_sector.to_string(),
+            "-H",
+            "255",
+            "-S",
+            "63",
+            "-L",
+            label,
+            s(out),
+        ],
+    );
+    if let Some(w) = wim {
+        run("wimlib-imagex", &["apply", s(w), "1", s(out)]);
+    }
+}
+
+pub fn ntfscp(vol: &Path, name: &str, data: &[u8]) {
+    let src = vol.with_extension(format!("cp-{}", name.replace('/', "_")));
+    std::fs::write(&src, data).unwrap();
+    run("ntfscp", &["-f", s(vol), s(&src), &format!("/{name}")]);
+    std::fs::remove_file(&src).unwrap();
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
+    crate::ntfs::run(Command::new(cmd).args(args))
+}
+
+pub fn run_stdin(cmd: &str, args: &[&str], input: &str) {
+    use std::io::Write;
+    let mut c = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+pub fn write_at(p: &Path, at: u64, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+    f.write_all_at(data, at).unwrap();
 }
