@@ -64,43 +64,16 @@ impl BinMap {
         let mut page_bin = Vec::with_capacity(pages);
         let mut pos: u32 = 0;
         while pos < hbins_size {
-            let file_off = pos as u64 + BASE_BLOCK_LEN as u64;
-            let hdr = data
-                .get(pos as usize..pos as usize + HBIN_HEADER_LEN as usize)
-                .and_then(|b| RawBinHeader::ref_from_bytes(b).ok())
-                .ok_or(Error::Truncated {
-                    what: "hive bin header",
-                    expected: file_off + HBIN_HEADER_LEN as u64,
-                    actual: file.len() as u64,
+            let bin = bin_header(data.get(pos as usize..).unwrap_or(&[]), pos, hbins_size)
+                .map_err(|e| match e {
+                    Error::Truncated { what, expected, .. } => Error::Truncated {
+                        what,
+                        expected,
+                        actual: file.len() as u64,
+                    },
+                    e => e,
                 })?;
-            if &hdr.signature != b"hbin" {
-                return Err(Error::InvalidHiveBin {
-                    offset: file_off,
-                    field: "signature",
-                    expected: "\"hbin\"".into(),
-                    actual: escape_bytes(&hdr.signature),
-                });
-            }
-            if hdr.offset.get() != pos {
-                return Err(Error::InvalidHiveBin {
-                    offset: file_off,
-                    field: "offset",
-                    expected: format!("{pos:#x}"),
-                    actual: format!("{:#x}", hdr.offset.get()),
-                });
-            }
-            let size = hdr.size.get();
-            if size < PAGE || size % PAGE != 0 || size > hbins_size - pos {
-                return Err(Error::InvalidHiveBin {
-                    offset: file_off,
-                    field: "size",
-                    expected: format!(
-                        "a multiple of 4096 no larger than the {:#x} bytes left",
-                        hbins_size - pos
-                    ),
-                    actual: format!("{size:#x}"),
-                });
-            }
+            let size = bin.size;
             let idx = bins.len() as u32;
             bins.push(Bin { offset: pos, size });
             page_bin.extend(std::iter::repeat_n(idx, (size / PAGE) as usize));
@@ -145,43 +118,13 @@ impl BinMap {
 
     /// File range of the allocated cell at `offset`: (file offset of the size field, cell size).
     pub(crate) fn cell_range(&self, file: &[u8], offset: u32) -> Result<(usize, usize)> {
-        if offset == u32::MAX {
-            return Err(Error::cell(offset, "null reference (0xffffffff)"));
-        }
-        if !offset.is_multiple_of(8) {
-            return Err(Error::cell(offset, "offset is not 8-byte aligned"));
-        }
+        check_reference(offset)?;
         let bin = self
             .bin_of(offset)
             .ok_or_else(|| Error::cell(offset, "offset lies outside the hive bins data"))?;
-        if offset < bin.offset + HBIN_HEADER_LEN {
-            return Err(Error::cell(offset, "offset points into a hive bin header"));
-        }
-        let start = BASE_BLOCK_LEN + offset as usize;
-        let raw = file
-            .get(start..start + 4)
-            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .ok_or_else(|| Error::cell(offset, "cell header past the end of the file"))?;
-        if raw >= 0 {
-            return Err(Error::cell(
-                offset,
-                format!("the cell is unallocated (size field {raw:#x})"),
-            ));
-        }
-        let size = raw.unsigned_abs();
-        if size < 8 {
-            return Err(Error::cell(offset, format!("cell size {size} is below 8")));
-        }
-        if u64::from(offset) + u64::from(size) > u64::from(bin.end()) {
-            return Err(Error::cell(
-                offset,
-                format!(
-                    "cell of {size:#x} bytes runs past the end of its hive bin at {:#x}",
-                    bin.end()
-                ),
-            ));
-        }
-        Ok((start, size as usize))
+        let at = BASE_BLOCK_LEN + bin.offset as usize;
+        let (rel, size) = cell_in_bin(bin, file.get(at..).unwrap_or(&[]), offset)?;
+        Ok((at + rel, size))
     }
 
     /// Walks every cell of every bin, allocated or free.
@@ -193,6 +136,98 @@ impl BinMap {
             pos: None,
         }
     }
+}
+
+/// The bin whose header starts `data` (at least its 32 bytes), expected at hive-bins offset
+/// `pos` of a hive with `hbins_size` bytes of bins: checks the signature, that the header
+/// names its own offset, and that the size is a multiple of 4096 that fits.
+pub(crate) fn bin_header(data: &[u8], pos: u32, hbins_size: u32) -> Result<Bin> {
+    let file_off = pos as u64 + BASE_BLOCK_LEN as u64;
+    let hdr = data
+        .get(..HBIN_HEADER_LEN as usize)
+        .and_then(|b| RawBinHeader::ref_from_bytes(b).ok())
+        .ok_or(Error::Truncated {
+            what: "hive bin header",
+            expected: file_off + HBIN_HEADER_LEN as u64,
+            actual: file_off + data.len() as u64,
+        })?;
+    if &hdr.signature != b"hbin" {
+        return Err(Error::InvalidHiveBin {
+            offset: file_off,
+            field: "signature",
+            expected: "\"hbin\"".into(),
+            actual: escape_bytes(&hdr.signature),
+        });
+    }
+    if hdr.offset.get() != pos {
+        return Err(Error::InvalidHiveBin {
+            offset: file_off,
+            field: "offset",
+            expected: format!("{pos:#x}"),
+            actual: format!("{:#x}", hdr.offset.get()),
+        });
+    }
+    let size = hdr.size.get();
+    if size < PAGE || size % PAGE != 0 || size > hbins_size - pos {
+        return Err(Error::InvalidHiveBin {
+            offset: file_off,
+            field: "size",
+            expected: format!(
+                "a multiple of 4096 no larger than the {:#x} bytes left",
+                hbins_size - pos
+            ),
+            actual: format!("{size:#x}"),
+        });
+    }
+    Ok(Bin { offset: pos, size })
+}
+
+/// The checks on a cell reference that need no bytes: not the null reference, 8-aligned.
+pub(crate) fn check_reference(offset: u32) -> Result<()> {
+    if offset == u32::MAX {
+        return Err(Error::cell(offset, "null reference (0xffffffff)"));
+    }
+    if !offset.is_multiple_of(8) {
+        return Err(Error::cell(offset, "offset is not 8-byte aligned"));
+    }
+    Ok(())
+}
+
+/// The allocated cell at `offset` inside `bin`, whose bytes start at `data[0]` (the bin
+/// header; `data` may run on past the bin, or stop short of it in a truncated file):
+/// (position of the cell's size field in `data`, cell size).
+///
+/// Checks that the offset lies past the bin header, that the cell is allocated, at least 8
+/// bytes long, and ends inside its bin.
+pub(crate) fn cell_in_bin(bin: Bin, data: &[u8], offset: u32) -> Result<(usize, usize)> {
+    if offset < bin.offset + HBIN_HEADER_LEN {
+        return Err(Error::cell(offset, "offset points into a hive bin header"));
+    }
+    let rel = (offset - bin.offset) as usize;
+    let raw = data
+        .get(rel..rel + 4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or_else(|| Error::cell(offset, "cell header past the end of the file"))?;
+    if raw >= 0 {
+        return Err(Error::cell(
+            offset,
+            format!("the cell is unallocated (size field {raw:#x})"),
+        ));
+    }
+    let size = raw.unsigned_abs();
+    if size < 8 {
+        return Err(Error::cell(offset, format!("cell size {size} is below 8")));
+    }
+    if u64::from(offset) + u64::from(size) > u64::from(bin.end()) {
+        return Err(Error::cell(
+            offset,
+            format!(
+                "cell of {size:#x} bytes runs past the end of its hive bin at {:#x}",
+                bin.end()
+            ),
+        ));
+    }
+    Ok((rel, size as usize))
 }
 
 /// The hive bins data of a file: `hbins_size` bytes after the base block.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use guestwall_mmap::{AnonBuf, FileBytes};
 
 use crate::base_block::{BaseBlock, BASE_BLOCK_LEN};
+use crate::lazy::LazyBins;
 use crate::bins::{BinMap, CellInfo};
 use crate::error::{CellPos, Error, Result};
 use crate::key::Key;
@@ -42,6 +43,9 @@ pub struct Hive {
     warnings: Vec<String>,
     path: Option<PathBuf>,
     location: Location,
+    /// The bins, read on first use, when the hive was opened with [`Hive::open_lazy`]
+    /// (`buf` then holds the base block only and `bins` is empty).
+    lazy: Option<LazyBins>,
 }
 
 impl Hive {
@@ -74,6 +78,81 @@ impl Hive {
         Ok(hive)
     }
 
+    /// Opens a hive from a source, reading only the bins that are used when the source can
+    /// read parts of its file ([`HiveSource::primary_reader`], a file inside a disk image) and
+    /// the hive needs no log replay; otherwise as [`Hive::open_source`] with the default
+    /// options. A lazily read hive can be read but not edited, and has no bin map
+    /// ([`Hive::bins`] is empty, [`Hive::bytes`] is the base block only); see the `lazy`
+    /// module for what a lazy read does not check.
+    pub fn open_lazy(source: &dyn HiveSource) -> Result<Hive> {
+        let Some(reader) = source.primary_reader() else {
+            return Hive::open_source(source, &OpenOptions::default());
+        };
+        let location = source.location();
+        let io = |source| Error::Io {
+            path: location.clone(),
+            source,
+        };
+        let size = reader.size();
+        let mut head = vec![0u8; BASE_BLOCK_LEN.min(usize::try_from(size).unwrap_or(usize::MAX))];
+        reader.read_exact_at(0, &mut head).map_err(io)?;
+        let primary = BaseBlock::parse(&head)?;
+        if primary.checksum_ok() {
+            primary.validate_primary()?;
+        }
+        let logs = if primary.is_dirty() {
+            source.logs()?
+        } else {
+            Vec::new()
+        };
+        if !logs.is_empty() {
+            // Replay needs the whole file (the logs may touch any page, and may grow it).
+            let mut hive = Hive::from_parts(source.primary()?, &logs, true)?;
+            hive.path = source.file_path().map(Path::to_path_buf);
+            hive.location = location;
+            return Ok(hive);
+        }
+        let recovery = Recovery {
+            was_dirty: primary.is_dirty(),
+            ..Recovery::default()
+        };
+        let warnings = open_warnings(&primary, &recovery, true, true);
+        primary.validate_primary()?;
+        let need = BASE_BLOCK_LEN as u64 + u64::from(primary.hbins_size);
+        if size < need {
+            return Err(Error::Truncated {
+                what: "hive bins data (per the base block's size field)",
+                expected: need,
+                actual: size,
+            });
+        }
+        let lazy = LazyBins::new(reader, location.clone(), primary.hbins_size);
+        let hive = Hive {
+            buf: FileBytes::Owned(head),
+            len: BASE_BLOCK_LEN,
+            base: primary.clone(),
+            primary,
+            bins: BinMap::default(),
+            recovery,
+            warnings,
+            path: source.file_path().map(Path::to_path_buf),
+            location,
+            lazy: Some(lazy),
+        };
+        hive.root()?;
+        Ok(hive)
+    }
+
+    /// True when the hive was opened with [`Hive::open_lazy`] and reads its bins on use.
+    pub fn is_lazy(&self) -> bool {
+        self.lazy.is_some()
+    }
+
+    /// For a lazily read hive: how many bins, and bytes of bins, have been read so far.
+    pub fn lazy_read(&self) -> Option<(usize, u64)> {
+        self.lazy.as_ref().map(LazyBins::read_so_far)
+    }
+
     /// Reads a hive from bytes, without logs.
     pub fn from_bytes(buf: Vec<u8>) -> Result<Hive> {
         Hive::from_parts(FileBytes::Owned(buf), &[], false)
@@ -90,7 +169,6 @@ impl Hive {
         if primary.checksum_ok() {
             primary.validate_primary()?;
         }
-        let mut warnings = Vec::new();
         let recovery = if primary.is_dirty() && replay && !logs.is_empty() {
             // Replay works on a private copy; the file itself is never touched. (The copy
             // grows when a log grows the hive, which is rare.)
@@ -107,34 +185,7 @@ impl Hive {
                 ..Recovery::default()
             }
         };
-        if let Some(why) = &recovery.partial {
-            warnings.push(format!(
-                "hive is dirty and its transaction logs could be applied only in part: {why}. Windows stops at the same place when it loads the hive, so this is what it would load, but the changes logged after that point are lost"
-            ));
-        }
-        if primary.is_dirty() && !recovery.applied() {
-            let why = if !primary.checksum_ok() {
-                format!(
-                    "base block checksum is wrong (stored {:#010x}, computed {:#010x})",
-                    primary.stored_checksum, primary.computed_checksum
-                )
-            } else {
-                format!(
-                    "sequence numbers differ ({} != {})",
-                    primary.primary_seq, primary.secondary_seq
-                )
-            };
-            let what = if !replay {
-                "logs were not used (--no-logs)"
-            } else if logs.is_empty() {
-                "no transaction logs were found beside it"
-            } else {
-                "no log applied to it"
-            };
-            warnings.push(format!(
-                "hive is dirty: {why}; {what}, so it is read as it is and may lack its last changes"
-            ));
-        }
+        let warnings = open_warnings(&primary, &recovery, replay, logs.is_empty());
         let base = BaseBlock::parse(&buf)?;
         base.validate_primary()?;
         let bins = BinMap::scan(&buf, base.hbins_size)?;
@@ -153,6 +204,7 @@ impl Hive {
             warnings,
             path: None,
             location: Location::Memory("hive in memory".into()),
+            lazy: None,
         };
         // The root must be a key node.
         hive.root()?;
@@ -231,6 +283,7 @@ impl Hive {
             warnings: Vec::new(),
             path: None,
             location: Location::Memory("hive in memory".into()),
+            lazy: None,
         };
         hive.root()?;
         Ok(hive)
@@ -265,11 +318,20 @@ impl Hive {
 
     /// The data of the allocated cell at `offset`.
     pub fn cell(&self, offset: u32) -> Result<&[u8]> {
-        self.bins.cell(self.bytes(), offset)
+        match &self.lazy {
+            Some(lazy) => lazy.cell(offset),
+            None => self.bins.cell(self.bytes(), offset),
+        }
     }
 
     /// Counts allocated and free cells by a linear scan of every bin.
     pub fn cell_stats(&self) -> Result<CellStats> {
+        if self.lazy.is_some() {
+            return Err(Error::cell(
+                0,
+                "internal: cell statistics need the whole hive, and this one is read lazily",
+            ));
+        }
         let mut s = CellStats::default();
         for c in self.bins.cells(self.bytes()) {
             let CellInfo {
@@ -510,6 +572,45 @@ impl Hive {
         })?;
         Ok((keys, values))
     }
+}
+
+/// What opening a hive has to say: logs applied only in part, or a dirty hive read as it is.
+fn open_warnings(
+    primary: &BaseBlock,
+    recovery: &Recovery,
+    replay: bool,
+    no_logs: bool,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some(why) = &recovery.partial {
+        warnings.push(format!(
+            "hive is dirty and its transaction logs could be applied only in part: {why}. Windows stops at the same place when it loads the hive, so this is what it would load, but the changes logged after that point are lost"
+        ));
+    }
+    if primary.is_dirty() && !recovery.applied() {
+        let why = if !primary.checksum_ok() {
+            format!(
+                "base block checksum is wrong (stored {:#010x}, computed {:#010x})",
+                primary.stored_checksum, primary.computed_checksum
+            )
+        } else {
+            format!(
+                "sequence numbers differ ({} != {})",
+                primary.primary_seq, primary.secondary_seq
+            )
+        };
+        let what = if !replay {
+            "logs were not used (--no-logs)"
+        } else if no_logs {
+            "no transaction logs were found beside it"
+        } else {
+            "no log applied to it"
+        };
+        warnings.push(format!(
+            "hive is dirty: {why}; {what}, so it is read as it is and may lack its last changes"
+        ));
+    }
+    warnings
 }
 
 /// Allocated and free cell counts.

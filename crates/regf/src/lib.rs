@@ -42,6 +42,7 @@ mod error;
 mod export;
 mod hive;
 mod key;
+mod lazy;
 mod log;
 mod name;
 pub mod regfile;
@@ -66,6 +67,7 @@ pub use export::{
 };
 pub use guestwall_mmap::{AnonBuf, FileBytes};
 pub use guestwall_source::Location;
+pub use lazy::MAX_PROBE_PAGES;
 pub use hive::{split_path, CellStats, Hive, OpenOptions, MAX_KEY_DEPTH};
 pub use key::{
     Key, ListKind, Security, KEY_COMP_NAME, KEY_HIVE_ENTRY, KEY_NO_DELETE, KEY_PREDEF_HANDLE,

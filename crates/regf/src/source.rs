@@ -3,6 +3,7 @@
 //! logs that belong to it. Errors and reports name the source's [`Location`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use guestwall_mmap::FileBytes;
 use guestwall_source::{Location, ReadAt};
@@ -24,6 +25,13 @@ pub trait HiveSource {
 
     /// The file on this machine, when the source is one (reports show it).
     fn file_path(&self) -> Option<&Path> {
+        None
+    }
+
+    /// A positional reader over the primary file, when reading parts of it is cheaper than
+    /// reading it whole (a file inside a disk image): [`crate::Hive::open_lazy`] then reads
+    /// only the bins a walk touches.
+    fn primary_reader(&self) -> Option<Box<dyn ReadAt>> {
         None
     }
 }
@@ -123,7 +131,7 @@ impl HiveSource for InMemory {
 /// its logs. The bytes are read into memory once.
 pub struct ReaderSource<R> {
     location: Location,
-    primary: R,
+    primary: Arc<R>,
     logs: Vec<(Location, R)>,
 }
 
@@ -141,7 +149,7 @@ impl<R: ReadAt> ReaderSource<R> {
     pub fn new(location: Location, primary: R, logs: Vec<(Location, R)>) -> ReaderSource<R> {
         ReaderSource {
             location,
-            primary,
+            primary: Arc::new(primary),
             logs,
         }
     }
@@ -163,13 +171,13 @@ fn read_all<R: ReadAt>(r: &R, at: &Location) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-impl<R: ReadAt> HiveSource for ReaderSource<R> {
+impl<R: ReadAt + 'static> HiveSource for ReaderSource<R> {
     fn location(&self) -> Location {
         self.location.clone()
     }
 
     fn primary(&self) -> Result<FileBytes> {
-        read_all(&self.primary, &self.location).map(FileBytes::Owned)
+        read_all(&*self.primary, &self.location).map(FileBytes::Owned)
     }
 
     fn logs(&self) -> Result<Vec<LogInput>> {
@@ -177,6 +185,10 @@ impl<R: ReadAt> HiveSource for ReaderSource<R> {
             .iter()
             .map(|(l, r)| read_all(r, l).map(|b| LogInput::new(l.clone(), b)))
             .collect()
+    }
+
+    fn primary_reader(&self) -> Option<Box<dyn ReadAt>> {
+        Some(Box::new(Arc::clone(&self.primary)))
     }
 }
 

@@ -129,6 +129,12 @@ fn name_len_utf16(s: &str) -> u32 {
 impl HiveMut {
     /// Starts editing a copy of `hive` (after its log replay). The hive must be fully readable.
     pub fn new(hive: &Hive) -> Result<HiveMut> {
+        if hive.is_lazy() {
+            return Err(Error::cell(
+                0,
+                "internal: a lazily read hive cannot be edited; open it whole",
+            ));
+        }
         let bytes = hive.bytes();
         // A file opened as it is on disk: a private copy-on-write view of it, in which only
         // the pages the edits write are copied. Otherwise a pre-faulted private copy with
