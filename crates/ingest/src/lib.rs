@@ -31,7 +31,7 @@ use std::path::PathBuf;
 
 use guestwall_firewall::codes;
 use guestwall_firewall::{MachineConfig, Note};
-use guestwall_regf::{Hive, HiveFile, HiveSource, Location, OpenOptions};
+use guestwall_regf::{Hive, HiveFile, HiveSource, Location};
 
 pub use guestwall_firewall::FIREWALL_POLICY;
 pub use locate::{find_ci, locate, locate_with, Target};
@@ -203,8 +203,7 @@ pub struct Sources<'a> {
 /// [`Location`].
 pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
     let sys_at = src.system.location();
-    let system =
-        Hive::open_source(src.system, &OpenOptions::default()).map_err(hive_err(&sys_at))?;
+    let system = Hive::open_lazy(src.system).map_err(hive_err(&sys_at))?;
     let wrong = |looks_like: String| IngestError::WrongHive {
         location: sys_at.clone(),
         wanted: "SYSTEM",
@@ -224,7 +223,7 @@ pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
     let mut notes: Vec<Note> = Vec::new();
     hive_notes(&sys_at, &system, &mut notes);
     let software = match src.software {
-        Some(sw) => match Hive::open_source(sw, &OpenOptions::default()) {
+        Some(sw) => match Hive::open_lazy(sw) {
             Ok(h) => {
                 let looks_like = match hive_identity(&h) {
                     HiveIdentity::Software => None,

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use guestwall_mmap::{AnonBuf, FileBytes};
 
 use crate::base_block::{BaseBlock, BASE_BLOCK_LEN};
-use crate::lazy::LazyBins;
 use crate::bins::{BinMap, CellInfo};
 use crate::error::{CellPos, Error, Result};
 use crate::key::Key;
+use crate::lazy::LazyBins;
 use crate::log::{recover, LogInput, Recovery};
 use crate::source::{HiveFile, HiveSource};
 use guestwall_source::Location;

@@ -67,12 +67,12 @@ pub use export::{
 };
 pub use guestwall_mmap::{AnonBuf, FileBytes};
 pub use guestwall_source::Location;
-pub use lazy::MAX_PROBE_PAGES;
 pub use hive::{split_path, CellStats, Hive, OpenOptions, MAX_KEY_DEPTH};
 pub use key::{
     Key, ListKind, Security, KEY_COMP_NAME, KEY_HIVE_ENTRY, KEY_NO_DELETE, KEY_PREDEF_HANDLE,
     KEY_SYM_LINK,
 };
+pub use lazy::MAX_PROBE_PAGES;
 pub use log::{
     find_logs, marvin32, max_sequence, recover, GrowBuf, LogFormat, LogInput, LogReport, Recovery,
     MARVIN_SEED,

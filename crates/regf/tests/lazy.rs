@@ -152,9 +152,8 @@ fn damaged_hives_fail_cleanly_when_read_lazily() {
     let Some(corpus) = common::corpus() else {
         return;
     };
-    let clean = std::fs::read(corpus.join("regipy/SYSTEM_2")).unwrap_or_else(|_| {
-        std::fs::read(corpus.join("regipy/SYSTEM")).unwrap()
-    });
+    let clean = std::fs::read(corpus.join("regipy/SYSTEM_2"))
+        .unwrap_or_else(|_| std::fs::read(corpus.join("regipy/SYSTEM")).unwrap());
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -183,7 +182,10 @@ fn damaged_hives_fail_cleanly_when_read_lazily() {
         let got = dump(&hive);
         if let (Ok(got), Ok(whole)) = (&got, Hive::from_bytes(b)) {
             if let Ok(expected) = dump(&whole) {
-                assert!(*got == expected, "round {round}: lazy and whole reads differ");
+                assert!(
+                    *got == expected,
+                    "round {round}: lazy and whole reads differ"
+                );
             }
         }
     }
