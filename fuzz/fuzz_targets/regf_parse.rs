@@ -1,10 +1,16 @@
-//! Any bytes as a hive file: open, walk everything, dump and export. Must never panic.
+//! Any bytes as a hive file: open (whole, and lazily through a reader as for a hive inside a
+//! disk image), walk everything, dump and export. Must never panic.
 #![no_main]
 
-use guestwall_regf::{dump_jsonl, export_reg, ExportOptions, Hive, RegEncoding};
+use guestwall_regf::{dump_jsonl, export_reg, ExportOptions, Hive, Location, ReaderSource, RegEncoding};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let src = ReaderSource::new(Location::Memory("fuzz".into()), data.to_vec(), Vec::new());
+    if let Ok(lazy) = Hive::open_lazy(&src) {
+        let _ = lazy.check_all();
+        let _ = dump_jsonl(&lazy, "", std::io::sink());
+    }
     let Ok(hive) = Hive::from_bytes(data.to_vec()) else { return };
     let _ = hive.check_all();
     let _ = hive.cell_stats();

@@ -69,6 +69,13 @@ impl AnonBuf {
         })
     }
 
+    /// A zeroed buffer of `len` bytes whose pages are not touched: memory is taken only for the
+    /// pages that are later written (a replay that keeps only what the logs write).
+    pub fn zeroed(len: usize) -> io::Result<AnonBuf> {
+        let map = memmap2::MmapOptions::new().len(len.max(1)).map_anon()?;
+        Ok(AnonBuf { map, len })
+    }
+
     /// A private, copy-on-write view of the first `len` bytes of the file at `path`: pages are
     /// read from the page cache when first touched, and copied only when first written, so an
     /// edit that changes a few pages of a 12 MB hive copies a few pages. Writes never reach the

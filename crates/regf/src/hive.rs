@@ -8,10 +8,11 @@ use crate::base_block::{BaseBlock, BASE_BLOCK_LEN};
 use crate::bins::{BinMap, CellInfo};
 use crate::error::{CellPos, Error, Result};
 use crate::key::Key;
-use crate::lazy::LazyBins;
+use crate::lazy::{LazyBins, Replayed};
 use crate::log::{recover, LogInput, Recovery};
 use crate::source::{HiveFile, HiveSource};
 use guestwall_source::Location;
+use guestwall_source::ReadAt;
 
 /// Deepest key nesting we follow. Windows limits a key path to 512 levels.
 pub const MAX_KEY_DEPTH: usize = 512;
@@ -105,20 +106,25 @@ impl Hive {
         } else {
             Vec::new()
         };
-        if !logs.is_empty() {
-            // Replay needs the whole file (the logs may touch any page, and may grow it).
-            let mut hive = Hive::from_parts(source.primary()?, &logs, true)?;
-            hive.path = source.file_path().map(Path::to_path_buf);
-            hive.location = location;
-            return Ok(hive);
-        }
-        let recovery = Recovery {
-            was_dirty: primary.is_dirty(),
-            ..Recovery::default()
+        let (reader, base, recovery): (Box<dyn ReadAt>, BaseBlock, Recovery) = if logs.is_empty() {
+            let recovery = Recovery {
+                was_dirty: primary.is_dirty(),
+                ..Recovery::default()
+            };
+            (reader, primary.clone(), recovery)
+        } else {
+            // The logs are replayed over a buffer that keeps only the pages they write; the
+            // rest of the file is read when a walk needs it.
+            let mut buf = Replayed::start(&*reader, &location)?;
+            let recovery = recover(&mut buf, &logs)?;
+            let replayed = Replayed::finish(reader, buf);
+            let base = BaseBlock::parse(replayed.base_block())?;
+            (Box::new(replayed), base, recovery)
         };
-        let warnings = open_warnings(&primary, &recovery, true, true);
-        primary.validate_primary()?;
-        let need = BASE_BLOCK_LEN as u64 + u64::from(primary.hbins_size);
+        let warnings = open_warnings(&primary, &recovery, true, logs.is_empty());
+        base.validate_primary()?;
+        let size = reader.size();
+        let need = BASE_BLOCK_LEN as u64 + u64::from(base.hbins_size);
         if size < need {
             return Err(Error::Truncated {
                 what: "hive bins data (per the base block's size field)",
@@ -126,11 +132,13 @@ impl Hive {
                 actual: size,
             });
         }
-        let lazy = LazyBins::new(reader, location.clone(), primary.hbins_size);
+        let mut head = vec![0u8; BASE_BLOCK_LEN];
+        reader.read_exact_at(0, &mut head).map_err(io)?;
+        let lazy = LazyBins::new(reader, location.clone(), base.hbins_size);
         let hive = Hive {
             buf: FileBytes::Owned(head),
             len: BASE_BLOCK_LEN,
-            base: primary.clone(),
+            base,
             primary,
             bins: BinMap::default(),
             recovery,

@@ -191,3 +191,161 @@ impl LazyBins {
             .ok_or_else(|| Error::cell(offset, "cell extends past the end of the file"))
     }
 }
+
+/// A dirty hive's file as its logs leave it, without reading the file whole: the replay runs
+/// over a zeroed buffer (memory is taken only for the pages it writes) that starts with the
+/// file's first two pages (its base block, and the first bin's header, which an old-format
+/// replay reads); the pages the logs write are kept, and every other byte is read from the
+/// file when asked for — or is zero where a replay that shrank or grew the hive zero-filled it,
+/// as a replay over the whole file does.
+pub(crate) struct Replayed {
+    file: Box<dyn ReadAt>,
+    /// Bytes of the file still in force: below the shortest length the replay set.
+    file_len: u64,
+    buf: ReplayBuf,
+    /// What the replay wrote, merged: start → end.
+    written: BTreeMap<usize, usize>,
+}
+
+/// The buffer a sparse replay writes into; see [`Replayed`].
+pub(crate) struct ReplayBuf {
+    buf: guestwall_mmap::AnonBuf,
+    shortest: usize,
+    written: Vec<(usize, usize)>,
+}
+
+impl std::ops::Deref for ReplayBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for ReplayBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+}
+
+impl crate::log::GrowBuf for ReplayBuf {
+    fn set_len(&mut self, len: usize) -> Result<()> {
+        self.shortest = self.shortest.min(len);
+        self.buf.resize(len).map_err(|source| Error::Io {
+            path: Location::Memory("memory for log replay".into()),
+            source,
+        })
+    }
+
+    fn wrote(&mut self, start: usize, len: usize) {
+        self.written.push((start, start + len));
+    }
+}
+
+impl Replayed {
+    /// The buffer to replay into, for a file of `len` bytes read by `file`.
+    pub(crate) fn start(file: &dyn ReadAt, location: &Location) -> Result<ReplayBuf> {
+        let io = |source| Error::Io {
+            path: location.clone(),
+            source,
+        };
+        let len = usize::try_from(file.size()).map_err(|_| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "too large for this machine's memory",
+            ))
+        })?;
+        let mut buf = guestwall_mmap::AnonBuf::zeroed(len).map_err(|source| Error::Io {
+            path: Location::Memory("memory for log replay".into()),
+            source,
+        })?;
+        let head = len.min(2 * BASE_BLOCK_LEN);
+        file.read_exact_at(0, &mut buf[..head]).map_err(io)?;
+        Ok(ReplayBuf {
+            buf,
+            shortest: len,
+            written: vec![(0, head)],
+        })
+    }
+
+    /// The file as the replay into `buf` left it.
+    pub(crate) fn finish(file: Box<dyn ReadAt>, buf: ReplayBuf) -> Replayed {
+        let mut spans = buf.written.clone();
+        spans.sort_unstable();
+        let mut written: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut last: Option<(usize, usize)> = None;
+        for (s, e) in spans {
+            match &mut last {
+                Some((_, le)) if s <= *le => *le = (*le).max(e),
+                _ => {
+                    if let Some((ls, le)) = last.take() {
+                        written.insert(ls, le);
+                    }
+                    last = Some((s, e));
+                }
+            }
+        }
+        if let Some((ls, le)) = last {
+            written.insert(ls, le);
+        }
+        let file_len = file.size().min(buf.shortest as u64);
+        Replayed {
+            file,
+            file_len,
+            buf,
+            written,
+        }
+    }
+
+    /// The base block after the replay.
+    pub(crate) fn base_block(&self) -> &[u8] {
+        &self.buf[..self.buf.len().min(BASE_BLOCK_LEN)]
+    }
+}
+
+impl ReadAt for Replayed {
+    fn size(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    fn read_exact_at(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        let len = self.buf.len();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        if start > len || len - start < out.len() {
+            return Err(guestwall_source::out_of_range(
+                offset,
+                out.len(),
+                len as u64,
+            ));
+        }
+        let end = start + out.len();
+        let mut pos = start;
+        while pos < end {
+            // A written span holding `pos`, or the next one after it.
+            let held = self
+                .written
+                .range(..=pos)
+                .next_back()
+                .filter(|(_, &e)| e > pos)
+                .map(|(_, &e)| e);
+            let next = match held {
+                Some(e) => e.min(end),
+                None => self
+                    .written
+                    .range(pos..)
+                    .next()
+                    .map_or(end, |(&s, _)| s.min(end)),
+            };
+            let dst = &mut out[pos - start..next - start];
+            if held.is_some() {
+                dst.copy_from_slice(&self.buf[pos..next]);
+            } else {
+                let from_file = (self.file_len as usize).clamp(pos, next);
+                self.file
+                    .read_exact_at(pos as u64, &mut dst[..from_file - pos])?;
+                dst[from_file - pos..].fill(0);
+            }
+            pos = next;
+        }
+        Ok(())
+    }
+}

@@ -91,6 +91,10 @@ impl LogInput {
 pub trait GrowBuf: std::ops::DerefMut<Target = [u8]> {
     /// Sets the length, zero-filling new bytes.
     fn set_len(&mut self, len: usize) -> Result<()>;
+
+    /// Told after the replay wrote `len` bytes at `start` past the base block (a buffer that
+    /// keeps only what the logs wrote records it; the base block is always its own).
+    fn wrote(&mut self, _start: usize, _len: usize) {}
 }
 
 impl GrowBuf for Vec<u8> {
@@ -566,6 +570,7 @@ fn apply_entry<B: GrowBuf>(file: &mut B, log: &LogInput, e: &Entry) -> Result<()
                 reason: format!("page {off:#x} lies outside the hive"),
             })?
             .copy_from_slice(src);
+        file.wrote(dst, len);
         data += len;
     }
     Ok(())
@@ -667,6 +672,7 @@ fn recover_old<B: GrowBuf>(
         file.get_mut(dst..dst + 512)
             .ok_or_else(|| bad(at, format!("dirty page {b} lies outside the hive")))?
             .copy_from_slice(src);
+        file.wrote(dst, 512);
     }
     replace_base_block(file, bytes)?;
     rec.base_block_from_log = !primary.checksum_ok();
