@@ -141,7 +141,7 @@ impl LazyBins {
             } else {
                 format!(
                     "no hive bin header in the {} MiB before it",
-                    MAX_PROBE_PAGES * PAGE >> 20
+                    (MAX_PROBE_PAGES * PAGE) >> 20
                 )
             };
             return Err(Error::cell(offset, why));
