@@ -51,7 +51,10 @@ impl RuleRef {
     pub fn of(sr: &StoredRule) -> RuleRef {
         RuleRef {
             id: sr.rule.id.clone(),
-            name: sr.rule.name.as_deref().map(display),
+            name: sr
+                .local_name
+                .clone()
+                .or_else(|| sr.rule.name.as_deref().map(display)),
             store: sr.store,
         }
     }
@@ -162,6 +165,20 @@ pub struct OsInfo {
     pub inferred: bool,
 }
 
+/// The VM's language, as far as it is known, and where the rule names shown come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LanguageInfo {
+    /// The UI language's tag (`nl-NL`).
+    pub tag: Option<String>,
+    /// Where it was read (`SYSTEM\ControlSet001\Control\Nls\Language\InstallLanguage`).
+    pub origin: Option<String>,
+    /// Where the localized rule names come from (the VM's `FirewallAPI.dll.mui`, the built-in
+    /// table, or none); absent for English.
+    pub names_from: Option<String>,
+    /// How many rule names and groups are known in that language.
+    pub names_known: usize,
+}
+
 /// The diagnosis of one control set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnosis {
@@ -181,6 +198,8 @@ pub struct Diagnosis {
     pub findings: Vec<Cause>,
     /// The OS.
     pub os: OsInfo,
+    /// The VM's language.
+    pub language: LanguageInfo,
 }
 
 impl Diagnosis {
@@ -507,6 +526,12 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
             version: cfg.os.nt.map(|(a, b)| format!("{a}.{b}")),
             build: cfg.os.build,
             inferred: cfg.os_inferred,
+        },
+        language: LanguageInfo {
+            tag: cfg.names.language.clone(),
+            origin: cfg.names.language_origin.clone(),
+            names_from: cfg.names.source.clone(),
+            names_known: cfg.names.len(),
         },
     }
 }

@@ -104,6 +104,12 @@ pub fn write_text(diags: &[Diagnosis], target_args: &str, out: &mut dyn Write) -
         if let Some(os) = &d.os.name {
             writeln!(out, "  OS: {os}")?;
         }
+        if let (Some(tag), Some(from)) = (&d.language.tag, &d.language.names_from) {
+            writeln!(
+                out,
+                "  Language: {tag}; rule names as its console shows them, from {from}"
+            )?;
+        }
         let from = match &d.port_source {
             PortSource::Hive { origin } => format!("PortNumber in the hive: {origin}"),
             PortSource::CommandLine => {
@@ -305,6 +311,13 @@ pub fn to_json(diags: &[Diagnosis], target: &str) -> serde_json::Value {
         diags
             .first()
             .map(|d| serde_json::to_value(&d.os).unwrap_or_default())
+            .unwrap_or_default(),
+    );
+    top.insert(
+        "language".into(),
+        diags
+            .first()
+            .map(|d| serde_json::to_value(&d.language).unwrap_or_default())
             .unwrap_or_default(),
     );
     top.insert(

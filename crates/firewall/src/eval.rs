@@ -26,6 +26,32 @@ pub struct StoredRule {
     pub origin: Origin,
     /// The rule.
     pub rule: Rule,
+    /// The rule's name in the VM's language, when it is not English and the name is known
+    /// (what its console shows, and what netsh's `name=` matches there).
+    pub local_name: Option<String>,
+    /// The rule's group in the VM's language, likewise.
+    pub local_group: Option<String>,
+}
+
+impl StoredRule {
+    /// A rule read from `origin` in `store`, with no localized names.
+    pub fn new(store: Store, origin: Origin, rule: Rule) -> StoredRule {
+        StoredRule {
+            store,
+            origin,
+            rule,
+            local_name: None,
+            local_group: None,
+        }
+    }
+
+    /// The name reports show: the localized name, else the English text of an indirect
+    /// string, else the string, else the ID.
+    pub fn display_name(&self) -> String {
+        self.local_name
+            .clone()
+            .unwrap_or_else(|| self.rule.display_name())
+    }
 }
 
 /// A connection security rule and where it is stored.

@@ -89,6 +89,8 @@ pub struct MachineConfig {
     pub network_hint: Option<NetworkHint>,
     /// Notes about the input, shown as findings.
     pub notes: Vec<Note>,
+    /// The VM's language and the rule names its console shows.
+    pub names: crate::names::LocalNames,
 }
 
 impl MachineConfig {

@@ -15,10 +15,8 @@ fn policy(rules: &[(&str, Store, &str)]) -> Policy {
     Policy {
         rules: rules
             .iter()
-            .map(|(id, store, s)| StoredRule {
-                store: *store,
-                origin: Origin::system("test"),
-                rule: Rule::parse(id, s),
+            .map(|(id, store, s)| {
+                StoredRule::new(*store, Origin::system("test"), Rule::parse(id, s))
             })
             .collect(),
         ..Policy::default()
@@ -249,11 +247,11 @@ fn profile_settings_and_group_policy() {
     let d = p.evaluate_profile(Profile::Public, &Listener::rdp(&os, 3389), &os);
     assert_eq!(d.relevant[0].excluded, Some(Exclusion::LocalRulesOff));
     // ... but a GP rule does.
-    p.rules.push(StoredRule {
-        store: Store::GroupPolicy,
-        origin: Origin::software("gp"),
-        rule: Rule::parse("gp", RDP_TCP),
-    });
+    p.rules.push(StoredRule::new(
+        Store::GroupPolicy,
+        Origin::software("gp"),
+        Rule::parse("gp", RDP_TCP),
+    ));
     assert_eq!(verdicts(&p, 3389), [A, A, A]);
     // A GP shield cannot be lifted locally: "on" wins.
     let mut p = policy(&[("rdp", Store::Local, RDP_TCP)]);

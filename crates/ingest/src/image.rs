@@ -473,3 +473,27 @@ pub fn open_file_placed(img: &ImageRef, inner: &str) -> Result<PlacedFile> {
         }
     }
 }
+
+/// A file of the Windows installation `win` found in `img`, by its path below the Windows
+/// folder (`System32/nl-NL/FirewallAPI.dll.mui`): its location and bytes (at most 16 MiB and
+/// one byte are read: a larger file is not what was looked for), or `None` when it is absent
+/// or unreadable.
+pub fn read_windows_file(
+    img: &ImageRef,
+    win: &ImageWindows,
+    rel: &str,
+) -> Option<(String, Vec<u8>)> {
+    let on = ImageRef {
+        partition: win.found.partition,
+        ..img.clone()
+    };
+    let inner = format!("{}/{rel}", win.found.dir);
+    let placed = open_file_placed(&on, &inner).ok()?;
+    let size = placed.file.size().min((16 << 20) + 1);
+    let mut bytes = vec![0u8; usize::try_from(size).ok()?];
+    placed.file.read_exact_at(0, &mut bytes).ok()?;
+    Some((
+        guestwall_regf::HiveSource::location(&placed.source).to_string(),
+        bytes,
+    ))
+}

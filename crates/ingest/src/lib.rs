@@ -24,10 +24,11 @@
 #![deny(missing_docs)]
 
 pub mod image;
+mod language;
 mod locate;
 mod read;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use guestwall_firewall::codes;
 use guestwall_firewall::{MachineConfig, Note};
@@ -164,11 +165,13 @@ fn hive_notes(location: &Location, hive: &Hive, notes: &mut Vec<Note>) {
 pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
     if let Some(img) = &target.image {
         let win = image::open_windows(img)?;
+        let read = |rel: &str| image::read_windows_file(img, &win, rel);
         let mut configs = load_sources(&Sources {
             system: &win.system,
             software: win.software.as_ref().map(|s| s as &dyn HiveSource),
             software_given: false,
             in_image: true,
+            files: Some(&read),
         })?;
         for c in &mut configs {
             c.notes
@@ -178,12 +181,40 @@ pub fn load(target: &Target) -> Result<Vec<MachineConfig>> {
     }
     let system = HiveFile::new(&target.system);
     let software = target.software.as_ref().map(HiveFile::new);
+    let read = |rel: &str| windows_file(&target.system, rel);
     load_sources(&Sources {
         system: &system,
         software: software.as_ref().map(|s| s as &dyn HiveSource),
         software_given: target.software_given,
         in_image: false,
+        files: Some(&read),
     })
+}
+
+/// A file of the installation that holds the SYSTEM hive at `system`
+/// (`…/Windows/System32/config/SYSTEM`), by its path below the Windows folder, found
+/// case-insensitively; `None` when SYSTEM is not inside a Windows folder or the file is absent.
+fn windows_file(system: &Path, rel: &str) -> Option<(String, Vec<u8>)> {
+    let config = system.parent()?;
+    let system32 = config.parent()?;
+    let windows = system32.parent()?;
+    if !config.file_name()?.eq_ignore_ascii_case("config")
+        || !system32.file_name()?.eq_ignore_ascii_case("system32")
+    {
+        return None;
+    }
+    let mut p = windows.to_path_buf();
+    for part in rel.split('/') {
+        p = locate::find_ci(&p, part)?;
+    }
+    let mut bytes = Vec::new();
+    // At most 16 MiB and a byte: a larger file is not a language file, and says so.
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(&p).ok()?, (16 << 20) + 1),
+        &mut bytes,
+    )
+    .ok()?;
+    Some((p.display().to_string(), bytes))
 }
 
 /// The hives of a machine, wherever their bytes are (files, memory, files inside a disk
@@ -197,6 +228,8 @@ pub struct Sources<'a> {
     pub software_given: bool,
     /// The hives are inside a disk image (notes say so instead of pointing to `--software`).
     pub in_image: bool,
+    /// Reads the installation's other files (its language file), when the target has them.
+    pub files: Option<language::FileReader<'a>>,
 }
 
 /// [`load`] for hives from any [`HiveSource`]: messages and labels name each source's
@@ -325,6 +358,7 @@ pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
             software.as_ref(),
         );
         cfg.notes = notes.clone();
+        language::localize(&mut cfg, &system, src.files);
         out.push(cfg);
     }
     Ok(out)

@@ -187,11 +187,11 @@ fn string_values(key: &Key<'_>) -> Vec<(String, String)> {
 fn rules_from(hive: &Hive, origin: &Origin, store: Store, out: &mut Vec<StoredRule>) {
     if let Ok(Some(key)) = hive.find_key(&origin.key) {
         for (id, s) in string_values(&key) {
-            out.push(StoredRule {
+            out.push(StoredRule::new(
                 store,
-                origin: origin.value(id.as_str()),
-                rule: Rule::parse(&id, &s),
-            });
+                origin.value(id.as_str()),
+                Rule::parse(&id, &s),
+            ));
         }
     }
 }

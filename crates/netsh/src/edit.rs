@@ -291,20 +291,37 @@ pub fn new_rule(spec: &RuleSpec, version: (u8, u8)) -> Result<String, UsageError
     Ok(raw.to_string())
 }
 
-fn eq_name(wanted: &str, value: Option<&str>) -> bool {
+fn eq_name(wanted: &str, value: Option<&str>, local: Option<&str>) -> bool {
     value.is_some_and(|v| v.eq_ignore_ascii_case(wanted) || display(v).eq_ignore_ascii_case(wanted))
+        || local.is_some_and(|l| {
+            l.chars()
+                .flat_map(char::to_lowercase)
+                .eq(wanted.chars().flat_map(char::to_lowercase))
+        })
 }
 
 /// Whether a rule is selected by a filter: names and groups match the English display name
 /// or the indirect string, case-insensitively.
 pub fn matches(rule: &Rule, f: &Filter) -> Result<bool, UsageError> {
+    matches_local(rule, f, None, None)
+}
+
+/// [`matches`], where names and groups also match the rule's name and group in the VM's
+/// language (`local_name`, `local_group`), case-insensitively in any script, as netsh on that
+/// machine matches them.
+pub fn matches_local(
+    rule: &Rule,
+    f: &Filter,
+    local_name: Option<&str>,
+    local_group: Option<&str>,
+) -> Result<bool, UsageError> {
     if let Some(n) = &f.name {
-        if !eq_name(n, rule.name.as_deref()) {
+        if !eq_name(n, rule.name.as_deref(), local_name) {
             return Ok(false);
         }
     }
     if let Some(g) = &f.group {
-        if !eq_name(g, rule.group.as_deref()) {
+        if !eq_name(g, rule.group.as_deref(), local_group) {
             return Ok(false);
         }
     }

@@ -20,6 +20,10 @@ pub struct ShownRule<'a> {
     pub rule: &'a Rule,
     /// `Local Setting` or `Group Policy`.
     pub source: &'a str,
+    /// The rule's name in the VM's language, shown instead of the English one when known.
+    pub local_name: Option<&'a str>,
+    /// The rule's group in the VM's language, likewise.
+    pub local_group: Option<&'a str>,
 }
 
 fn row(out: &mut dyn Write, label: &str, value: &str) -> io::Result<()> {
@@ -111,10 +115,11 @@ fn security(rule: &Rule) -> String {
 /// Writes one rule block.
 pub fn write_rule(out: &mut dyn Write, r: ShownRule<'_>, verbose: bool) -> io::Result<()> {
     let rule = r.rule;
-    let name = rule
-        .name
-        .as_deref()
-        .map_or_else(|| rule.id.clone(), display);
+    let name = r.local_name.map(str::to_string).unwrap_or_else(|| {
+        rule.name
+            .as_deref()
+            .map_or_else(|| rule.id.clone(), display)
+    });
     row(out, "Rule Name:", &name)?;
     writeln!(out, "{DASHES}")?;
     if verbose {
@@ -133,7 +138,10 @@ pub fn write_rule(out: &mut dyn Write, r: ShownRule<'_>, verbose: bool) -> io::R
     row(
         out,
         "Grouping:",
-        &rule.group.as_deref().map(display).unwrap_or_default(),
+        &r.local_group
+            .map(str::to_string)
+            .or_else(|| rule.group.as_deref().map(display))
+            .unwrap_or_default(),
     )?;
     row(out, "LocalIP:", &addresses(rule, &["LA4", "LA6"]))?;
     row(
@@ -322,6 +330,8 @@ mod tests {
         write_rules(
             &mut out,
             &[ShownRule {
+                local_name: None,
+                local_group: None,
                 rule: &r,
                 source: "Local Setting",
             }],

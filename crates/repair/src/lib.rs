@@ -466,11 +466,11 @@ impl Work<'_> {
         );
         let origin = Origin::system(format!("{}\\FirewallRules", self.cfg.firewall_policy_key()))
             .value(id.as_str());
-        self.cfg.policy.rules.push(StoredRule {
-            store: Store::Local,
-            origin: origin.clone(),
-            rule: Rule::parse(&id, &s),
-        });
+        self.cfg.policy.rules.push(StoredRule::new(
+            Store::Local,
+            origin.clone(),
+            Rule::parse(&id, &s),
+        ));
         self.changes.push(Change::at(
             &origin,
             None,
@@ -576,7 +576,7 @@ pub fn native_rule_version(cfg: &MachineConfig) -> (u8, u8) {
 }
 
 fn rule_name(sr: &StoredRule) -> String {
-    sr.rule.display_name()
+    sr.display_name()
 }
 
 /// Plans the fix for every control set given (see the crate documentation).

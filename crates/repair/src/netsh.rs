@@ -15,7 +15,7 @@ use std::io::Write;
 use guestwall_diagnose::{Code, MachineConfig};
 use guestwall_firewall::{Origin, Profile, Rule, Store, StoreProfile};
 use guestwall_ingest::{load, Target};
-use guestwall_netsh::edit::{apply_spec, matches, new_rule};
+use guestwall_netsh::edit::{apply_spec, matches_local, new_rule};
 use guestwall_netsh::render::{
     write_ok, write_profiles, write_rules, ShownProfile, ShownRule, NO_MATCH,
 };
@@ -63,10 +63,12 @@ pub fn run(
                     Store::GroupPolicy => "Group Policy",
                     _ => continue,
                 };
-                if matches(&r.rule, &filter).map_err(|e| RepairError::Usage(e.0))? {
+                if selects(r, &filter).map_err(|e| RepairError::Usage(e.0))? {
                     shown.push(ShownRule {
                         rule: &r.rule,
                         source,
+                        local_name: r.local_name.as_deref(),
+                        local_group: r.local_group.as_deref(),
                     });
                 }
             }
@@ -89,7 +91,7 @@ pub fn run(
             let mut policy_hits = 0;
             for (n, cfg) in configs.iter().enumerate() {
                 for r in &cfg.policy.rules {
-                    if !matches(&r.rule, &filter).map_err(|e| RepairError::Usage(e.0))? {
+                    if !selects(r, &filter).map_err(|e| RepairError::Usage(e.0))? {
                         continue;
                     }
                     match r.store {
@@ -106,7 +108,7 @@ pub fn run(
                     if apply_spec(&mut raw, &new).map_err(|e| RepairError::Usage(e.0))? {
                         let kind = FixKind::EditRule {
                             id: r.rule.id.clone(),
-                            name: r.rule.display_name(),
+                            name: r.display_name(),
                         };
                         changes.push(rule_change(
                             &r.origin,
@@ -159,11 +161,11 @@ pub fn run(
             let mut deleted = 0;
             for (n, cfg) in configs.iter().enumerate() {
                 for r in cfg.policy.rules.iter().filter(|r| r.store == Store::Local) {
-                    if matches(&r.rule, &filter).map_err(|e| RepairError::Usage(e.0))? {
+                    if selects(r, &filter).map_err(|e| RepairError::Usage(e.0))? {
                         deleted += usize::from(n == 0);
                         let kind = FixKind::DeleteRule {
                             id: r.rule.id.clone(),
-                            name: r.rule.display_name(),
+                            name: r.display_name(),
                         };
                         changes.push(rule_change(&r.origin, &r.rule, Op::DeleteValue, kind));
                     }
@@ -447,6 +449,20 @@ fn new_rule_id() -> String {
     format!(
         "{{{:02X}{:02X}{:02X}{:02X}-{:02X}{:02X}-4{:01X}{:02X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}}}",
         b[0], b[1], b[2], b[3], b[4], b[5], b[6] & 0x0f, b[7], (b[8] & 0x3f) | 0x80, b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+    )
+}
+
+/// Whether `filter` selects the stored rule: by its ID-level names, their English text, or
+/// their text in the VM's language.
+fn selects(
+    r: &guestwall_firewall::StoredRule,
+    filter: &guestwall_netsh::Filter,
+) -> std::result::Result<bool, guestwall_netsh::UsageError> {
+    matches_local(
+        &r.rule,
+        filter,
+        r.local_name.as_deref(),
+        r.local_group.as_deref(),
     )
 }
 
