@@ -134,8 +134,10 @@ mod tests {
 
     #[test]
     fn local_names_display_and_match_in_every_form() {
-        let mut n = LocalNames::default();
-        n.language = Some("de-DE".into());
+        let mut n = LocalNames {
+            language: Some("de-DE".into()),
+            ..LocalNames::default()
+        };
         n.insert("@FirewallAPI.dll,-28752", "Remotedesktop");
         assert!(n.is_foreign());
         assert_eq!(n.display("@firewallapi.dll,-28752"), "Remotedesktop");
