@@ -22,17 +22,19 @@ use serde::{Serialize, Serializer};
 
 pub use report::{
     blocking_codes, error_json, grouped_causes, shell_quote, target_args, to_json, write_json,
-    write_text, write_wrapped, GroupedCause, JSON_SCHEMA,
+    write_text, write_text_styled, write_wrapped, GroupedCause, Palette, JSON_SCHEMA,
 };
 
 use guestwall_firewall::names::display;
 use guestwall_firewall::{
     match_flow, Action, Decider, Exclusion, FlowMatch, Listener, Mismatch, Profile,
-    ProfileDecision, Store, StoredRule, Verdict,
+    ProfileDecision, Store, StoredRule,
 };
 
 pub use guestwall_firewall::codes;
-pub use guestwall_firewall::{Code, MachineConfig, NetworkHint, Note, Origin, ServiceStart};
+pub use guestwall_firewall::{
+    Code, MachineConfig, NetworkHint, Note, Origin, ServiceStart, Verdict,
+};
 
 /// A rule as reports name it: ID, display name and store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -25,7 +25,7 @@ pub fn write_wrapped(out: &mut dyn Write, first: &str, rest: &str, text: &str) -
     // A prefix such as "Fix:" is followed by a space; an indent already ends in one.
     let mut empty = first.is_empty() || first.ends_with(' ');
     for word in text.split(' ') {
-        if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
+        if !empty && visible_len(&line) + 1 + visible_len(word) > WIDTH {
             writeln!(out, "{line}")?;
             line = String::from(rest);
             empty = true;
@@ -37,6 +37,28 @@ pub fn write_wrapped(out: &mut dyn Write, first: &str, rest: &str, text: &str) -
         empty = false;
     }
     writeln!(out, "{line}")
+}
+
+/// The columns `s` takes on a terminal: its characters less ANSI escape sequences (a
+/// coloured verdict wraps as the plain one does).
+fn visible_len(s: &str) -> usize {
+    let mut n = 0;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte (a letter).
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// One cause and the profiles it applies to (profile causes grouped; findings have none).
@@ -96,6 +118,17 @@ pub fn blocking_codes(d: &Diagnosis) -> Vec<Code> {
 /// target's arguments as the user gave them, quoted for a shell (see [`target_args`]), for the
 /// next command.
 pub fn write_text(diags: &[Diagnosis], target_args: &str, out: &mut dyn Write) -> io::Result<()> {
+    write_text_styled(diags, target_args, &Palette::plain(), out)
+}
+
+/// [`write_text`] with the verdicts painted by `palette` (a terminal's colours); with
+/// [`Palette::plain`] the bytes are exactly those of [`write_text`].
+pub fn write_text_styled(
+    diags: &[Diagnosis],
+    target_args: &str,
+    palette: &Palette,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     for (n, d) in diags.iter().enumerate() {
         if n > 0 {
             writeln!(out)?;
@@ -140,7 +173,7 @@ pub fn write_text(diags: &[Diagnosis], target_args: &str, out: &mut dyn Write) -
             let head = format!(
                 "    {:<8} {}",
                 p.profile.to_string(),
-                p.verdict.key().to_uppercase()
+                palette.verdict(p.verdict, &p.verdict.key().to_uppercase())
             );
             if by.is_empty() {
                 writeln!(out, "{head}")?;
@@ -188,6 +221,61 @@ pub fn write_text(diags: &[Diagnosis], target_args: &str, out: &mut dyn Write) -
         }
     }
     write_result(diags, target_args, out)
+}
+
+/// How text output paints verdicts: green for allowed, red for blocked, yellow for
+/// conditional, or nothing at all ([`Palette::plain`], the default, for files, pipes and
+/// `NO_COLOR`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Palette {
+    colour: bool,
+}
+
+impl Palette {
+    /// No escape codes: the text is byte for byte what an uncoloured report writes.
+    pub fn plain() -> Palette {
+        Palette { colour: false }
+    }
+
+    /// ANSI colours, for a terminal.
+    pub fn ansi() -> Palette {
+        Palette { colour: true }
+    }
+
+    /// [`Palette::ansi`] when `colour`, else [`Palette::plain`].
+    pub fn new(colour: bool) -> Palette {
+        Palette { colour }
+    }
+
+    /// Whether this palette writes escape codes.
+    pub fn is_colour(&self) -> bool {
+        self.colour
+    }
+
+    /// The style of a verdict: allowed green, blocked red, conditional yellow (bold).
+    pub fn verdict_style(v: guestwall_firewall::Verdict) -> anstyle::Style {
+        use anstyle::AnsiColor;
+        let c = match v {
+            guestwall_firewall::Verdict::Allowed => AnsiColor::Green,
+            guestwall_firewall::Verdict::Blocked => AnsiColor::Red,
+            guestwall_firewall::Verdict::Conditional => AnsiColor::Yellow,
+        };
+        anstyle::Style::new().fg_color(Some(c.into())).bold()
+    }
+
+    /// `text` painted as the verdict `v` (unchanged with a plain palette).
+    pub fn verdict(&self, v: guestwall_firewall::Verdict, text: &str) -> String {
+        self.paint(Self::verdict_style(v), text)
+    }
+
+    /// `text` in `style` (unchanged with a plain palette).
+    pub fn paint(&self, style: anstyle::Style, text: &str) -> String {
+        if self.colour {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_string()
+        }
+    }
 }
 
 /// The target's arguments, quoted for a shell: the target, and `--software FILE` when it was
@@ -373,6 +461,21 @@ mod tests {
         assert!(s.lines().all(|l| l.chars().count() <= WIDTH), "{s}");
         assert_eq!(s.split_whitespace().filter(|w| *w == "word").count(), 60);
         assert!(s.lines().skip(1).all(|l| l.starts_with("    word")));
+    }
+
+    #[test]
+    fn colour_does_not_change_wrapping() {
+        let plain = Palette::plain().verdict(guestwall_firewall::Verdict::Blocked, "BLOCKED");
+        assert_eq!(plain, "BLOCKED");
+        let red = Palette::ansi().verdict(guestwall_firewall::Verdict::Blocked, "BLOCKED");
+        assert!(red.starts_with('\u{1b}') && red.contains("BLOCKED"), "{red:?}");
+        assert_eq!(visible_len(&red), 7);
+        let text = "word ".repeat(40);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        write_wrapped(&mut a, &format!("  {plain}, by"), "    ", text.trim()).unwrap();
+        write_wrapped(&mut b, &format!("  {red}, by"), "    ", text.trim()).unwrap();
+        let strip = String::from_utf8(b).unwrap().replace(&red, "BLOCKED");
+        assert_eq!(String::from_utf8(a).unwrap(), strip);
     }
 
     #[test]
