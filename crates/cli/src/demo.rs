@@ -67,7 +67,8 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Builds the sample SYSTEM hive, diagnoses it, prints the serial-console script, fixes it
 /// offline and diagnoses it again.
-pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
+pub fn run(args: DemoArgs, colour: crate::colour::When, out: &mut dyn Write) -> Result<u8> {
+    let palette = colour.stdout();
     let dir = match args.dir {
         Some(d) => {
             std::fs::create_dir_all(&d)
@@ -91,7 +92,12 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
         .iter()
         .map(|c| guestwall_diagnose::diagnose(c, None))
         .collect();
-    guestwall_diagnose::write_text(&diags, &guestwall_diagnose::shell_quote(&shown), out)?;
+    guestwall_diagnose::write_text_styled(
+        &diags,
+        &guestwall_diagnose::shell_quote(&shown),
+        &palette,
+        out,
+    )?;
     writeln!(
         out,
         "\nBoth causes of Microsoft's article: the Remote Desktop rules are disabled (cause 1) and\n\
@@ -119,7 +125,12 @@ pub fn run(args: DemoArgs, out: &mut dyn Write) -> Result<u8> {
         .iter()
         .map(|c| guestwall_diagnose::diagnose(c, None))
         .collect();
-    guestwall_diagnose::write_text(&diags, &guestwall_diagnose::shell_quote(&shown), out)?;
+    guestwall_diagnose::write_text_styled(
+        &diags,
+        &guestwall_diagnose::shell_quote(&shown),
+        &palette,
+        out,
+    )?;
     if !diags.iter().all(|d| d.reachable) {
         bail!("the sample is still not reachable after the fix");
     }

@@ -49,7 +49,7 @@ pub struct DiagnoseArgs {
 pub const EXIT_NOT_REACHABLE: u8 = 1;
 
 /// Runs `guestwall diagnose`; exit code 0 when RDP is reachable, 1 when not.
-pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<u8> {
+pub fn run(a: DiagnoseArgs, colour: crate::colour::When, out: &mut dyn Write) -> Result<u8> {
     let target = guestwall_ingest::locate_with(&a.target, a.software.as_deref(), a.partition)?;
     let slow = crate::SlowNotice::start(format!("reading {}", a.target.display()), a.json);
     let configs = guestwall_ingest::load(&target)
@@ -72,7 +72,7 @@ pub fn run(a: DiagnoseArgs, out: &mut dyn Write) -> Result<u8> {
     } else {
         let software = a.software.as_ref().map(|s| s.display().to_string());
         let args = guestwall_diagnose::target_args(&named, software.as_deref());
-        guestwall_diagnose::write_text(&diags, &args, out)?;
+        guestwall_diagnose::write_text_styled(&diags, &args, &colour.stdout(), out)?;
     }
     Ok(if diags.iter().all(|d| d.reachable) {
         0

@@ -7,11 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod colour;
 mod demo;
 mod diagnose_cmd;
 mod hive_cmd;
 mod reg_cmd;
 mod repair_cmd;
+mod scan_cmd;
 mod slow;
 
 use slow::SlowNotice;
@@ -27,6 +29,9 @@ use slow::SlowNotice;
     after_help = "Start with `guestwall demo` (no Windows disk needed), then `guestwall diagnose /mnt/win`.\n\nExit codes: 0 success (RDP reachable), 1 RDP not reachable (or nothing to undo, or no rule matched), 2 bad input or a refused write (nothing written)."
 )]
 struct Cli {
+    /// Colour verdicts: `auto` on a terminal unless NO_COLOR is set, `always`, `never`.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = colour::When::Auto)]
+    color: colour::When,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +41,10 @@ enum Command {
     /// Per profile, does inbound RDP get through, and if not, why.
     #[command(after_help = diagnose_cmd::AFTER_HELP)]
     Diagnose(diagnose_cmd::DiagnoseArgs),
+    /// Diagnose many targets in parallel: one record per target (JSON Lines with --json), a
+    /// summary by cause.
+    #[command(after_help = scan_cmd::AFTER_HELP)]
+    Scan(scan_cmd::ScanArgs),
     /// Make inbound RDP reachable: the smallest change, backup first, atomic write, verified,
     /// diagnosed again.
     #[command(after_help = repair_cmd::FIX_HELP)]
@@ -101,6 +110,7 @@ fn main() -> ExitCode {
     };
     let json = match &cli.command {
         Command::Diagnose(a) => a.json,
+        Command::Scan(a) => a.json,
         Command::Fix(a) => a.json(),
         Command::Undo(a) => a.json(),
         _ => false,
@@ -108,14 +118,15 @@ fn main() -> ExitCode {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
-        Command::Diagnose(args) => diagnose_cmd::run(args, &mut out),
+        Command::Diagnose(args) => diagnose_cmd::run(args, cli.color, &mut out),
+        Command::Scan(args) => scan_cmd::run(args, cli.color, &mut out),
         Command::Fix(args) => repair_cmd::fix(args, &mut out),
         Command::Undo(args) => repair_cmd::undo(args, &mut out),
         Command::Script(args) => repair_cmd::script(args, &mut out),
         Command::Netsh(args) => repair_cmd::netsh(args, &mut out),
         Command::Hive(cmd) => hive_cmd::run(cmd, &mut out),
         Command::Reg(args) => reg_cmd::run(args, &mut out),
-        Command::Demo(args) => demo::run(args, &mut out),
+        Command::Demo(args) => demo::run(args, cli.color, &mut out),
     };
     let result = result.and_then(|code| {
         out.flush()?;

@@ -468,7 +468,10 @@ mod tests {
         let plain = Palette::plain().verdict(guestwall_firewall::Verdict::Blocked, "BLOCKED");
         assert_eq!(plain, "BLOCKED");
         let red = Palette::ansi().verdict(guestwall_firewall::Verdict::Blocked, "BLOCKED");
-        assert!(red.starts_with('\u{1b}') && red.contains("BLOCKED"), "{red:?}");
+        assert!(
+            red.starts_with('\u{1b}') && red.contains("BLOCKED"),
+            "{red:?}"
+        );
         assert_eq!(visible_len(&red), 7);
         let text = "word ".repeat(40);
         let (mut a, mut b) = (Vec::new(), Vec::new());

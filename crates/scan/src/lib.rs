@@ -194,7 +194,11 @@ impl Summary {
         )?;
         let rows = [
             (Status::Reachable, "reachable", self.reachable),
-            (Status::Conditional, "only for some clients", self.conditional),
+            (
+                Status::Conditional,
+                "only for some clients",
+                self.conditional,
+            ),
             (Status::Blocked, "not reachable", self.blocked),
             (Status::Unreadable, "could not be read", self.unreadable),
         ];
@@ -355,16 +359,14 @@ fn run_one(target: &str, opts: &ScanOptions) -> (String, Outcome) {
         Err(message) => {
             let record = match opts.format {
                 Format::JsonLines => {
-                    let mut doc = guestwall_diagnose::error_json(&message, EXIT_UNREADABLE);
-                    if let serde_json::Value::Object(m) = &mut doc {
-                        // The target first after the schema, as in a diagnosis.
-                        let mut ordered = serde_json::Map::new();
-                        ordered.insert("schema".into(), m.remove("schema").unwrap_or_default());
-                        ordered.insert("target".into(), target.into());
-                        ordered.append(m);
-                        ordered.insert("elapsed_ms".into(), ms.into());
-                        *m = ordered;
-                    }
+                    // The error document of `diagnose --json`, with the target and timing.
+                    let doc = serde_json::json!({
+                        "schema": guestwall_diagnose::JSON_SCHEMA,
+                        "target": target,
+                        "error": { "message": message },
+                        "exit_code": EXIT_UNREADABLE,
+                        "elapsed_ms": ms,
+                    });
                     json_line(&doc)
                 }
                 Format::Text => text_line(Status::Unreadable, ms, target, &message, opts),
@@ -404,9 +406,10 @@ pub fn status_of(diags: &[Diagnosis]) -> Status {
     let blocking = diags
         .iter()
         .any(|d| !guestwall_diagnose::blocking_codes(d).is_empty());
-    let conditional = diags.iter().flat_map(|d| &d.profiles).any(|p| {
-        p.verdict == guestwall_diagnose::Verdict::Conditional
-    });
+    let conditional = diags
+        .iter()
+        .flat_map(|d| &d.profiles)
+        .any(|p| p.verdict == guestwall_diagnose::Verdict::Conditional);
     if !blocking && conditional {
         Status::Conditional
     } else {
@@ -417,16 +420,16 @@ pub fn status_of(diags: &[Diagnosis]) -> Status {
 /// Locates, reads and diagnoses one target, as `guestwall diagnose` does; the error is the
 /// message of the error record.
 pub fn diagnose_target(target: &Path, port: Option<u16>) -> Result<Vec<Diagnosis>, String> {
-    let located = guestwall_ingest::locate(target, None).map_err(|e| error_text(&e))?;
-    let configs = guestwall_ingest::load(&located).map_err(|e| {
-        let text = error_text(&e);
-        let shown = located.system.display().to_string();
+    let shown = target.display().to_string();
+    let named = |text: String| {
         if text.contains(&shown) {
             text
         } else {
             format!("cannot read {shown}: {text}")
         }
-    })?;
+    };
+    let located = guestwall_ingest::locate(target, None).map_err(|e| named(error_text(&e)))?;
+    let configs = guestwall_ingest::load(&located).map_err(|e| named(error_text(&e)))?;
     Ok(configs
         .iter()
         .map(|c| guestwall_diagnose::diagnose(c, port))
@@ -487,7 +490,11 @@ mod tests {
             "b-good",
             &guestwall_samples::healthy_rdp_system().unwrap(),
         );
-        let bad = write(&dir, "a-bad", &guestwall_samples::broken_rdp_system().unwrap());
+        let bad = write(
+            &dir,
+            "a-bad",
+            &guestwall_samples::broken_rdp_system().unwrap(),
+        );
         let junk = write(&dir, "c-junk", b"not a hive at all");
         let missing = dir.join("d-missing").display().to_string();
         let targets = vec![missing.clone(), junk.clone(), good.clone(), bad.clone()];
