@@ -11,6 +11,7 @@ mod colour;
 mod demo;
 mod diagnose_cmd;
 mod hive_cmd;
+mod probe_cmd;
 mod reg_cmd;
 mod repair_cmd;
 mod scan_cmd;
@@ -45,6 +46,10 @@ enum Command {
     /// summary by cause.
     #[command(after_help = scan_cmd::AFTER_HELP)]
     Scan(scan_cmd::ScanArgs),
+    /// From the client side: does TCP reach the RDP port, does an RDP server answer, which
+    /// security it chooses, does TLS complete.
+    #[command(after_help = probe_cmd::AFTER_HELP)]
+    Probe(probe_cmd::ProbeArgs),
     /// Make inbound RDP reachable: the smallest change, backup first, atomic write, verified,
     /// diagnosed again.
     #[command(after_help = repair_cmd::FIX_HELP)]
@@ -111,6 +116,7 @@ fn main() -> ExitCode {
     let json = match &cli.command {
         Command::Diagnose(a) => a.json,
         Command::Scan(a) => a.json,
+        Command::Probe(a) => a.json,
         Command::Fix(a) => a.json(),
         Command::Undo(a) => a.json(),
         _ => false,
@@ -120,6 +126,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Diagnose(args) => diagnose_cmd::run(args, cli.color, &mut out),
         Command::Scan(args) => scan_cmd::run(args, cli.color, &mut out),
+        Command::Probe(args) => probe_cmd::run(args, cli.color, &mut out),
         Command::Fix(args) => repair_cmd::fix(args, &mut out),
         Command::Undo(args) => repair_cmd::undo(args, &mut out),
         Command::Script(args) => repair_cmd::script(args, &mut out),
