@@ -366,17 +366,23 @@ fn read_full(s: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> io::Result
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // A peer that closes without reading what was sent resets the connection.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                break
+            }
             Err(e) if n == 0 => return Err(e),
             Err(_) => break,
         }
     }
-    if n == 0 && !deadline.saturating_duration_since(Instant::now()).is_zero() {
-        return Ok(0); // closed
-    }
-    if n == 0 {
+    if n == 0 && deadline.saturating_duration_since(Instant::now()).is_zero() {
         return Err(io::ErrorKind::TimedOut.into());
     }
-    Ok(n)
+    Ok(n) // 0: closed
 }
 
 /// The likely causes of an outcome and the next commands (`DISK` stands for the VM's OS
