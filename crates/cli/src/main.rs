@@ -19,12 +19,20 @@ mod slow;
 
 use slow::SlowNotice;
 
+/// `guestwall --version`: the package version and the commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GUESTWALL_COMMIT"),
+    ")"
+);
+
 /// Finds out why a Windows guest refuses inbound Remote Desktop, from its offline disk, and
 /// repairs it safely.
 #[derive(Parser)]
 #[command(
     name = "guestwall",
-    version,
+    version = VERSION,
     about,
     long_about = None,
     after_help = "Start with `guestwall demo` (no Windows disk needed), then `guestwall diagnose /mnt/win`.\n\nExit codes: 0 success (RDP reachable), 1 RDP not reachable (or nothing to undo, or no rule matched), 2 bad input or a refused write (nothing written)."
@@ -71,9 +79,57 @@ enum Command {
     /// write, verification). `guestwall reg /?` shows reg's own help.
     #[command(after_help = reg_cmd::AFTER_HELP)]
     Reg(reg_cmd::RegArgs),
+    /// Print a shell completion script: bash, zsh, fish, powershell (or elvish).
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into a folder.
+    #[command(
+        after_help = "Examples:\n  guestwall man | man -l -\n  guestwall man --dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write guestwall.1 and guestwall-COMMAND.1 into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Build a sample SYSTEM hive and run guestwall on it (no Windows disk needed).
     #[command(after_help = demo::AFTER_HELP)]
     Demo(demo::DemoArgs),
+}
+
+/// Where each shell's completion script goes.
+const COMPLETIONS_HELP: &str = "\
+Examples:
+  guestwall completions bash > /etc/bash_completion.d/guestwall
+  guestwall completions zsh > \"${fpath[1]}/_guestwall\"
+  guestwall completions fish > ~/.config/fish/completions/guestwall.fish
+  guestwall completions powershell >> $PROFILE";
+
+/// Writes the completion script of `shell`.
+fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> anyhow::Result<u8> {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "guestwall", out);
+    Ok(0)
+}
+
+/// Writes the manual page, or the pages of every command into `dir`.
+fn man(dir: Option<std::path::PathBuf>, out: &mut dyn Write) -> anyhow::Result<u8> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    match dir {
+        None => clap_mangen::Man::new(cmd).render(out)?,
+        Some(d) => {
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create {}", d.display()))?;
+            clap_mangen::generate_to(cmd, &d)
+                .with_context(|| format!("cannot write into {}", d.display()))?;
+            writeln!(out, "manual pages written to {}", d.display())?;
+        }
+    }
+    Ok(0)
 }
 
 /// Exit code for bad input: unreadable, corrupt or missing files, keys and values, and
@@ -134,6 +190,8 @@ fn main() -> ExitCode {
         Command::Hive(cmd) => hive_cmd::run(cmd, &mut out),
         Command::Reg(args) => reg_cmd::run(args, &mut out),
         Command::Demo(args) => demo::run(args, cli.color, &mut out),
+        Command::Completions { shell } => completions(shell, &mut out),
+        Command::Man { dir } => man(dir, &mut out),
     };
     let result = result.and_then(|code| {
         out.flush()?;
