@@ -35,6 +35,8 @@ const NEG_FAILURE: u8 = 0x03;
 
 /// The Connection Request with an RDP Negotiation Request for `requested` (PROTOCOL_* flags):
 /// 19 bytes, no cookie or routing token.
+// TPKT lengths are big-endian (RFC 1006), the rest of RDP little-endian.
+#[allow(clippy::big_endian_bytes)]
 pub fn connection_request(requested: u32) -> [u8; 19] {
     let mut b = [0u8; 19];
     // TPKT: version 3, reserved, length 19.
@@ -101,6 +103,7 @@ impl std::fmt::Display for ParseError {
 }
 
 /// How many bytes the packet starting with `head` (at least 4 bytes) has, when it is a TPKT.
+#[allow(clippy::big_endian_bytes)] // RFC 1006: the TPKT length is big-endian
 pub fn tpkt_length(head: &[u8]) -> Option<usize> {
     if head.len() < 4 || head[0] != 3 {
         return None;
