@@ -73,7 +73,7 @@ pub fn run(a: ScanArgs, colour: crate::colour::When, out: &mut dyn Write) -> Res
         let b = indicatif::ProgressBar::new(targets.len() as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} targets, {per_sec}, {elapsed} ({msg})",
+                "{bar:30} {pos}/{len} targets, {elapsed} ({msg})",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
@@ -82,7 +82,12 @@ pub fn run(a: ScanArgs, colour: crate::colour::When, out: &mut dyn Write) -> Res
         indicatif::ProgressBar::hidden()
     };
     let mut not_reachable = 0u64;
-    let sum = guestwall_scan::scan(&targets, &opts, out, &mut |o| {
+    // Records going to the same terminal are written with the bar out of the way.
+    let mut out = Suspended {
+        bar: &bar,
+        inner: out,
+    };
+    let sum = guestwall_scan::scan(&targets, &opts, &mut out, &mut |o| {
         if o.status != guestwall_scan::Status::Reachable {
             not_reachable += 1;
         }
@@ -96,4 +101,22 @@ pub fn run(a: ScanArgs, colour: crate::colour::When, out: &mut dyn Write) -> Res
         sum.write_table(&palette, &mut err)?;
     }
     Ok(sum.exit_code())
+}
+
+/// Writes through `inner` with the progress bar cleared for the write and drawn again after.
+struct Suspended<'a> {
+    bar: &'a indicatif::ProgressBar,
+    inner: &'a mut dyn Write,
+}
+
+impl Write for Suspended<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let inner = &mut self.inner;
+        self.bar.suspend(|| inner.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let inner = &mut self.inner;
+        self.bar.suspend(|| inner.flush())
+    }
 }
