@@ -254,6 +254,8 @@ pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
         HiveIdentity::Other(s) => return Err(wrong(s)),
     }
     let mut notes: Vec<Note> = Vec::new();
+    // What was read of hives read lazily, for a note once they have been read.
+    let mut lazy: Vec<String> = Vec::new();
     hive_notes(&sys_at, &system, &mut notes);
     let software = match src.software {
         Some(sw) => match Hive::open_lazy(sw) {
@@ -282,7 +284,9 @@ pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
                         check_subtree(&h, t)
                             .map_err(|(at, e)| damaged(&sw.location(), "SOFTWARE", &at, e))?;
                     }
-                    Some(read_software(&h))
+                    let facts = read_software(&h);
+                    lazy.extend(lazy_part("SOFTWARE", &h));
+                    Some(facts)
                 }
             }
             Err(e) if src.software_given => return Err(hive_err(&sw.location())(e)),
@@ -361,5 +365,26 @@ pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
         language::localize(&mut cfg, &system, src.files);
         out.push(cfg);
     }
+    lazy.splice(0..0, lazy_part("SYSTEM", &system));
+    if !lazy.is_empty() {
+        let note = Note::input(format!(
+            "read lazily, only what the diagnosis needs: {}; every bin read was checked, damage elsewhere is not seen (`guestwall hive info IMAGE::PATH` reads and checks a hive whole)",
+            lazy.join(", ")
+        ));
+        for cfg in &mut out {
+            cfg.notes.push(note.clone());
+        }
+    }
     Ok(out)
+}
+
+/// For a hive read lazily (inside a disk image): how much of it was read.
+fn lazy_part(name: &str, hive: &Hive) -> Option<String> {
+    let (bins, bytes) = hive.lazy_read()?;
+    let total = u64::from(hive.base_block().hbins_size);
+    Some(format!(
+        "{name} {bins} bins ({} KiB of {:.1} MiB)",
+        bytes.div_ceil(1024),
+        total as f64 / f64::from(1u32 << 20)
+    ))
 }
