@@ -63,7 +63,7 @@ fn enabled_rdp_rules(p: &str) -> Vec<String> {
 }
 
 #[test]
-fn dutch_and_german_groups_enable_exactly_the_remote_desktop_rules() {
+fn dutch_german_and_japanese_groups_enable_exactly_the_remote_desktop_rules() {
     for (langid, tag, group, rule) in [
         (
             "0413",
@@ -76,6 +76,12 @@ fn dutch_and_german_groups_enable_exactly_the_remote_desktop_rules() {
             "de-DE",
             "Remotedesktop",
             "Remotedesktop (TCP eingehend)",
+        ),
+        (
+            "0411",
+            "ja-JP",
+            "リモート デスクトップ",
+            "リモート デスクトップ (TCP 受信)",
         ),
     ] {
         let dir = TempDir::new(&format!("lang-{tag}"));
@@ -198,4 +204,54 @@ fn an_english_windows_shows_no_language_line_and_keeps_english_names() {
     let text = stdout(&gw(&["diagnose", &p]));
     assert!(!text.contains("Language:"), "{text}");
     assert!(text.contains("Remote Desktop (TCP-In)"), "{text}");
+}
+
+/// The serial-console script names a rule as the VM's console does; where that name is not
+/// known (a language without sourced names), it changes the rule by ID through PowerShell and
+/// says why.
+#[test]
+fn the_console_script_uses_the_vms_names_or_rule_ids() {
+    for (langid, expect) in [
+        (
+            "0413",
+            "netsh advfirewall firewall set rule name=\"Extern bureaublad (TCP-In)\" dir=in new enable=yes",
+        ),
+        (
+            "0409",
+            "netsh advfirewall firewall set rule name=\"Remote Desktop (TCP-In)\" dir=in new enable=yes",
+        ),
+        (
+            "0412",
+            "the name of \"Remote Desktop (TCP-In)\" in ko-KR is not known here",
+        ),
+    ] {
+        let dir = TempDir::new(&format!("lang-script-{langid}"));
+        let Some(p) = with_language(&dir, langid) else {
+            return;
+        };
+        // Leave one rule of that name (the Windows 7 hive has two), so that netsh can name it.
+        let o = gw(&[
+            "reg",
+            "--hive",
+            &p,
+            "delete",
+            "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules",
+            "/v",
+            "RemoteDesktop-In-TCP",
+            "/f",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let script = stdout(&gw(&["script", &p]));
+        assert!(script.contains(expect), "{langid}:\n{script}");
+        if langid == "0412" {
+            assert!(
+                script.contains("Enable-NetFirewallRule -Name 'RemoteDesktop-In-TCP_1'"),
+                "{script}"
+            );
+            assert!(script.contains("none of its rule names is known here"), "{script}");
+        }
+        if langid == "0409" {
+            assert!(!script.contains("The VM's language"), "{script}");
+        }
+    }
 }
