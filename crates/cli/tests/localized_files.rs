@@ -10,7 +10,6 @@ mod images_build;
 #[path = "../../mui/tests/common/mod.rs"]
 mod mui;
 #[path = "../../ntfsvol/tests/common/mod.rs"]
-#[allow(dead_code)]
 mod ntfs;
 
 use std::path::{Path, PathBuf};
