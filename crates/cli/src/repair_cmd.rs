@@ -356,6 +356,9 @@ pub struct NetshArgs {
     /// Edit a dirty hive even when its logs cannot be applied (its last changes are lost).
     #[arg(long)]
     allow_dirty: bool,
+    /// Print `show rule` in English even when the VM's console shows another language.
+    #[arg(long)]
+    english: bool,
     /// The netsh command: advfirewall firewall show|set|add|delete rule ..., advfirewall
     /// show|set allprofiles|currentprofile|<x>profile ...
     #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
@@ -371,7 +374,7 @@ pub fn netsh(a: NetshArgs, out: &mut dyn Write) -> Result<u8> {
     let save = crate::save_options(a.allow_dirty, a.dry_run);
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
-    match guestwall_repair::netsh::run(&target, &a.command, &save, out, &mut err) {
+    match guestwall_repair::netsh::run_in(&target, &a.command, &save, a.english, out, &mut err) {
         Ok(code) => Ok(code),
         // Keep the io::Error itself in the chain, so that a closed pipe is recognised.
         Err(guestwall_repair::RepairError::Io(e)) => Err(e.into()),

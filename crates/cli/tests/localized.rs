@@ -255,3 +255,75 @@ fn the_console_script_uses_the_vms_names_or_rule_ids() {
         }
     }
 }
+
+/// `netsh ... show rule` on a German Windows prints netsh's German words, laid out as the
+/// real German capture in the shared corpus (`netsh/de`): the same labels, values at column
+/// 41; `--english` prints English.
+#[test]
+fn show_rule_speaks_the_vms_language_where_its_words_are_documented() {
+    let Some(corpus) = corpus() else { return };
+    let real =
+        std::fs::read_to_string(corpus.join("netsh/de/rule-verbose-dayz-partly-redacted.txt"))
+            .unwrap();
+    let columns = |text: &str| -> Vec<(String, usize)> {
+        text.lines()
+            .filter_map(|l| {
+                let (label, rest) = l.split_once(':')?;
+                let pad = rest.chars().take_while(|c| *c == ' ').count();
+                (pad > 0).then(|| (format!("{label}:"), label.chars().count() + 1 + pad))
+            })
+            .collect()
+    };
+    let real_labels = columns(&real);
+    assert_eq!(real_labels.len(), 18, "{real_labels:?}");
+
+    let dir = TempDir::new("lang-show-de");
+    let Some(p) = with_language(&dir, "0407") else {
+        return;
+    };
+    let show = |extra: &[&str]| {
+        let mut args = vec!["netsh", "--system", &p];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "advfirewall",
+            "firewall",
+            "show",
+            "rule",
+            "name=all",
+            "group=Remotedesktop",
+            "verbose",
+        ]);
+        let o = gw(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let german = show(&[]);
+    let ours = columns(german.split("\n\n").next().unwrap_or(&german));
+    assert!(ours.len() >= 15, "{german}");
+    for (label, col) in &ours {
+        let found = real_labels.iter().find(|(l, _)| l == label);
+        assert_eq!(
+            found.map(|(_, c)| *c),
+            Some(*col),
+            "{label}: not laid out as in the real German capture\n{german}"
+        );
+    }
+    for word in [
+        "Aktiviert:",
+        "Ja",
+        "Eingehend",
+        "Domäne,Privat",
+        "Zulassen",
+        "Beliebig",
+    ] {
+        assert!(german.contains(word), "{word}:\n{german}");
+    }
+    let english = show(&["--english"]);
+    assert!(english.contains("Rule Name:"), "{english}");
+    assert!(!english.contains("Regelname:"), "{english}");
+    // The rule names are the VM's in both.
+    assert!(
+        english.contains("Remotedesktop (TCP eingehend)"),
+        "{english}"
+    );
+}
