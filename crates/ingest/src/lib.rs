@@ -23,9 +23,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod image;
 mod locate;
 mod read;
+mod view;
 
 use std::path::PathBuf;
 
