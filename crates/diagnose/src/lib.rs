@@ -22,7 +22,7 @@ use serde::{Serialize, Serializer};
 
 pub use report::{
     blocking_codes, error_json, grouped_causes, shell_quote, target_args, to_json, write_json,
-    write_text, write_wrapped, GroupedCause, JSON_SCHEMA,
+    write_text, write_text_for, write_wrapped, GroupedCause, JSON_SCHEMA,
 };
 
 use guestwall_firewall::names::display;
@@ -138,6 +138,9 @@ pub enum PortSource {
     CommandLine,
     /// Windows' default, 3389: the hive has no PortNumber.
     Default,
+    /// 3389, because the input (a capture) does not show `PortNumber`: where RDP listens is
+    /// unknown.
+    Unknown,
 }
 
 /// The control set a diagnosis is about.
@@ -248,7 +251,7 @@ fn rdp_port(cfg: &MachineConfig, requested: Option<u16>) -> (u16, PortSource) {
         },
         None if cfg.port_unknown => match requested {
             Some(r) => (r, PortSource::CommandLine),
-            None => (3389, PortSource::Default),
+            None => (3389, PortSource::Unknown),
         },
         None => (3389, PortSource::Default),
     }
