@@ -412,6 +412,15 @@ fn display_rule(r: &NetshRule, cs: &str, file: &Arc<str>) -> StoredRule {
             tokens.push("Security=Authenticate".into());
         }
     }
+    // netsh shows no package (AppPkgId), owner (LUOwn) or authorization: a rule that names
+    // no program, no service and no port may well be an app's that cannot take RDP. Its
+    // match is then conditional on what netsh does not show, never taken as certain.
+    let unlimited = !tokens
+        .iter()
+        .any(|t| t.starts_with("App=") || t.starts_with("Svc=") || t.starts_with("LPort="));
+    if unlimited {
+        tokens.push("PackageOrOwner=not shown by netsh".into());
+    }
     tokens.push(format!("Name={}", clean(&name)));
     if let Some(g) = r.grouping.as_ref().map(|g| clean(&g.text)) {
         if !g.is_empty() {
@@ -572,12 +581,30 @@ fn fill_from_display(
         .registry
         .key(&format!("HKLM\\SOFTWARE\\{GP_FIREWALL}\\FirewallRules"))
         .is_some();
-    if registry_rules {
+    // A rule key the capture shows to be absent (reg's "unable to find", the collector's
+    // `absent`) holds no rule: that is known, not unknown.
+    let absent_rules = cap
+        .registry
+        .is_absent(&format!("HKLM\\SYSTEM\\{fw}\\FirewallRules"), None);
+    if registry_rules || absent_rules {
         return;
     }
     let shown: Vec<&NetshRule> = cap.rules.iter().collect();
     if shown.is_empty() {
-        cfg.rules_unknown = true;
+        // `show rule name=all` that matched nothing says there is no rule: known, not unknown.
+        let none_at_all = cap.blocks.iter().any(|b| {
+            b.kind == guestwall_capture::BlockKind::NetshRules
+                && b.command
+                    .as_deref()
+                    .is_some_and(|c| c.to_ascii_lowercase().contains("name=all"))
+        });
+        if none_at_all {
+            cfg.notes.push(Note::input(
+                "netsh shows no firewall rule at all (`show rule name=all` matched nothing)",
+            ));
+        } else {
+            cfg.rules_unknown = true;
+        }
         return;
     }
     for r in &shown {
@@ -589,12 +616,29 @@ fn fill_from_display(
         "the {} firewall rules come from netsh's display ({file}:{first}-{last}): less exact than registry data: display names stand for rule IDs, and package, owner and authorization conditions are not shown",
         shown.len()
     )));
-    // The OS: netsh's rules carry no schema version; without one the RDP listener is taken to
-    // be Windows 8's and later's (svchost), unless the capture says otherwise.
-    if cfg.os_inferred {
-        cfg.os = Os::default();
-        cfg.os_inferred = false;
-        cfg.os_name = None;
+    // The OS: netsh's rules carry no schema version. A Remote Desktop rule for the kernel's
+    // listener (`Program: System`) is Windows 7's and older; otherwise the listener is taken
+    // to be svchost's (Windows 8 and later), unless the capture says which Windows it is.
+    if cfg.os.nt.is_none() {
+        let kernel = cfg.policy.rules.iter().any(|sr| {
+            sr.rule
+                .app
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case("System"))
+                && sr.rule.local_ports.covers(3389)
+                && sr.rule.action == Some(guestwall_firewall::Action::Allow)
+        });
+        if kernel {
+            cfg.os = Os {
+                nt: Some((6, 1)),
+                build: None,
+            };
+            cfg.os_inferred = true;
+            cfg.os_name = Some(
+                "Windows NT 6.1 (inferred: the RDP rule names the kernel's listener, System)"
+                    .into(),
+            );
+        }
     }
 }
 
