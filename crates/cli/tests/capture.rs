@@ -758,3 +758,115 @@ fn fix_script_and_collect_on_captures() {
         Some(2)
     );
 }
+
+/// `scripts/fleet-runcommand` against a fake `az` that replays recorded Run Command JSON: one
+/// document per VM, built from a corpus hive's collector output, and one VM Run Command cannot
+/// reach.
+#[test]
+fn the_fleet_script_runs_the_collector_everywhere_and_prints_json_lines() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    if std::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(!common::in_ci(), "CI=true but jq is missing");
+        common::notice("jq not installed; skipping the fleet script test");
+        return;
+    }
+    let t = TempDir::new("fleet");
+    let bin = t.0.join("bin");
+    let rec = t.0.join("recorded");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&rec).unwrap();
+    let sub = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines";
+    let mut want = Vec::new();
+    for (vm, rel) in [
+        ("vm-win7", "regipy/SYSTEM"),
+        ("vm-win81", "regipy/SYSTEM_2"),
+        ("vm-win10", "regipy/SYSTEM_B"),
+    ] {
+        let hive = Hive::open(corpus.join(rel)).unwrap();
+        let out = encode::output(&capture_common::machine(&hive), 3389);
+        std::fs::write(rec.join(format!("{vm}.json")), run_command_json(&out)).unwrap();
+        want.push((
+            format!("{sub}/{vm}"),
+            essence(&diagnose_json(corpus.join(rel).to_str().unwrap())),
+        ));
+    }
+    // The fake az: `vm list` lists the VMs (and one that Run Command cannot reach);
+    // `run-command invoke --ids ID` prints the recorded document, after checking that it was
+    // given the collector.
+    let az = bin.join("az");
+    std::fs::write(
+        &az,
+        format!(
+            r#"#!/usr/bin/env bash
+set -eu
+REC='{rec}'
+case "$1 $2" in
+  "vm list") printf '%s\n' '{sub}/vm-win7' '{sub}/vm-win81' '{sub}/vm-gone' '{sub}/vm-win10' ;;
+  "vm run-command")
+    id="" script=""
+    while [ $# -gt 0 ]; do
+      case "$1" in --ids) id=$2; shift ;; --scripts) script=${{2#@}}; shift ;; esac
+      shift
+    done
+    grep -q 'BEGIN GUESTWALL CAPTURE' "$script" || {{ echo "no collector given" >&2; exit 3; }}
+    f="$REC/${{id##*/}}.json"
+    [ -f "$f" ] || {{ echo "(Conflict) The VM is not running" >&2; exit 1; }}
+    cat "$f" ;;
+  *) echo "fake az: $*" >&2; exit 9 ;;
+esac
+"#,
+            rec = rec.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fleet-runcommand");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = std::process::Command::new(&script)
+        .args([
+            "--resource-group",
+            "rg",
+            "--parallel",
+            "3",
+            "--guestwall",
+            env!("CARGO_BIN_EXE_guestwall"),
+        ])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    // One VM could not be diagnosed: exit 2.
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 4, "{}", stdout(&o));
+    // In the order listed; each VM's verdicts are its hive's.
+    assert_eq!(lines[2]["vm"], format!("{sub}/vm-gone"));
+    assert_eq!(lines[2]["exit_code"], 2);
+    assert!(lines[2]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not running"));
+    let diagnosed: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["vm"] != format!("{sub}/vm-gone"))
+        .collect();
+    for ((vm, w), got) in want.iter().zip(diagnosed) {
+        assert_eq!(&got["vm"], vm);
+        assert_eq!(&essence(got), w, "{vm}");
+        assert_eq!(got["schema"], 1);
+        assert_eq!(got["exit_code"], if w["reachable"] == true { 0 } else { 1 });
+    }
+}
