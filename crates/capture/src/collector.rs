@@ -388,6 +388,16 @@ pub fn collector_cmd(port: u16) -> String {
     s
 }
 
+/// Writes a collector for RDP on `port`: the PowerShell one, or with `cmd` the cmd one.
+pub fn write_collector(out: &mut dyn std::io::Write, cmd: bool, port: u16) -> std::io::Result<()> {
+    let text = if cmd {
+        collector_cmd(port)
+    } else {
+        collector_powershell(port)
+    };
+    out.write_all(text.as_bytes())
+}
+
 /// What a decoded collector block said about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CollectorInfo {

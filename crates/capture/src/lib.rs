@@ -40,7 +40,9 @@ pub mod regquery;
 pub mod sc;
 pub mod transcript;
 
-pub use collector::{collector_cmd, collector_powershell, decode_collector, CollectorInfo};
+pub use collector::{
+    collector_cmd, collector_powershell, decode_collector, write_collector, CollectorInfo,
+};
 pub use detect::parse_capture;
 pub use error::CaptureError;
 pub use guestwall_firewall::{Action, Direction, Profile, ProfileSet};

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod collect_cmd;
 mod demo;
 mod diagnose_cmd;
 mod hive_cmd;
@@ -57,6 +58,10 @@ enum Command {
     /// write, verification). `guestwall reg /?` shows reg's own help.
     #[command(after_help = reg_cmd::AFTER_HELP)]
     Reg(reg_cmd::RegArgs),
+    /// Print the collector to run on the VM (PowerShell, or --cmd for the serial console);
+    /// its output is what `diagnose`, `script` and `fix --dry-run` take as a capture.
+    #[command(after_help = collect_cmd::AFTER_HELP)]
+    Collect(collect_cmd::CollectArgs),
     /// Build a sample SYSTEM hive and run guestwall on it (no Windows disk needed).
     #[command(after_help = demo::AFTER_HELP)]
     Demo(demo::DemoArgs),
@@ -115,6 +120,7 @@ fn main() -> ExitCode {
         Command::Netsh(args) => repair_cmd::netsh(args, &mut out),
         Command::Hive(cmd) => hive_cmd::run(cmd, &mut out),
         Command::Reg(args) => reg_cmd::run(args, &mut out),
+        Command::Collect(args) => collect_cmd::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
     };
     let result = result.and_then(|code| {

@@ -96,6 +96,17 @@ pub fn blocking_codes(d: &Diagnosis) -> Vec<Code> {
 /// target's arguments as the user gave them, quoted for a shell (see [`target_args`]), for the
 /// next command.
 pub fn write_text(diags: &[Diagnosis], target_args: &str, out: &mut dyn Write) -> io::Result<()> {
+    write_text_for(diags, target_args, false, out)
+}
+
+/// [`write_text`] for a capture of a running machine (`online`): the next commands are the
+/// console script and the plan, never a write (guestwall cannot write to a capture).
+pub fn write_text_for(
+    diags: &[Diagnosis],
+    target_args: &str,
+    online: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     for (n, d) in diags.iter().enumerate() {
         if n > 0 {
             writeln!(out)?;
@@ -116,6 +127,10 @@ pub fn write_text(diags: &[Diagnosis], target_args: &str, out: &mut dyn Write) -
                 "from --port; the hive has no valid PortNumber (Windows' default is 3389)".into()
             }
             PortSource::Default => "Windows' default: the hive has no PortNumber".into(),
+            PortSource::Unknown => {
+                "Windows' default; the capture does not show PortNumber (--port names another)"
+                    .into()
+            }
         };
         let invalid = d
             .findings
@@ -187,7 +202,7 @@ pub fn write_text(diags: &[Diagnosis], target_args: &str, out: &mut dyn Write) -
             }
         }
     }
-    write_result(diags, target_args, out)
+    write_result(diags, target_args, online, out)
 }
 
 /// The target's arguments, quoted for a shell: the target, and `--software FILE` when it was
@@ -200,7 +215,12 @@ pub fn target_args(target: &str, software: Option<&str>) -> String {
 }
 
 /// The closing line: reachable or not, the causes by code, and the next command.
-fn write_result(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::Result<()> {
+fn write_result(
+    diags: &[Diagnosis],
+    target: &str,
+    online: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     // A hive that cannot be written as it is (dirty without logs, logs partly applied) needs
     // --allow-dirty for the fix, which the next commands then say.
     let dirty = diags.iter().flat_map(|d| &d.findings).any(|f| {
@@ -239,6 +259,16 @@ fn write_result(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::R
     let t = target;
     writeln!(out, "Result: RDP is {what}.")?;
     writeln!(out, "Next:")?;
+    if online {
+        writeln!(
+            out,
+            "  guestwall script {t}   # commands that fix it, for the VM's serial console (--powershell: PowerShell)"
+        )?;
+        return writeln!(
+            out,
+            "  guestwall fix --dry-run {t}   # the changes, one by one, with those commands"
+        );
+    }
     writeln!(out, "  guestwall fix --dry-run {t}   # shows the changes")?;
     if dirty {
         writeln!(

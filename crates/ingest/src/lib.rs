@@ -12,6 +12,11 @@
 //! The two steps are the modules `locate` (what the target is) and `read` (hives → model:
 //! every setting and rule with its typed [`guestwall_firewall::Origin`]).
 //!
+//! A capture of a running machine (console text, Run Command output, the collector's block)
+//! is the third kind of target: [`capture::load_capture`] turns a parsed
+//! [`guestwall_capture::Capture`] into the same model, reading its registry values with the
+//! same code as hives.
+//!
 //! What is read, from SYSTEM (per control set): the local firewall store
 //! (`Services\SharedAccess\Parameters\FirewallPolicy`: profiles, `FirewallRules`,
 //! `Mdm\FirewallRules`, `RestrictedServices`, `ConSecRules`), `Control\Terminal Server`
@@ -23,10 +28,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod image;
 mod language;
 mod locate;
 mod read;
+mod view;
 
 use std::path::{Path, PathBuf};
 
@@ -106,6 +113,14 @@ pub enum IngestError {
         what: &'static str,
         /// What to do.
         hint: &'static str,
+    },
+    /// A capture (text from a running machine) holds nothing guestwall can read.
+    #[error("{name}: {reason}")]
+    Capture {
+        /// The capture's name (`-` for standard input).
+        name: String,
+        /// Why it does not do.
+        reason: String,
     },
     /// A hive could not be read.
     #[error("{location}")]
