@@ -51,7 +51,12 @@ pub fn looks_like_text(head: &[u8]) -> bool {
     let even_nul = head.iter().step_by(2).filter(|b| **b == 0).count();
     let odd_nul = head.iter().skip(1).step_by(2).filter(|b| **b == 0).count();
     let half = head.len() / 2;
-    if half >= 4 && (odd_nul * 10 >= half * 6 || even_nul * 10 >= half * 6) {
+    // BOM-less UTF-16: one byte of each pair mostly NUL, the other almost never (a run of
+    // zeros, as in a disk image's boot sector, has both).
+    if half >= 4
+        && ((odd_nul * 10 >= half * 6 && even_nul * 10 <= half)
+            || (even_nul * 10 >= half * 6 && odd_nul * 10 <= half))
+    {
         return true;
     }
     let control = head
@@ -855,5 +860,30 @@ fn unknowns(cap: &Capture, software: Option<&CaptureHive<'_>>, cs: &str, cfg: &m
             cfg,
             format!("the capture does not show the start type of {list} (Services\\...\\Start, or `sc qc`)"),
         );
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::looks_like_text;
+
+    #[test]
+    fn binary_sectors_are_not_text() {
+        // A zeroed page, and an NTFS boot sector followed by zeros (a disk image's start):
+        // both have NULs at even and odd offsets, which BOM-less UTF-16 never has.
+        assert!(!looks_like_text(&[0u8; 4096]));
+        let mut boot = vec![0u8; 4096];
+        boot[..11].copy_from_slice(b"\xEB\x52\x90NTFS    ");
+        assert!(!looks_like_text(&boot));
+        // UTF-16 without a BOM, and plain text, are text.
+        let utf16: Vec<u8> = "HKEY_LOCAL_MACHINE\\SYSTEM\r\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert!(looks_like_text(&utf16));
+        assert!(looks_like_text(
+            b"C:\\>netsh advfirewall show allprofiles\r\n"
+        ));
+        assert!(!looks_like_text(b"regf\x01\x02"));
     }
 }
