@@ -49,7 +49,7 @@ pub use guestwall_firewall::{Action, Direction, Profile, ProfileSet};
 pub use lang::Language;
 pub use netsh::{NetshProfile, NetshRule};
 pub use netstat::Listener;
-pub use pwsh::{PsConnectionProfile, PsFirewallProfile, PsFirewallRule, PsObject};
+pub use pwsh::{PsConnectionProfile, PsFirewallProfile, PsFirewallRule, PsObject, PsPortFilter};
 pub use regquery::{RegKey, RegTree, RegValue};
 pub use sc::Service;
 pub use transcript::{TextEncoding, Transcript};
@@ -243,6 +243,8 @@ pub struct Capture {
     pub ps_rules: Vec<PsFirewallRule>,
     /// `Get-NetFirewallProfile` objects (and the collector's active-store profiles).
     pub ps_profiles: Vec<PsFirewallProfile>,
+    /// `Get-NetFirewallPortFilter` objects.
+    pub ps_port_filters: Vec<PsPortFilter>,
     /// `Get-NetConnectionProfile` objects.
     pub connection_profiles: Vec<PsConnectionProfile>,
     /// Services, one per name, merged from `sc`, `Get-Service` and the collector.
@@ -285,6 +287,7 @@ impl Capture {
             ps_objects: Vec::new(),
             ps_rules: Vec::new(),
             ps_profiles: Vec::new(),
+            ps_port_filters: Vec::new(),
             connection_profiles: Vec::new(),
             services: Vec::new(),
             listeners: Vec::new(),

@@ -870,3 +870,74 @@ esac
         assert_eq!(got["exit_code"], if w["reachable"] == true { 0 } else { 1 });
     }
 }
+
+/// `Get-NetFirewallRule` objects (Format-List, and ConvertTo-Json with its enum numbers),
+/// joined with `Get-NetFirewallPortFilter` by rule ID, are rules of the model: a disabled
+/// Remote Desktop rule is found by its ID, and the PowerShell script enables it by that ID.
+/// Without the port filter the rule's ports are unknown, and the verdict does not pretend.
+#[test]
+fn powershell_rule_objects_with_their_port_filters_are_rules() {
+    let rule = |enabled: &str| {
+        format!(
+            "Name              : RemoteDesktop-UserMode-In-TCP\r\nDisplayName       : Remote Desktop - User Mode (TCP-In)\r\nDisplayGroup      : Remote Desktop\r\nEnabled           : {enabled}\r\nDirection         : Inbound\r\nAction            : Allow\r\nProfile           : Any\r\nPolicyStoreSource : PersistentStore\r\n\r\n"
+        )
+    };
+    let filter = "InstanceID    : RemoteDesktop-UserMode-In-TCP\r\nProtocol      : TCP\r\nLocalPort     : 3389\r\nRemotePort    : Any\r\nIcmpType      : Any\r\nDynamicTarget : Any\r\n\r\n";
+    let list = |enabled: &str, with_filter: bool| {
+        format!(
+            "PS C:\\> Get-NetFirewallRule -DisplayGroup \"Remote Desktop\" | Format-List\r\n\r\n{}{}",
+            rule(enabled),
+            if with_filter {
+                format!("PS C:\\> Get-NetFirewallRule -DisplayGroup \"Remote Desktop\" | Get-NetFirewallPortFilter | Format-List *\r\n\r\n{filter}")
+            } else {
+                String::new()
+            }
+        )
+    };
+    let verdicts = |j: &serde_json::Value| -> Vec<String> {
+        ["domain", "private", "public"]
+            .iter()
+            .map(|p| {
+                j["profiles"][p]["verdict"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string()
+            })
+            .collect()
+    };
+    // Disabled, with its port filter: blocked by that rule, fixed by its ID.
+    let o = gw_stdin(&["diagnose", "-", "--json"], &list("False", true));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(verdicts(&j), ["blocked", "blocked", "blocked"]);
+    let cause = &j["profiles"]["public"]["causes"][0];
+    assert_eq!(cause["code"], "rdp-rule-disabled", "{j:#}");
+    assert_eq!(
+        cause["rule"]["id"], "RemoteDesktop-UserMode-In-TCP",
+        "{j:#}"
+    );
+    let s = gw_stdin(&["script", "-", "--powershell"], &list("False", true));
+    assert!(
+        stdout(&s).contains("Enable-NetFirewallRule -Name 'RemoteDesktop-UserMode-In-TCP'"),
+        "{}",
+        stdout(&s)
+    );
+    // Enabled, with its port filter: allowed.
+    let j = json(&gw_stdin(&["diagnose", "-", "--json"], &list("True", true)));
+    assert_eq!(verdicts(&j), ["allowed", "allowed", "allowed"], "{j:#}");
+    // Enabled, without the port filter: not known to allow TCP 3389.
+    let j = json(&gw_stdin(
+        &["diagnose", "-", "--json"],
+        &list("True", false),
+    ));
+    assert!(
+        verdicts(&j).iter().all(|v| v == "conditional"),
+        "{:?}",
+        verdicts(&j)
+    );
+    // ConvertTo-Json, with the enums as numbers (Enabled 1 = True, Direction 1 = Inbound,
+    // Action 2 = Allow, Profile 0 = Any).
+    let json_capture = "PS C:\\> Get-NetFirewallRule -Name RemoteDesktop-UserMode-In-TCP | ConvertTo-Json\r\n{\r\n    \"Name\":  \"RemoteDesktop-UserMode-In-TCP\",\r\n    \"DisplayName\":  \"Remote Desktop - User Mode (TCP-In)\",\r\n    \"DisplayGroup\":  \"Remote Desktop\",\r\n    \"Enabled\":  1,\r\n    \"Profile\":  0,\r\n    \"Direction\":  1,\r\n    \"Action\":  2,\r\n    \"PolicyStoreSource\":  \"PersistentStore\"\r\n}\r\nPS C:\\> Get-NetFirewallRule -Name RemoteDesktop-UserMode-In-TCP | Get-NetFirewallPortFilter | ConvertTo-Json\r\n{\r\n    \"InstanceID\":  \"RemoteDesktop-UserMode-In-TCP\",\r\n    \"Protocol\":  \"TCP\",\r\n    \"LocalPort\":  \"3389\",\r\n    \"RemotePort\":  \"Any\"\r\n}\r\n";
+    let j = json(&gw_stdin(&["diagnose", "-", "--json"], json_capture));
+    assert_eq!(verdicts(&j), ["allowed", "allowed", "allowed"], "{j:#}");
+}

@@ -455,6 +455,107 @@ fn display_rule(r: &NetshRule, cs: &str, file: &Arc<str>) -> StoredRule {
     )
 }
 
+/// The rules of `Get-NetFirewallRule` objects, each with the `Get-NetFirewallPortFilter` of
+/// the same ID when the capture holds it, into `cfg` as rule strings the firewall crate
+/// parses. Returns how many had a port filter. What PowerShell shows in other objects (the
+/// program, package, addresses) is not joined here: a rule stands for it with a condition.
+fn ps_rules(cap: &Capture, cs: &str, cfg: &mut MachineConfig) -> usize {
+    let file = &cap.origin_name;
+    let clean = |t: &str| t.replace('|', " ").trim().to_string();
+    let mut with_ports = 0;
+    for r in &cap.ps_rules {
+        let Some(id) = r.id.as_deref().map(clean).filter(|i| !i.is_empty()) else {
+            continue;
+        };
+        let mut tokens: Vec<String> = Vec::new();
+        match r.action {
+            Some(guestwall_firewall::Action::Allow) => tokens.push("Action=Allow".into()),
+            Some(guestwall_firewall::Action::Block) => tokens.push("Action=Block".into()),
+            Some(guestwall_firewall::Action::Bypass) => tokens.push("Action=ByPass".into()),
+            None => {}
+        }
+        tokens.push(format!(
+            "Active={}",
+            if r.enabled == Some(true) {
+                "TRUE"
+            } else {
+                "FALSE"
+            }
+        ));
+        match r.direction {
+            Some(guestwall_firewall::Direction::In) => tokens.push("Dir=In".into()),
+            Some(guestwall_firewall::Direction::Out) => tokens.push("Dir=Out".into()),
+            None => {}
+        }
+        if let Some(ps) = r.profiles {
+            if !ps.is_all() {
+                tokens.extend(ps.iter().map(|p| format!("Profile={p}")));
+            }
+        }
+        let filter = cap.ps_port_filters.iter().find(|f| {
+            f.instance_id
+                .as_deref()
+                .is_some_and(|i| i.eq_ignore_ascii_case(&id))
+        });
+        match filter {
+            Some(f) => {
+                with_ports += 1;
+                let proto = f.protocol.as_deref().map(str::trim).unwrap_or("Any");
+                let number = match proto.to_ascii_lowercase().as_str() {
+                    "tcp" => Some(6),
+                    "udp" => Some(17),
+                    "icmpv4" => Some(1),
+                    "icmpv6" => Some(58),
+                    "any" | "" => None,
+                    n => n.parse::<u8>().ok(),
+                };
+                if let Some(n) = number {
+                    tokens.push(format!("Protocol={n}"));
+                }
+                let ports = |items: &[String], token: &str, out: &mut Vec<String>| {
+                    for p in items.iter().filter(|p| !p.eq_ignore_ascii_case("any")) {
+                        out.push(format!("{token}={}", clean(p)));
+                    }
+                };
+                ports(&f.local_port, "LPort", &mut tokens);
+                ports(&f.remote_port, "RPort", &mut tokens);
+            }
+            None => tokens.push(
+                "PortsProgramOrPackage=not shown by Get-NetFirewallRule (pipe it to Get-NetFirewallPortFilter)"
+                    .into(),
+            ),
+        }
+        if let Some(n) = r.display_name.as_deref() {
+            tokens.push(format!("Name={}", clean(n)));
+        }
+        if let Some(g) = r.display_group.as_deref().or(r.group.as_deref()) {
+            tokens.push(format!("EmbedCtxt={}", clean(g)));
+        }
+        let text = format!("v2.10|{}|", tokens.join("|"));
+        let gp = r
+            .store
+            .as_deref()
+            .is_some_and(|s| s.to_ascii_lowercase().contains("grouppolicy"));
+        let (store, origin) = if gp {
+            (
+                Store::GroupPolicy,
+                Origin::software(format!("{GP_FIREWALL}\\FirewallRules")),
+            )
+        } else {
+            (
+                Store::Local,
+                Origin::system(format!("{cs}\\{FIREWALL_POLICY}\\FirewallRules")),
+            )
+        };
+        cfg.policy.rules.push(StoredRule::new(
+            store,
+            with_line(origin.value(id.as_str()), at_line(file, r.origin.line)),
+            Rule::parse(&id, &text),
+        ));
+    }
+    with_ports
+}
+
 /// A local profile from netsh's `show allprofiles`/`currentprofile` (what the local store
 /// holds, as netsh displays it).
 fn display_profile(p: &NetshProfile, origin: &Origin) -> StoreProfile {
@@ -595,6 +696,16 @@ fn fill_from_display(
         return;
     }
     let shown: Vec<&NetshRule> = cap.rules.iter().collect();
+    if shown.is_empty() && !cap.ps_rules.is_empty() {
+        let with_ports = ps_rules(cap, cs, cfg);
+        let first = cap.ps_rules.first().map_or(0, |r| r.origin.line);
+        let last = cap.ps_rules.last().map_or(0, |r| r.origin.line);
+        cfg.notes.push(Note::input(format!(
+            "the {} firewall rules come from Get-NetFirewallRule ({file}:{first}-{last}), {with_ports} of them with their Get-NetFirewallPortFilter: less exact than registry data: a rule without its port filter, and the program, package and address conditions PowerShell showed separately, make a verdict conditional",
+            cap.ps_rules.len()
+        )));
+        return;
+    }
     if shown.is_empty() {
         // `show rule name=all` that matched nothing says there is no rule: known, not unknown.
         let none_at_all = cap.blocks.iter().any(|b| {
