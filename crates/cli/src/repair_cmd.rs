@@ -424,7 +424,8 @@ pub struct NetshArgs {
     /// Edit a dirty hive even when its logs cannot be applied (its last changes are lost).
     #[arg(long)]
     allow_dirty: bool,
-    /// Print `show rule` in English even when the VM's console shows another language.
+    /// Print `show rule` in English (labels, values and rule names) even when the VM's console
+    /// shows another language.
     #[arg(long)]
     english: bool,
     /// The netsh command: advfirewall firewall show|set|add|delete rule ..., advfirewall

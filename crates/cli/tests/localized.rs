@@ -323,9 +323,10 @@ fn show_rule_speaks_the_vms_language_where_its_words_are_documented() {
     let english = show(&["--english"]);
     assert!(english.contains("Rule Name:"), "{english}");
     assert!(!english.contains("Regelname:"), "{english}");
-    // The rule names are the VM's in both.
+    // English throughout: the rule names too.
+    assert!(english.contains("Remote Desktop (TCP-In)"), "{english}");
     assert!(
-        english.contains("Remotedesktop (TCP eingehend)"),
+        !english.contains("Remotedesktop (TCP eingehend)"),
         "{english}"
     );
 }

@@ -587,7 +587,7 @@ fn unknown_rules(r: &mut ProfileResult, port: u16) {
             *c = cause(
                 codes::UNKNOWN,
                 true,
-                format!("the capture shows no firewall rule, so whether one allows inbound TCP {port} is unknown"),
+                format!("the capture does not show every firewall rule, so whether one allows inbound TCP {port} is unknown"),
                 Some("capture the rules too: run the collector (`guestwall collect`) on the VM, or `netsh advfirewall firewall show rule name=all dir=in verbose`".into()),
             );
             replaced = true;

@@ -420,10 +420,7 @@ fn display_rule(r: &NetshRule, cs: &str, file: &Arc<str>) -> StoredRule {
     // netsh shows no package (AppPkgId), owner (LUOwn) or authorization: a rule that names
     // no program, no service and no port may well be an app's that cannot take RDP. Its
     // match is then conditional on what netsh does not show, never taken as certain.
-    let unlimited = !tokens
-        .iter()
-        .any(|t| t.starts_with("App=") || t.starts_with("Svc=") || t.starts_with("LPort="));
-    if unlimited {
+    if unlimited_in_netsh(&tokens) {
         tokens.push("PackageOrOwner=not shown by netsh".into());
     }
     tokens.push(format!("Name={}", clean(&name)));
@@ -554,6 +551,15 @@ fn ps_rules(cap: &Capture, cs: &str, cfg: &mut MachineConfig) -> usize {
         ));
     }
     with_ports
+}
+
+/// True when a rule as netsh displays it names no program, no service and no local port.
+/// Windows' app-package rules (hundreds, one or more per installed app) look like this in
+/// netsh, which does not show the package they are limited to.
+fn unlimited_in_netsh(tokens: &[String]) -> bool {
+    !tokens
+        .iter()
+        .any(|t| t.starts_with("App=") || t.starts_with("Svc=") || t.starts_with("LPort="))
 }
 
 /// A local profile from netsh's `show allprofiles`/`currentprofile` (what the local store
@@ -723,14 +729,46 @@ fn fill_from_display(
         }
         return;
     }
+    // Rules netsh shows with no program, service or local port are, on a Windows of today,
+    // app-package rules, which never apply to the Remote Desktop service; taking each as
+    // "perhaps matching" buries the real cause under dozens of them. They are left out, and a
+    // note says so (a broad rule of an admin's own would look the same).
+    let mut skipped: Vec<String> = Vec::new();
     for r in &shown {
-        cfg.policy.rules.push(display_rule(r, cs, file));
+        let sr = display_rule(r, cs, file);
+        if sr.rule.unknown.iter().any(|(k, _)| k == "PackageOrOwner") {
+            skipped.push(sr.rule.id.clone());
+            continue;
+        }
+        cfg.policy.rules.push(sr);
+    }
+    if !skipped.is_empty() {
+        let mut names: Vec<&str> = skipped.iter().map(String::as_str).take(5).collect();
+        if skipped.len() > 5 {
+            names.push("…");
+        }
+        cfg.notes.push(Note::input(format!(
+            "{} rules that netsh shows with no program, service or local port were left out ({}): that is how netsh shows Windows' app-package rules, which never apply to Remote Desktop; a broad rule of your own looks the same, so check any you do not recognise with `Get-NetFirewallRule -DisplayName NAME | Get-NetFirewallApplicationFilter`",
+            skipped.len(),
+            names.join(", ")
+        )));
+    }
+    // Rules shown by a command that selects some of them (`show rule name=X`, or output
+    // pasted without its command) do not say that no other rule allows RDP.
+    let all_shown = cap.blocks.iter().any(|b| {
+        b.kind == guestwall_capture::BlockKind::NetshRules
+            && b.command
+                .as_deref()
+                .is_some_and(|c| c.to_ascii_lowercase().contains("name=all"))
+    });
+    if !all_shown {
+        cfg.rules_unknown = true;
     }
     let first = shown.first().map_or(0, |r| r.origin.line);
     let last = shown.last().map_or(0, |r| r.origin.line);
     cfg.notes.push(Note::input(format!(
         "the {} firewall rules come from netsh's display ({file}:{first}-{last}): less exact than registry data: display names stand for rule IDs, and package, owner and authorization conditions are not shown",
-        shown.len()
+        shown.len() - skipped.len()
     )));
     // The OS: netsh's rules carry no schema version. A Remote Desktop rule for the kernel's
     // listener (`Program: System`) is Windows 7's and older; otherwise the listener is taken
@@ -741,6 +779,7 @@ fn fill_from_display(
                 .app
                 .as_deref()
                 .is_some_and(|a| a.eq_ignore_ascii_case("System"))
+                && !sr.rule.local_ports.is_any()
                 && sr.rule.local_ports.covers(3389)
                 && sr.rule.action == Some(guestwall_firewall::Action::Allow)
         });
@@ -924,7 +963,11 @@ fn unknowns(cap: &Capture, software: Option<&CaptureHive<'_>>, cs: &str, cfg: &m
     if cfg.rules_unknown {
         unknown(
             cfg,
-            "the capture shows no firewall rule (neither the FirewallRules key nor netsh's `show rule`): whether a rule lets RDP in is unknown".into(),
+            if cfg.policy.rules.is_empty() {
+                "the capture shows no firewall rule (neither the FirewallRules key nor netsh's `show rule`): whether a rule lets RDP in is unknown".into()
+            } else {
+                "the capture shows only some firewall rules (netsh's `show rule` without `name=all`, or its output without the command): whether another rule lets RDP in is unknown".into()
+            },
         );
     }
     let gp = format!("HKLM\\SOFTWARE\\{GP_FIREWALL}");

@@ -80,8 +80,8 @@ pub fn run_in(
                     shown.push(ShownRule {
                         rule: &r.rule,
                         source,
-                        local_name: r.local_name.as_deref(),
-                        local_group: r.local_group.as_deref(),
+                        local_name: r.local_name.as_deref().filter(|_| !english),
+                        local_group: r.local_group.as_deref().filter(|_| !english),
                     });
                 }
             }

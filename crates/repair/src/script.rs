@@ -328,19 +328,33 @@ fn netsh_line(c: &Change, start: &mut Vec<String>, foreign: Option<&str>) -> Str
     }
 }
 
+/// How PowerShell selects an existing rule: by its ID (`-Name`); a rule known only from
+/// netsh's display has its display name for an ID, and is selected by it (`-DisplayName`,
+/// which takes every rule of that name, as netsh's `name=` does).
+fn ps_rule(id: &str, name: &str) -> String {
+    if id == name {
+        format!("-DisplayName {}", ps(name))
+    } else {
+        format!("-Name {}", ps(id))
+    }
+}
+
 fn ps_line(c: &Change, start: &mut Vec<String>) -> String {
     match &c.kind {
-        FixKind::EnableRule { id, .. } if !c.policy_cache => {
-            format!("Enable-NetFirewallRule -Name {}", ps(id))
+        FixKind::EnableRule { id, name, .. } if !c.policy_cache => {
+            format!("Enable-NetFirewallRule {}", ps_rule(id, name))
         }
-        FixKind::DisableRule { id, .. } if !c.policy_cache => {
-            format!("Disable-NetFirewallRule -Name {}", ps(id))
+        FixKind::DisableRule { id, name, .. } if !c.policy_cache => {
+            format!("Disable-NetFirewallRule {}", ps_rule(id, name))
         }
-        FixKind::AddProfile { id, .. } if !c.policy_cache => {
+        FixKind::AddProfile { id, name, .. } if !c.policy_cache => {
             let profiles = rule_after(c)
                 .map(|r| r.profiles.to_string())
                 .unwrap_or_default();
-            format!("Set-NetFirewallRule -Name {} -Profile {profiles}", ps(id))
+            format!(
+                "Set-NetFirewallRule {} -Profile {profiles}",
+                ps_rule(id, name)
+            )
         }
         FixKind::AddPortRule {
             id,
