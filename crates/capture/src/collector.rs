@@ -106,6 +106,15 @@ pub(crate) const STEPS: &[Step] = &[
         path: r"SYSTEM\CurrentControlSet\Services\TermService",
         names: &["Start"],
     },
+    // The UI language, so that the console script names rules as that Windows does.
+    Step::Values {
+        path: r"SYSTEM\CurrentControlSet\Control\Nls\Language",
+        names: &["InstallLanguage", "Default"],
+    },
+    Step::Values {
+        path: r"SYSTEM\CurrentControlSet\Control\MUI\Settings",
+        names: &["PreferredUILanguages"],
+    },
     Step::Values {
         path: r"SOFTWARE\Microsoft\Windows NT\CurrentVersion",
         names: &[

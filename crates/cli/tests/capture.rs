@@ -982,3 +982,55 @@ fn trial4_netsh_captures_fix_only_what_they_show() {
     let j = json(&gw(&["diagnose", cap2.to_str().unwrap(), "--json"]));
     assert_ne!(j["os"]["version"], "6.1", "{}", j["os"]);
 }
+
+/// A capture that holds the VM's language (`reg query ...\Nls\Language`, which the collector
+/// now reads too) gives the console script the names that Windows shows (a user trial found
+/// English names printed for a Dutch VM, which match nothing there).
+#[test]
+fn a_captured_language_names_rules_as_that_windows_does() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let dir = TempDir::new("capture-language");
+    let p = dir.0.join("SYSTEM");
+    std::fs::copy(corpus.join("regipy/SYSTEM_B"), &p).unwrap();
+    for log in ["SYSTEM_B.LOG1", "SYSTEM_B.LOG2"] {
+        std::fs::copy(
+            corpus.join("regipy").join(log),
+            dir.0.join(log.replace("SYSTEM_B", "SYSTEM")),
+        )
+        .unwrap();
+    }
+    let o = gw(&[
+        "reg",
+        "--hive",
+        p.to_str().unwrap(),
+        "add",
+        "ControlSet001\\Control\\Nls\\Language",
+        "/v",
+        "InstallLanguage",
+        "/t",
+        "REG_SZ",
+        "/d",
+        "0413",
+        "/f",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let hive = Hive::open(&p).unwrap();
+    let mut t = reg_transcript(&hive);
+    let cs = capture_common::control_set(&hive);
+    reg_query(
+        &hive,
+        &format!("{cs}\\Control\\Nls\\Language"),
+        "CurrentControlSet\\Control\\Nls\\Language",
+        None,
+        &mut t,
+    );
+    let j = json(&gw_stdin(&["diagnose", "-", "--json"], &t));
+    assert_eq!(j["language"]["tag"], "nl-NL", "{}", j["language"]);
+    let script = stdout(&gw_stdin(&["script", "-"], &t));
+    assert!(
+        script.contains("name=\"Extern bureaublad - Gebruikersmodus (TCP-In)\""),
+        "{script}"
+    );
+}

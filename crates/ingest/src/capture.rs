@@ -265,6 +265,11 @@ pub fn load_capture(cap: &Capture) -> Result<Vec<MachineConfig>> {
         fill_from_display(cap, system.as_ref(), &cs, &mut cfg);
         online_facts(cap, &cs, &mut cfg);
         unknowns(cap, software.as_ref(), &cs, &mut cfg);
+        // The VM's language, when the capture holds the values (the names of a netsh capture
+        // are already the VM's own).
+        if let Some(sys) = system.as_ref() {
+            crate::language::localize(&mut cfg, sys, None);
+        }
         out.push(cfg);
     }
     Ok(out)
