@@ -557,8 +557,23 @@ fn wrapped_cut_and_damaged_captures_give_partial_results_never_a_panic() {
         );
     }
 
-    // Run Command keeps the last 4,096 bytes: the start of a long reg query capture is gone.
+    // The same for reg query output, whose key lines (90 characters and more below
+    // FirewallPolicy) the console wraps too (a user trial found every value lost at 80).
     let reg = reg_transcript(&hive);
+    let p = t.0.join("reg-unwrapped.txt");
+    std::fs::write(&p, &reg).unwrap();
+    let plain = essence(&diagnose_json(p.to_str().unwrap()));
+    for width in [120, 80] {
+        let p = t.0.join(format!("reg-wrapped-{width}.txt"));
+        std::fs::write(&p, wrap(&reg, width)).unwrap();
+        assert_eq!(
+            essence(&diagnose_json(p.to_str().unwrap())),
+            plain,
+            "reg query wrapped at {width}"
+        );
+    }
+
+    // Run Command keeps the last 4,096 bytes: the start of a long reg query capture is gone.
     let cut = &reg.as_bytes()[reg.len() - 4096..];
     let p = t.0.join("cut.txt");
     std::fs::write(&p, cut).unwrap();
