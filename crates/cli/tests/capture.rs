@@ -1049,3 +1049,28 @@ fn a_captured_language_names_rules_as_that_windows_does() {
         "{script}"
     );
 }
+
+/// Run Command's JSON with nothing on StdOut and an error on StdErr: the error says what the
+/// VM said (a user trial got "not a registry hive").
+#[test]
+fn run_command_errors_are_shown() {
+    let dir = TempDir::new("rc-error");
+    let p = dir.0.join("vm.json");
+    std::fs::write(
+        &p,
+        r#"{
+  "value": [
+    {"code": "ComponentStatus/StdOut/succeeded", "displayStatus": "Provisioning succeeded", "level": "Info", "message": ""},
+    {"code": "ComponentStatus/StdErr/succeeded", "displayStatus": "Provisioning succeeded", "level": "Info", "message": "reg : ERROR: Access is denied."}
+  ]
+}"#,
+    )
+    .unwrap();
+    let o = gw(&["diagnose", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("StdErr says: reg : ERROR: Access is denied."),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -145,6 +145,25 @@ pub fn capture_target(target: &Path) -> Result<Option<Capture>> {
             reason: format!("cannot read it: {e}"),
         })?;
     let cap = guestwall_capture::parse_capture(&bytes, &name);
+    if !recognised(&cap) {
+        if let Some(rc) = &cap.run_command {
+            // Run Command's JSON around no capture: say what the VM said instead.
+            return Err(IngestError::Capture {
+                name,
+                reason: match &rc.stderr {
+                    Some(e) => format!(
+                        "Run Command's output holds no capture ({} bytes on StdOut); the script's StdErr says: {}",
+                        rc.stdout_bytes,
+                        e.trim()
+                    ),
+                    None => format!(
+                        "Run Command's output holds no capture ({} bytes on StdOut, nothing on StdErr): was the script guestwall's collector (`guestwall collect`)?",
+                        rc.stdout_bytes
+                    ),
+                },
+            });
+        }
+    }
     Ok(recognised(&cap).then_some(cap))
 }
 
