@@ -92,12 +92,18 @@ fn report(
         .map(|c| guestwall_diagnose::diagnose(c, a.port))
         .collect();
     let named = a.target.display().to_string();
-    if a.json {
-        guestwall_diagnose::write_json(&diags, &named, out)?;
+    let written = if a.json {
+        guestwall_diagnose::write_json(&diags, &named, out)
     } else {
         let software = a.software.as_ref().map(|s| s.display().to_string());
         let args = guestwall_diagnose::target_args(&named, software.as_deref());
-        guestwall_diagnose::write_text_for(&diags, &args, online, out)?;
+        guestwall_diagnose::write_text_for(&diags, &args, online, out)
+    };
+    // A reader that went away (`guestwall diagnose X | head -1`) is no error, and the exit
+    // code still says the verdict.
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
     Ok(if diags.iter().all(|d| d.reachable) {
         0

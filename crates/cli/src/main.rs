@@ -123,9 +123,10 @@ fn main() -> ExitCode {
         Command::Collect(args) => collect_cmd::run(args, &mut out),
         Command::Demo(args) => demo::run(args, &mut out),
     };
-    let result = result.and_then(|code| {
-        out.flush()?;
-        Ok(code)
+    // A reader that went away at the end keeps the command's exit code (the verdict).
+    let result = result.and_then(|code| match out.flush() {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+        r => r.map(|()| code).map_err(Into::into),
     });
     match result {
         Ok(code) => ExitCode::from(code),
