@@ -34,17 +34,29 @@ fn ui_language(system: &impl RegView, cs: &str) -> Option<(String, String)> {
     }
     let nls = format!("{cs}\\Control\\Nls\\Language");
     let k = system.find_key(&nls)?;
+    let mut passed_over = Vec::new();
     for value in ["InstallLanguage", "Default"] {
-        let id = k
-            .raw_value(value)
-            .and_then(|(t, b)| match RegData::decode(t, &b) {
-                RegData::String(s) => lang::parse_install_language(&s),
-                _ => None,
-            });
-        if let Some(id) = id {
-            let tag =
-                lang::by_langid(id).map_or_else(|| format!("{id:04x}"), |l| l.tag.to_string());
-            return Some((tag, format!("SYSTEM\\{nls}\\{value}")));
+        let Some((t, b)) = k.raw_value(value) else {
+            continue;
+        };
+        let data = RegData::decode(t, &b);
+        let id = match &data {
+            RegData::String(s) => lang::parse_install_language(s),
+            _ => None,
+        };
+        match id {
+            Some(id) => {
+                let tag =
+                    lang::by_langid(id).map_or_else(|| format!("{id:04x}"), |l| l.tag.to_string());
+                let mut origin = format!("SYSTEM\\{nls}\\{value}");
+                if !passed_over.is_empty() {
+                    origin.push_str(&format!(" ({})", passed_over.join("; ")));
+                }
+                return Some((tag, origin));
+            }
+            None => passed_over.push(format!(
+                "{value} = {data} is not a language ID (four hex digits as a REG_SZ, such as 0413)"
+            )),
         }
     }
     None
