@@ -92,6 +92,7 @@ fuzz_target!(|data: &[u8]| {
                     .map(|s| s as &dyn guestwall_regf::HiveSource),
                 software_given: false,
                 in_image: true,
+                files: None,
             });
         }
         let _ = guestwall_ingest::image::open_file(&img, "Windows/System32/config/SYSTEM");

@@ -106,6 +106,15 @@ pub(crate) const STEPS: &[Step] = &[
         path: r"SYSTEM\CurrentControlSet\Services\TermService",
         names: &["Start"],
     },
+    // The UI language, so that the console script names rules as that Windows does.
+    Step::Values {
+        path: r"SYSTEM\CurrentControlSet\Control\Nls\Language",
+        names: &["InstallLanguage", "Default"],
+    },
+    Step::Values {
+        path: r"SYSTEM\CurrentControlSet\Control\MUI\Settings",
+        names: &["PreferredUILanguages"],
+    },
     Step::Values {
         path: r"SOFTWARE\Microsoft\Windows NT\CurrentVersion",
         names: &[
@@ -386,6 +395,16 @@ pub fn collector_cmd(port: u16) -> String {
     s.push_str(&mark(&format!("netstat -ano | findstr /c:\":{port} \"")));
     s.push_str(&format!("echo {CMD_MARK} end\r\n"));
     s
+}
+
+/// Writes a collector for RDP on `port`: the PowerShell one, or with `cmd` the cmd one.
+pub fn write_collector(out: &mut dyn std::io::Write, cmd: bool, port: u16) -> std::io::Result<()> {
+    let text = if cmd {
+        collector_cmd(port)
+    } else {
+        collector_powershell(port)
+    };
+    out.write_all(text.as_bytes())
 }
 
 /// What a decoded collector block said about itself.

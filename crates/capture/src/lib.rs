@@ -40,14 +40,16 @@ pub mod regquery;
 pub mod sc;
 pub mod transcript;
 
-pub use collector::{collector_cmd, collector_powershell, decode_collector, CollectorInfo};
+pub use collector::{
+    collector_cmd, collector_powershell, decode_collector, write_collector, CollectorInfo,
+};
 pub use detect::parse_capture;
 pub use error::CaptureError;
 pub use guestwall_firewall::{Action, Direction, Profile, ProfileSet};
 pub use lang::Language;
 pub use netsh::{NetshProfile, NetshRule};
 pub use netstat::Listener;
-pub use pwsh::{PsConnectionProfile, PsFirewallProfile, PsFirewallRule, PsObject};
+pub use pwsh::{PsConnectionProfile, PsFirewallProfile, PsFirewallRule, PsObject, PsPortFilter};
 pub use regquery::{RegKey, RegTree, RegValue};
 pub use sc::Service;
 pub use transcript::{TextEncoding, Transcript};
@@ -241,6 +243,8 @@ pub struct Capture {
     pub ps_rules: Vec<PsFirewallRule>,
     /// `Get-NetFirewallProfile` objects (and the collector's active-store profiles).
     pub ps_profiles: Vec<PsFirewallProfile>,
+    /// `Get-NetFirewallPortFilter` objects.
+    pub ps_port_filters: Vec<PsPortFilter>,
     /// `Get-NetConnectionProfile` objects.
     pub connection_profiles: Vec<PsConnectionProfile>,
     /// Services, one per name, merged from `sc`, `Get-Service` and the collector.
@@ -283,6 +287,7 @@ impl Capture {
             ps_objects: Vec::new(),
             ps_rules: Vec::new(),
             ps_profiles: Vec::new(),
+            ps_port_filters: Vec::new(),
             connection_profiles: Vec::new(),
             services: Vec::new(),
             listeners: Vec::new(),

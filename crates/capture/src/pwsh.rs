@@ -225,6 +225,32 @@ pub fn profiles(t: &str) -> Option<ProfileSet> {
     Some(s)
 }
 
+/// A `Get-NetFirewallPortFilter` object (`Get-NetFirewallRule ... | Get-NetFirewallPortFilter`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PsPortFilter {
+    /// `InstanceID`: the ID of the rule it belongs to (shown by `Format-List *` and JSON).
+    pub instance_id: Option<String>,
+    /// `Protocol`: `TCP`, `UDP`, `Any` or a number.
+    pub protocol: Option<String>,
+    /// `LocalPort` items (`3389`, `Any`, `RPC`, a range), as shown.
+    pub local_port: Vec<String>,
+    /// `RemotePort` items.
+    pub remote_port: Vec<String>,
+    /// Where.
+    pub origin: Origin,
+}
+
+/// The items of a list value as PowerShell shows it: `{3389, 3390}` (Format-List), a JSON
+/// array's elements joined by the JSON reader, or one value.
+pub fn list_items(t: &str) -> Vec<String> {
+    let t = t.trim().trim_start_matches('{').trim_end_matches('}');
+    t.split([',', ' '])
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// `NetworkCategory` → profile.
 pub fn category(t: &str) -> Option<Profile> {
     match t.trim().to_ascii_lowercase().as_str() {
@@ -249,6 +275,19 @@ pub(crate) fn add(mut o: PsObject, cap: &mut Capture) {
             action: o.text("Action").and_then(|t| action(&t)),
             profiles: o.text("Profile").and_then(|t| profiles(&t)),
             store: o.text("PolicyStoreSource"),
+            origin: o.origin.clone(),
+        }),
+        PsKind::PortFilter => cap.ps_port_filters.push(PsPortFilter {
+            instance_id: o.text("InstanceID").or_else(|| o.text("InstanceId")),
+            protocol: o.text("Protocol"),
+            local_port: o
+                .text("LocalPort")
+                .map(|t| list_items(&t))
+                .unwrap_or_default(),
+            remote_port: o
+                .text("RemotePort")
+                .map(|t| list_items(&t))
+                .unwrap_or_default(),
             origin: o.origin.clone(),
         }),
         PsKind::FirewallProfile => cap.ps_profiles.push(PsFirewallProfile {

@@ -479,6 +479,30 @@ pub(crate) fn parse(
             continue;
         }
         if is_key_line(text) {
+            // Re-join a key line the console wrapped (a path longer than the console is
+            // wide): a full-width line followed by lines that are neither keys, values,
+            // blank nor prompts.
+            let mut joined = text.to_string();
+            let mut last = text.to_string();
+            let mut j = i + 1;
+            while full_width(&last) {
+                match lines.get(j) {
+                    Some(n)
+                        if !n.text.trim().is_empty()
+                            && !is_key_line(&n.text)
+                            && !is_value_line(&n.text)
+                            && !n.text.starts_with("End of search")
+                            && crate::transcript::prompt(&n.text).is_none() =>
+                    {
+                        joined.push_str(&n.text);
+                        last = n.text.clone();
+                        j += 1;
+                    }
+                    _ => break,
+                }
+            }
+            let text = joined.as_str();
+            let wrapped_lines = j - i - 1;
             let path = normalize_path(text.trim_end());
             if !noted_ccs
                 && path.to_uppercase().contains("\\CURRENTCONTROLSET")
@@ -509,7 +533,7 @@ pub(crate) fn parse(
             first_key = false;
             current = Some(path);
             prev_key_line = true;
-            i += 1;
+            i += 1 + wrapped_lines;
             continue;
         }
         prev_key_line = false;

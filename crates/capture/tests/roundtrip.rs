@@ -5,10 +5,12 @@
 
 mod common;
 
+use common::{control_set, machine};
+
 use std::path::Path;
 use std::time::Instant;
 
-use guestwall_capture::collector::encode::{self, Machine, MemKey, MemValue};
+use guestwall_capture::collector::encode;
 use guestwall_capture::regquery::Fidelity;
 use guestwall_capture::{parse_capture, Capture, NoteKind, RegTree};
 use guestwall_firewall::{Direction, Rule};
@@ -23,21 +25,6 @@ const HIVES: &[&str] = &[
 
 fn open(corpus: &Path, rel: &str) -> Hive {
     Hive::open(corpus.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn control_set(h: &Hive) -> String {
-    let cur = h
-        .find_key("Select")
-        .ok()
-        .flatten()
-        .and_then(|k| k.value("Current").ok().flatten())
-        .and_then(|v| v.data().ok().map(|d| d.into_owned()))
-        .and_then(|d| {
-            d.get(..4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        })
-        .unwrap_or(1);
-    format!("ControlSet{cur:03}")
 }
 
 /// True when reg.exe's text of the value tells its bytes exactly: a string with one
@@ -224,98 +211,6 @@ fn reg_query_text_of_every_system_hive_parses_back_to_the_hive_bytes() {
             counts.text_only,
             t0.elapsed()
         );
-    }
-}
-
-fn mem(k: &Key<'_>, depth: usize) -> MemKey {
-    MemKey {
-        name: k.name().to_string_lossy(),
-        values: k
-            .values()
-            .unwrap()
-            .iter()
-            .map(|v| MemValue {
-                name: v.name().to_string_lossy(),
-                reg_type: v.data_type(),
-                data: v.data().unwrap().into_owned(),
-            })
-            .collect(),
-        subkeys: if depth < 12 {
-            k.subkeys()
-                .unwrap()
-                .iter()
-                .map(|s| mem(s, depth + 1))
-                .collect()
-        } else {
-            Vec::new()
-        },
-    }
-}
-
-/// HKLM as the collector sees it: SYSTEM\Select and SYSTEM\CurrentControlSet (the current
-/// control set's firewall policy, Terminal Server and the three services).
-fn machine(hive: &Hive) -> Machine {
-    let cs = control_set(hive);
-    let mut ccs = MemKey {
-        name: "CurrentControlSet".into(),
-        ..MemKey::default()
-    };
-    let mut services = MemKey {
-        name: "Services".into(),
-        ..MemKey::default()
-    };
-    for name in ["BFE", "MpsSvc", "SharedAccess", "TermService"] {
-        if let Some(k) = hive.find_key(&format!("{cs}\\Services\\{name}")).unwrap() {
-            services.subkeys.push(mem(&k, 0));
-        }
-    }
-    let mut control = MemKey {
-        name: "Control".into(),
-        ..MemKey::default()
-    };
-    if let Some(k) = hive
-        .find_key(&format!("{cs}\\Control\\Terminal Server"))
-        .unwrap()
-    {
-        control.subkeys.push(mem(&k, 0));
-    }
-    ccs.subkeys = vec![control, services];
-    let mut system = MemKey {
-        name: "SYSTEM".into(),
-        ..MemKey::default()
-    };
-    if let Some(k) = hive.find_key("Select").unwrap() {
-        system.subkeys.push(mem(&k, 0));
-    }
-    system.subkeys.push(ccs);
-    Machine {
-        hklm: MemKey {
-            name: String::new(),
-            values: Vec::new(),
-            subkeys: vec![system],
-        },
-        host: "VM-1".into(),
-        time: "2026-12-02T20:00:00.0000000Z".into(),
-        ps_version: "5.1.17763.1852".into(),
-        services: vec![
-            ("MpsSvc".into(), Some("Running".into())),
-            ("BFE".into(), Some("Running".into())),
-            ("TermService".into(), Some("Stopped".into())),
-        ],
-        networks: Some(vec![("contoso.local".into(), "Ethernet 2".into(), 2)]),
-        firewall: vec![(
-            "Domain".into(),
-            "True".into(),
-            "Block".into(),
-            "True".into(),
-        )],
-        listeners: vec![(
-            "0.0.0.0".into(),
-            3389,
-            1044,
-            "svchost".into(),
-            "TermService".into(),
-        )],
     }
 }
 

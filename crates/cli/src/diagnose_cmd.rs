@@ -16,6 +16,10 @@ Examples:
   guestwall diagnose os-disk.vhd                   a disk image (raw, VHD, VHDX) or block device: read
                                                    without mounting; --partition N when it holds
                                                    several Windows installations
+  guestwall diagnose capture.txt                   text captured on the running VM: the collector's
+                                                   output (`guestwall collect`), Run Command's JSON,
+                                                   reg query, netsh advfirewall, sc, Get-NetFirewall*
+  az vm run-command invoke ... | guestwall diagnose - --json     the same from standard input
 
 The port is the one RDP listens on (RDP-Tcp\\PortNumber in the hive); --port is used only when
 the hive does not say, and a --port that differs from the hive's is reported, not believed.
@@ -27,8 +31,9 @@ Exit codes: 0 RDP reachable on every profile, 1 not reachable (or only for some 
 #[derive(Args)]
 pub struct DiagnoseArgs {
     /// A SYSTEM hive file (SOFTWARE is looked for beside it), a Windows folder (a mounted
-    /// OS volume, its Windows folder, System32, or System32\config), or a disk image (raw,
-    /// VHD, VHDX, an NTFS volume image) or block device, read without mounting.
+    /// OS volume, its Windows folder, System32, or System32\config), a disk image (raw,
+    /// VHD, VHDX, an NTFS volume image) or block device, read without mounting, or a capture
+    /// of the running machine (a text file, or - for standard input), told apart by content.
     target: PathBuf,
     /// The partition of a disk image that holds Windows, when it has several installations
     /// (1-based, as `fdisk -l` numbers them).
@@ -50,6 +55,16 @@ pub const EXIT_NOT_REACHABLE: u8 = 1;
 
 /// Runs `guestwall diagnose`; exit code 0 when RDP is reachable, 1 when not.
 pub fn run(a: DiagnoseArgs, colour: crate::colour::When, out: &mut dyn Write) -> Result<u8> {
+    if let Some(cap) = crate::collect_cmd::capture_of(
+        &a.target,
+        &[
+            ("--software", a.software.is_some()),
+            ("--partition", a.partition.is_some()),
+        ],
+    )? {
+        let configs = guestwall_ingest::capture::load_capture(&cap)?;
+        return report(&configs, &a, true, colour, out);
+    }
     let target = guestwall_ingest::locate_with(&a.target, a.software.as_deref(), a.partition)?;
     let slow = crate::SlowNotice::start(format!("reading {}", a.target.display()), a.json);
     let configs = guestwall_ingest::load(&target)
@@ -62,17 +77,34 @@ pub fn run(a: DiagnoseArgs, colour: crate::colour::When, out: &mut dyn Write) ->
             target.system.display()
         );
     }
+    report(&configs, &a, false, colour, out)
+}
+
+/// Diagnoses and prints; `online` for a capture. Exit code 0 when RDP is reachable, 1 when not.
+fn report(
+    configs: &[guestwall_diagnose::MachineConfig],
+    a: &DiagnoseArgs,
+    online: bool,
+    colour: crate::colour::When,
+    out: &mut dyn Write,
+) -> Result<u8> {
     let diags: Vec<_> = configs
         .iter()
         .map(|c| guestwall_diagnose::diagnose(c, a.port))
         .collect();
     let named = a.target.display().to_string();
-    if a.json {
-        guestwall_diagnose::write_json(&diags, &named, out)?;
+    let written = if a.json {
+        guestwall_diagnose::write_json(&diags, &named, out)
     } else {
         let software = a.software.as_ref().map(|s| s.display().to_string());
         let args = guestwall_diagnose::target_args(&named, software.as_deref());
-        guestwall_diagnose::write_text_styled(&diags, &args, &colour.stdout(), out)?;
+        guestwall_diagnose::write_text_with(&diags, &args, online, &colour.stdout(), out)
+    };
+    // A reader that went away (`guestwall diagnose X | head -1`) is no error, and the exit
+    // code still says the verdict.
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
     Ok(if diags.iter().all(|d| d.reachable) {
         0

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod collect_cmd;
 mod colour;
 mod demo;
 mod diagnose_cmd;
@@ -79,6 +80,10 @@ enum Command {
     /// write, verification). `guestwall reg /?` shows reg's own help.
     #[command(after_help = reg_cmd::AFTER_HELP)]
     Reg(reg_cmd::RegArgs),
+    /// Print the collector to run on the VM (PowerShell, or --cmd for the serial console);
+    /// its output is what `diagnose`, `script` and `fix --dry-run` take as a capture.
+    #[command(after_help = collect_cmd::AFTER_HELP)]
+    Collect(collect_cmd::CollectArgs),
     /// Print a shell completion script: bash, zsh, fish, powershell (or elvish).
     #[command(after_help = COMPLETIONS_HELP)]
     Completions {
@@ -189,13 +194,15 @@ fn main() -> ExitCode {
         Command::Netsh(args) => repair_cmd::netsh(args, &mut out),
         Command::Hive(cmd) => hive_cmd::run(cmd, &mut out),
         Command::Reg(args) => reg_cmd::run(args, &mut out),
+        Command::Collect(args) => collect_cmd::run(args, &mut out),
         Command::Demo(args) => demo::run(args, cli.color, &mut out),
         Command::Completions { shell } => completions(shell, &mut out),
         Command::Man { dir } => man(dir, &mut out),
     };
-    let result = result.and_then(|code| {
-        out.flush()?;
-        Ok(code)
+    // A reader that went away at the end keeps the command's exit code (the verdict).
+    let result = result.and_then(|code| match out.flush() {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+        r => r.map(|()| code).map_err(Into::into),
     });
     match result {
         Ok(code) => ExitCode::from(code),

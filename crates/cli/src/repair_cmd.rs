@@ -20,6 +20,8 @@ Examples:
   guestwall fix os-disk.vhdx              inside a disk image or block device, in place: only the
                                           hive's changed pages, in its own clusters, after an undo
                                           journal (os-disk.vhdx.guestwall-journal)
+  guestwall fix --dry-run capture.txt     a capture of the running VM: the plan, as the commands
+                                          to run on its console (a capture is never written to)
 
 A disk image is refused, with nothing written, when writing in place is not safe: a hibernated
 or uncleanly stopped Windows, a dirty VHDX log, blocks that live in a parent image, a hive that
@@ -56,6 +58,7 @@ Examples:
   guestwall script --powershell SYSTEM               NetSecurity cmdlets, by rule ID (any language)
   guestwall script --offline-cmd --drive F SYSTEM    reg.exe batch file for a Windows rescue VM
   guestwall script os-disk.vhdx                      the same, read from a disk image
+  guestwall script capture.txt                       from a capture of the running VM (- : stdin)
 
 Exit codes: 0 printed, 2 bad input.";
 
@@ -92,6 +95,18 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
+    /// The capture the target is, when it is one (detected by content).
+    fn capture(&self) -> Result<Option<guestwall_capture::Capture>> {
+        crate::collect_cmd::capture_of(
+            &self.target,
+            &[
+                ("--software", self.software.is_some()),
+                ("--partition", self.partition.is_some()),
+                ("--journal-dir", self.journal_dir.is_some()),
+            ],
+        )
+    }
+
     fn locate(&self) -> Result<guestwall_ingest::Target> {
         let mut t =
             guestwall_ingest::locate_with(&self.target, self.software.as_deref(), self.partition)?;
@@ -170,6 +185,9 @@ impl FixArgs {
 
 /// Runs `guestwall fix`; exit code 0 when RDP is reachable afterwards, 1 when not.
 pub fn fix(a: FixArgs, out: &mut dyn Write) -> Result<u8> {
+    if let Some(cap) = a.target.capture()? {
+        return fix_capture(&a, &cap, out);
+    }
     let target = a.target.locate()?;
     let opts = a.flags.options();
     let save = crate::save_options(a.allow_dirty, a.dry_run);
@@ -196,6 +214,44 @@ pub fn fix(a: FixArgs, out: &mut dyn Write) -> Result<u8> {
     } else {
         EXIT_NOT_REACHABLE
     })
+}
+
+/// `fix` of a capture: only `--dry-run`, which prints the plan and the console commands that
+/// carry it out on the VM (guestwall cannot write to a running machine through its text).
+fn fix_capture(a: &FixArgs, cap: &guestwall_capture::Capture, out: &mut dyn Write) -> Result<u8> {
+    let named = a.target.target.display().to_string();
+    anyhow::ensure!(
+        a.dry_run,
+        "{named} is a capture of a running machine: guestwall writes only to disks (hives, a Windows folder, a disk image). `guestwall fix --dry-run {named}` shows the plan, and `guestwall script {named}` the commands to run on the VM"
+    );
+    anyhow::ensure!(
+        !a.allow_dirty,
+        "--allow-dirty applies to hive files, and {named} is a capture"
+    );
+    let configs = guestwall_ingest::capture::load_capture(cap)?;
+    let opts = a.flags.options();
+    let plan = guestwall_repair::plan(&configs, &opts);
+    let kind = ScriptKind::Netsh;
+    let reachable = !plan.after.is_empty() && plan.after.iter().all(|d| d.reachable);
+    if a.json {
+        let fixed = guestwall_repair::Fixed {
+            after: plan.after.clone(),
+            plan,
+            writes: Vec::new(),
+            dry_run: true,
+        };
+        let mut doc = guestwall_repair::fixed_json(&fixed, &named);
+        if let Some(m) = doc.as_object_mut() {
+            m.insert(
+                "commands".into(),
+                guestwall_repair::script(&fixed.plan, &kind).into(),
+            );
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        guestwall_repair::write_console_plan(&plan, &kind, out)?;
+    }
+    Ok(if reachable { 0 } else { EXIT_NOT_REACHABLE })
 }
 
 /// What `--allow-inbound` and `--firewall-off` exposed, said after a successful write.
@@ -304,9 +360,21 @@ pub struct ScriptArgs {
 
 /// Runs `guestwall script`.
 pub fn script(a: ScriptArgs, out: &mut dyn Write) -> Result<u8> {
-    let target = a.target.locate()?;
-    let configs = guestwall_ingest::load(&target)
-        .with_context(|| format!("cannot read {}", target.system.display()))?;
+    let configs = match a.target.capture()? {
+        Some(cap) => {
+            anyhow::ensure!(
+                !a.offline_cmd,
+                "--offline-cmd writes a batch file for a rescue VM with the OS disk attached, and {} is a capture of the running machine: leave it out for netsh, or use --powershell",
+                a.target.target.display()
+            );
+            guestwall_ingest::capture::load_capture(&cap)?
+        }
+        None => {
+            let target = a.target.locate()?;
+            guestwall_ingest::load(&target)
+                .with_context(|| format!("cannot read {}", target.system.display()))?
+        }
+    };
     let opts = a.flags.options();
     let plan = guestwall_repair::plan(&configs, &opts);
     let kind = if a.powershell {
@@ -356,6 +424,10 @@ pub struct NetshArgs {
     /// Edit a dirty hive even when its logs cannot be applied (its last changes are lost).
     #[arg(long)]
     allow_dirty: bool,
+    /// Print `show rule` in English (labels, values and rule names) even when the VM's console
+    /// shows another language.
+    #[arg(long)]
+    english: bool,
     /// The netsh command: advfirewall firewall show|set|add|delete rule ..., advfirewall
     /// show|set allprofiles|currentprofile|<x>profile ...
     #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
@@ -371,7 +443,7 @@ pub fn netsh(a: NetshArgs, out: &mut dyn Write) -> Result<u8> {
     let save = crate::save_options(a.allow_dirty, a.dry_run);
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
-    match guestwall_repair::netsh::run(&target, &a.command, &save, out, &mut err) {
+    match guestwall_repair::netsh::run_in(&target, &a.command, &save, a.english, out, &mut err) {
         Ok(code) => Ok(code),
         // Keep the io::Error itself in the chain, so that a closed pipe is recognised.
         Err(guestwall_repair::RepairError::Io(e)) => Err(e.into()),

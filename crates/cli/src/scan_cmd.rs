@@ -14,7 +14,7 @@ Examples:
   guestwall scan -j 2 --from targets.txt       one line of text per target, then the summary
 
 Each target is what `guestwall diagnose` takes: a SYSTEM hive, a Windows folder, a disk image
-or block device. With --json each record is the `diagnose --json` document on one line
+or block device, or a capture of a running machine (`guestwall collect`), told by content. With --json each record is the `diagnose --json` document on one line
 (schema 1, docs/json.md) plus `elapsed_ms`; a target that cannot be read is an error record
 ({\"schema\", \"target\", \"error\": {\"message\"}, \"exit_code\": 2, \"elapsed_ms\"}), and the scan
 goes on. Records come as targets finish; --sort writes them in the targets' sorted order.
@@ -27,7 +27,7 @@ Exit codes: 0 every target reachable, 1 any not reachable (or only for some clie
 /// Arguments of `guestwall scan`.
 #[derive(Args)]
 pub struct ScanArgs {
-    /// Targets: SYSTEM hives, Windows folders, disk images, block devices.
+    /// Targets: SYSTEM hives, Windows folders, disk images, block devices, captures.
     targets: Vec<PathBuf>,
     /// Also read targets from FILE, one per line (`-`: standard input; blank lines and lines
     /// starting with # are skipped).

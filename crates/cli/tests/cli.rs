@@ -185,6 +185,30 @@ fn dirty_hives_warn_and_no_logs_reads_the_primary() {
 }
 
 #[test]
+fn a_closed_pipe_keeps_the_verdict_as_the_exit_code() {
+    // The sample SYSTEM is not reachable: exit 1, also when the reader went away (a user
+    // trial got 0, "reachable", from `guestwall diagnose X | head -1`).
+    let t = TempDir::new("pipe-verdict");
+    let h = sample(&t.0);
+    for json in [false, true] {
+        let mut args = vec!["diagnose", h.as_str()];
+        if json {
+            args.push("--json");
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_guestwall"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    }
+}
+
+#[test]
 fn closed_pipe_is_not_an_error() {
     let t = TempDir::new("pipe");
     let h = sample(&t.0);

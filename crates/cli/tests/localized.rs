@@ -40,6 +40,7 @@ fn enabled_rdp_rules(p: &str) -> Vec<String> {
         "netsh",
         "--system",
         p,
+        "--english",
         "advfirewall",
         "firewall",
         "show",
@@ -63,7 +64,7 @@ fn enabled_rdp_rules(p: &str) -> Vec<String> {
 }
 
 #[test]
-fn dutch_and_german_groups_enable_exactly_the_remote_desktop_rules() {
+fn dutch_german_and_japanese_groups_enable_exactly_the_remote_desktop_rules() {
     for (langid, tag, group, rule) in [
         (
             "0413",
@@ -76,6 +77,12 @@ fn dutch_and_german_groups_enable_exactly_the_remote_desktop_rules() {
             "de-DE",
             "Remotedesktop",
             "Remotedesktop (TCP eingehend)",
+        ),
+        (
+            "0411",
+            "ja-JP",
+            "リモート デスクトップ",
+            "リモート デスクトップ (TCP 受信)",
         ),
     ] {
         let dir = TempDir::new(&format!("lang-{tag}"));
@@ -94,6 +101,7 @@ fn dutch_and_german_groups_enable_exactly_the_remote_desktop_rules() {
             "netsh",
             "--system",
             &p,
+            "--english",
             "advfirewall",
             "firewall",
             "show",
@@ -198,4 +206,127 @@ fn an_english_windows_shows_no_language_line_and_keeps_english_names() {
     let text = stdout(&gw(&["diagnose", &p]));
     assert!(!text.contains("Language:"), "{text}");
     assert!(text.contains("Remote Desktop (TCP-In)"), "{text}");
+}
+
+/// The serial-console script names a rule as the VM's console does; where that name is not
+/// known (a language without sourced names), it changes the rule by ID through PowerShell and
+/// says why.
+#[test]
+fn the_console_script_uses_the_vms_names_or_rule_ids() {
+    for (langid, expect) in [
+        (
+            "0413",
+            "netsh advfirewall firewall set rule name=\"Extern bureaublad (TCP-In)\" dir=in new enable=yes",
+        ),
+        (
+            "0409",
+            "netsh advfirewall firewall set rule name=\"Remote Desktop (TCP-In)\" dir=in new enable=yes",
+        ),
+        (
+            "0412",
+            "the name of \"Remote Desktop (TCP-In)\" in ko-KR is not known here",
+        ),
+    ] {
+        let dir = TempDir::new(&format!("lang-script-{langid}"));
+        let Some(p) = with_language(&dir, langid) else {
+            return;
+        };
+        // Leave one rule of that name (the Windows 7 hive has two), so that netsh can name it.
+        let o = gw(&[
+            "reg",
+            "--hive",
+            &p,
+            "delete",
+            "ControlSet001\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules",
+            "/v",
+            "RemoteDesktop-In-TCP",
+            "/f",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let script = stdout(&gw(&["script", &p]));
+        assert!(script.contains(expect), "{langid}:\n{script}");
+        if langid == "0412" {
+            assert!(
+                script.contains("Enable-NetFirewallRule -Name 'RemoteDesktop-In-TCP_1'"),
+                "{script}"
+            );
+            assert!(script.contains("none of its rule names is known here"), "{script}");
+        }
+        if langid == "0409" {
+            assert!(!script.contains("The VM's language"), "{script}");
+        }
+    }
+}
+
+/// `netsh ... show rule` on a German Windows prints netsh's German words, laid out as the
+/// real German capture in the shared corpus (`netsh/de`): the same labels, values at column
+/// 41; `--english` prints English.
+#[test]
+fn show_rule_speaks_the_vms_language_where_its_words_are_documented() {
+    let Some(corpus) = corpus() else { return };
+    let real =
+        std::fs::read_to_string(corpus.join("netsh/de/rule-verbose-dayz-partly-redacted.txt"))
+            .unwrap();
+    let columns = |text: &str| -> Vec<(String, usize)> {
+        text.lines()
+            .filter_map(|l| {
+                let (label, rest) = l.split_once(':')?;
+                let pad = rest.chars().take_while(|c| *c == ' ').count();
+                (pad > 0).then(|| (format!("{label}:"), label.chars().count() + 1 + pad))
+            })
+            .collect()
+    };
+    let real_labels = columns(&real);
+    assert_eq!(real_labels.len(), 18, "{real_labels:?}");
+
+    let dir = TempDir::new("lang-show-de");
+    let Some(p) = with_language(&dir, "0407") else {
+        return;
+    };
+    let show = |extra: &[&str]| {
+        let mut args = vec!["netsh", "--system", &p];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "advfirewall",
+            "firewall",
+            "show",
+            "rule",
+            "name=all",
+            "group=Remotedesktop",
+            "verbose",
+        ]);
+        let o = gw(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let german = show(&[]);
+    let ours = columns(german.split("\n\n").next().unwrap_or(&german));
+    assert!(ours.len() >= 15, "{german}");
+    for (label, col) in &ours {
+        let found = real_labels.iter().find(|(l, _)| l == label);
+        assert_eq!(
+            found.map(|(_, c)| *c),
+            Some(*col),
+            "{label}: not laid out as in the real German capture\n{german}"
+        );
+    }
+    for word in [
+        "Aktiviert:",
+        "Ja",
+        "Eingehend",
+        "Domäne,Privat",
+        "Zulassen",
+        "Beliebig",
+    ] {
+        assert!(german.contains(word), "{word}:\n{german}");
+    }
+    let english = show(&["--english"]);
+    assert!(english.contains("Rule Name:"), "{english}");
+    assert!(!english.contains("Regelname:"), "{english}");
+    // English throughout: the rule names too.
+    assert!(english.contains("Remote Desktop (TCP-In)"), "{english}");
+    assert!(
+        !english.contains("Remotedesktop (TCP eingehend)"),
+        "{english}"
+    );
 }

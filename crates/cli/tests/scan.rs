@@ -228,12 +228,31 @@ fn corpus_hives_are_scanned_like_diagnose() {
         .join("Registry/NTUSER1.DAT")
         .to_string_lossy()
         .into_owned();
-    let o = gw(&[
+    // And captures of running machines (console text), recognised by content.
+    let mut captures: Vec<String> = std::fs::read_dir(corpus.join("netsh/en"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().to_string_lossy().into_owned())
+                .filter(|p| p.ends_with(".txt") && !p.ends_with(".source.txt"))
+                .collect()
+        })
+        .unwrap_or_default();
+    captures.sort();
+    captures.truncate(4);
+    assert!(!captures.is_empty(), "no captures in the corpus");
+    let mut args = vec![
         "scan", "--json", "--sort", "-j", "2", &system, &system_b, &ntuser,
-    ]);
+    ];
+    args.extend(captures.iter().map(String::as_str));
+    let o = gw(&args);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let recs = records(&o);
-    assert_eq!(recs.len(), 3);
+    assert_eq!(recs.len(), 3 + captures.len());
+    // A capture is diagnosed, not refused as a hive.
+    for c in &captures {
+        let r = recs.iter().find(|r| r["target"] == c.as_str()).unwrap();
+        assert!(r.get("error").is_none(), "{r}");
+    }
     for r in &recs {
         let t = r["target"].as_str().unwrap();
         let d = gw(&["diagnose", "--json", t]);

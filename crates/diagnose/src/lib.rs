@@ -22,7 +22,8 @@ use serde::{Serialize, Serializer};
 
 pub use report::{
     blocking_codes, error_json, grouped_causes, shell_quote, target_args, to_json, write_json,
-    write_text, write_text_styled, write_wrapped, GroupedCause, Palette, JSON_SCHEMA,
+    write_text, write_text_for, write_text_styled, write_text_with, write_wrapped, GroupedCause,
+    Palette, JSON_SCHEMA,
 };
 
 use guestwall_firewall::names::display;
@@ -143,6 +144,9 @@ pub enum PortSource {
     CommandLine,
     /// Windows' default, 3389: the hive has no PortNumber.
     Default,
+    /// 3389, because the input (a capture) does not show `PortNumber`: where RDP listens is
+    /// unknown.
+    Unknown,
 }
 
 /// The control set a diagnosis is about.
@@ -269,7 +273,7 @@ fn rdp_port(cfg: &MachineConfig, requested: Option<u16>) -> (u16, PortSource) {
         },
         None if cfg.port_unknown => match requested {
             Some(r) => (r, PortSource::CommandLine),
-            None => (3389, PortSource::Default),
+            None => (3389, PortSource::Unknown),
         },
         None => (3389, PortSource::Default),
     }
@@ -334,6 +338,9 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
                     },
                 );
             }
+        }
+        if cfg.rules_unknown {
+            unknown_rules(&mut r, port);
         }
         profiles.push(r);
     }
@@ -506,6 +513,42 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
             None,
         ));
     }
+    if let Some(active) = &cfg.active {
+        if active.is_empty() {
+            findings.push(cause(
+                codes::ACTIVE_PROFILE,
+                false,
+                "the capture shows no connected network: no profile is active now".into(),
+                None,
+            ));
+        }
+        for a in active {
+            let verdict = profiles
+                .iter()
+                .find(|p| p.profile == a.profile)
+                .map_or("unknown", |p| p.verdict.key());
+            let net = match (&a.name, &a.interface) {
+                (Some(n), Some(i)) => format!("network \"{n}\" ({i})"),
+                (Some(n), None) => format!("network \"{n}\""),
+                (None, Some(i)) => format!("a network on {i}"),
+                (None, None) => "a network".into(),
+            };
+            findings.push(Cause {
+                origin: Some(a.origin.clone()),
+                ..cause(
+                    codes::ACTIVE_PROFILE,
+                    false,
+                    format!(
+                        "the running machine is connected to {net} with the {} profile ({}): inbound TCP {port} is {} there now",
+                        a.profile,
+                        a.origin.capture.as_ref().map_or_else(|| a.origin.to_string(), |c| c.to_string()),
+                        verdict.to_uppercase()
+                    ),
+                    None,
+                )
+            });
+        }
+    }
     for n in &cfg.notes {
         findings.push(cause(n.code, false, n.text.clone(), None));
     }
@@ -536,6 +579,33 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
             names_known: cfg.names.len(),
         },
     }
+}
+
+/// The input shows no firewall rule (a partial capture): "no rule allows RDP" would be a guess.
+/// Such a cause becomes `unknown`, and a verdict that rests on it alone `conditional`.
+fn unknown_rules(r: &mut ProfileResult, port: u16) {
+    let mut replaced = false;
+    for c in &mut r.causes {
+        if c.code == codes::RDP_RULE_MISSING {
+            *c = cause(
+                codes::UNKNOWN,
+                true,
+                format!("the capture does not show every firewall rule, so whether one allows inbound TCP {port} is unknown"),
+                Some("capture the rules too: run the collector (`guestwall collect`) on the VM, or `netsh advfirewall firewall show rule name=all dir=in verbose`".into()),
+            );
+            replaced = true;
+        }
+    }
+    if replaced
+        && r.verdict == Verdict::Blocked
+        && r.causes
+            .iter()
+            .filter(|c| c.blocks)
+            .all(|c| c.code == codes::UNKNOWN)
+    {
+        r.verdict = Verdict::Conditional;
+    }
+    r.causes.dedup();
 }
 
 /// What a client from the internet gets from a rule scoped by `conditions` (the rule's

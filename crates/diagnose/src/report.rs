@@ -118,7 +118,18 @@ pub fn blocking_codes(d: &Diagnosis) -> Vec<Code> {
 /// target's arguments as the user gave them, quoted for a shell (see [`target_args`]), for the
 /// next command.
 pub fn write_text(diags: &[Diagnosis], target_args: &str, out: &mut dyn Write) -> io::Result<()> {
-    write_text_styled(diags, target_args, &Palette::plain(), out)
+    write_text_with(diags, target_args, false, &Palette::plain(), out)
+}
+
+/// [`write_text`] for a capture of a running machine (`online`): the next commands are the
+/// console script and the plan, never a write (guestwall cannot write to a capture).
+pub fn write_text_for(
+    diags: &[Diagnosis],
+    target_args: &str,
+    online: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    write_text_with(diags, target_args, online, &Palette::plain(), out)
 }
 
 /// [`write_text`] with the verdicts painted by `palette` (a terminal's colours); with
@@ -126,6 +137,17 @@ pub fn write_text(diags: &[Diagnosis], target_args: &str, out: &mut dyn Write) -
 pub fn write_text_styled(
     diags: &[Diagnosis],
     target_args: &str,
+    palette: &Palette,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    write_text_with(diags, target_args, false, palette, out)
+}
+
+/// [`write_text_for`] with the verdicts painted by `palette`.
+pub fn write_text_with(
+    diags: &[Diagnosis],
+    target_args: &str,
+    online: bool,
     palette: &Palette,
     out: &mut dyn Write,
 ) -> io::Result<()> {
@@ -149,6 +171,10 @@ pub fn write_text_styled(
                 "from --port; the hive has no valid PortNumber (Windows' default is 3389)".into()
             }
             PortSource::Default => "Windows' default: the hive has no PortNumber".into(),
+            PortSource::Unknown => {
+                "Windows' default; the capture does not show PortNumber (--port names another)"
+                    .into()
+            }
         };
         let invalid = d
             .findings
@@ -220,7 +246,7 @@ pub fn write_text_styled(
             }
         }
     }
-    write_result(diags, target_args, out)
+    write_result(diags, target_args, online, out)
 }
 
 /// How text output paints verdicts: green for allowed, red for blocked, yellow for
@@ -288,7 +314,12 @@ pub fn target_args(target: &str, software: Option<&str>) -> String {
 }
 
 /// The closing line: reachable or not, the causes by code, and the next command.
-fn write_result(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::Result<()> {
+fn write_result(
+    diags: &[Diagnosis],
+    target: &str,
+    online: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     // A hive that cannot be written as it is (dirty without logs, logs partly applied) needs
     // --allow-dirty for the fix, which the next commands then say.
     let dirty = diags.iter().flat_map(|d| &d.findings).any(|f| {
@@ -327,6 +358,16 @@ fn write_result(diags: &[Diagnosis], target: &str, out: &mut dyn Write) -> io::R
     let t = target;
     writeln!(out, "Result: RDP is {what}.")?;
     writeln!(out, "Next:")?;
+    if online {
+        writeln!(
+            out,
+            "  guestwall script {t}   # commands that fix it, for the VM's serial console (--powershell: PowerShell)"
+        )?;
+        return writeln!(
+            out,
+            "  guestwall fix --dry-run {t}   # the changes, one by one, with those commands"
+        );
+    }
     writeln!(out, "  guestwall fix --dry-run {t}   # shows the changes")?;
     if dirty {
         writeln!(

@@ -56,6 +56,15 @@ pub enum Code {
     /// An RDP allow rule admits only some clients (remote address, interface, authorization
     /// …): the verdict is conditional, or the rule is disabled and would be.
     RdpRuleScoped,
+    /// Online (a capture): the profile of a network the machine is connected to, and the
+    /// verdict there now.
+    ActiveProfile,
+    /// Online (a capture): what only a running machine shows (a service's state, what
+    /// listens on the RDP port).
+    OnlineState,
+    /// A capture does not show something the verdict rests on: it is reported as unknown,
+    /// never guessed.
+    Unknown,
     /// Not a cause: a change asked for by a `netsh` command.
     NetshCommand,
     /// Only in a plan's `unresolved`: the verdict is conditional and no single rule names the
@@ -89,6 +98,9 @@ impl Code {
             Code::PortMismatch => "port-mismatch",
             Code::RdpPortInvalid => "rdp-port-invalid",
             Code::RdpRuleScoped => "rdp-rule-scoped",
+            Code::ActiveProfile => "active-profile",
+            Code::OnlineState => "online-state",
+            Code::Unknown => "unknown",
             Code::NetshCommand => "netsh-command",
             Code::Conditional => "conditional",
         }
@@ -174,6 +186,12 @@ pub const RDP_PORT_INVALID: Code = Code::RdpPortInvalid;
 /// An RDP allow rule admits only some clients (remote address, interface, authorization
 /// …): the verdict is conditional, or the rule is disabled and would be.
 pub const RDP_RULE_SCOPED: Code = Code::RdpRuleScoped;
+/// Online (a capture): the profile of a connected network and the verdict there now.
+pub const ACTIVE_PROFILE: Code = Code::ActiveProfile;
+/// Online (a capture): a service's state, or what listens on the RDP port.
+pub const ONLINE_STATE: Code = Code::OnlineState;
+/// A capture does not show something the verdict rests on.
+pub const UNKNOWN: Code = Code::Unknown;
 
 /// Every cause and finding code, in the order documented in `docs/json.md`.
 pub const ALL: &[Code] = &[
@@ -196,6 +214,9 @@ pub const ALL: &[Code] = &[
     DEFAULT_INBOUND_ALLOW,
     DISABLED_INTERFACES,
     ACTIVE_PROFILE_HINT,
+    ACTIVE_PROFILE,
+    ONLINE_STATE,
+    UNKNOWN,
     CONTROL_SET_MISMATCH,
     LOGS_PARTLY_APPLIED,
     INPUT_NOTE,

@@ -32,7 +32,7 @@ pub use eval::{
     match_flow, normalize_path, Decider, Exclusion, FlowMatch, Listener, ListenerProcess, Mismatch,
     Os, Policy, ProfileDecision, RuleOutcome, StoredConSec, StoredRule, Verdict,
 };
-pub use machine::{MachineConfig, NetworkHint, Note, ServiceStart, FIREWALL_POLICY};
+pub use machine::{ActiveNetwork, MachineConfig, NetworkHint, Note, ServiceStart, FIREWALL_POLICY};
 pub use origin::{CaptureLine, HiveKind, Origin};
 pub use rule::{parse_version, Rule, RuleString, Segment};
 pub use settings::{

@@ -1,6 +1,7 @@
 //! One control set of a machine, as the diagnosis sees it: the firewall [`Policy`] and the
 //! facts around it (Remote Desktop on or off, its port, the services, the OS, the last network).
-//! The ingest layer builds it from hives (later: from captures); tests build it by hand.
+//! The ingest layer builds it from hives and from captures of a running machine; tests build
+//! it by hand.
 
 use crate::codes::{self, Code};
 use crate::eval::{Os, Policy};
@@ -35,6 +36,20 @@ pub struct NetworkHint {
     pub name: String,
     /// When it was last connected, as text.
     pub last_connected: Option<String>,
+}
+
+/// A network a running machine is connected to, and its firewall profile (known online, from
+/// a capture; never inferred).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveNetwork {
+    /// The profile Windows gave it.
+    pub profile: Profile,
+    /// The network's name, when the capture shows it.
+    pub name: Option<String>,
+    /// The interface, when the capture shows it.
+    pub interface: Option<String>,
+    /// Where it was read (the capture line).
+    pub origin: Origin,
 }
 
 /// A note about the input, with its code ([`codes::INPUT_NOTE`] or a more specific one such
@@ -87,6 +102,13 @@ pub struct MachineConfig {
     pub services: Vec<ServiceStart>,
     /// The last known network.
     pub network_hint: Option<NetworkHint>,
+    /// Online (a capture that shows it): the connected networks and their profiles. `None`
+    /// offline, or when the capture does not say.
+    pub active: Option<Vec<ActiveNetwork>>,
+    /// The input shows no firewall rule at all (a partial capture): a profile whose verdict
+    /// would rest on the rules is `conditional`, with an `unknown` cause, rather than blocked
+    /// for want of a rule nobody saw.
+    pub rules_unknown: bool,
     /// Notes about the input, shown as findings.
     pub notes: Vec<Note>,
     /// The VM's language and the rule names its console shows.

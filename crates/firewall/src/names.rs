@@ -31,6 +31,14 @@ pub fn english(indirect: &str) -> Option<&'static str> {
         .map(|(_, v)| *v)
 }
 
+/// True when `name` is the English text of one of the indirect strings above (a rule shown
+/// by its English name, not by the name a Windows in another language gives it).
+pub fn is_english_display_name(name: &str) -> bool {
+    TABLE
+        .iter()
+        .any(|(_, v)| v.eq_ignore_ascii_case(name.trim()))
+}
+
 /// A name for display: the English text of an indirect string, or the string as it is.
 pub fn display(s: &str) -> String {
     english(s).map_or_else(|| s.to_string(), str::to_string)

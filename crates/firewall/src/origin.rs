@@ -49,6 +49,19 @@ pub struct CaptureLine {
     pub file: Arc<str>,
     /// The 1-based line.
     pub line: usize,
+    /// For a fact decoded from a collector block (whose `line` is the block's BEGIN line):
+    /// the 1-based line inside the decoded payload.
+    pub payload_line: Option<usize>,
+}
+
+impl fmt::Display for CaptureLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)?;
+        if let Some(p) = self.payload_line {
+            write!(f, ", payload line {p}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Where a setting, rule or value was read: a key (and value) of a hive, and the capture line
@@ -146,7 +159,7 @@ impl fmt::Display for Origin {
             write!(f, "\\{v}")?;
         }
         if let Some(c) = &self.capture {
-            write!(f, " ({}:{})", c.file, c.line)?;
+            write!(f, " ({c})")?;
         }
         Ok(())
     }
@@ -181,8 +194,14 @@ mod tests {
         c.capture = Some(CaptureLine {
             file: "cap.txt".into(),
             line: 7,
+            payload_line: None,
         });
         assert_eq!(c.to_string(), "SOFTWARE\\Policies\\x (cap.txt:7)");
+        c.capture.as_mut().unwrap().payload_line = Some(40);
+        assert_eq!(
+            c.to_string(),
+            "SOFTWARE\\Policies\\x (cap.txt:7, payload line 40)"
+        );
         assert!(v.same_place(&Origin::system("controlset001\\services\\mpssvc").value("START")));
         assert!(!v.same_place(&k));
     }

@@ -5,7 +5,9 @@
 use guestwall_firewall::names::LocalNames;
 use guestwall_firewall::{MachineConfig, Note};
 use guestwall_mui::{builtin, lang, parse_indirect, resolve_indirect, StringTable, StringTables};
-use guestwall_regf::{Hive, RegData};
+use guestwall_regf::RegData;
+
+use crate::view::{KeyView, RegView};
 
 /// Reads a file of the installation by its path below the Windows folder
 /// (`System32/nl-NL/FirewallAPI.dll.mui`): its location for messages and its bytes, or `None`
@@ -18,26 +20,43 @@ const MAX_MUI: usize = 16 << 20;
 /// The UI language of the machine: `Control\MUI\Settings\PreferredUILanguages` when set
 /// (the language chosen after installation), else `Control\Nls\Language\InstallLanguage`.
 /// Returns the tag and where it was read.
-fn ui_language(system: &Hive, cs: &str) -> Option<(String, String)> {
+fn ui_language(system: &impl RegView, cs: &str) -> Option<(String, String)> {
     let settings = format!("{cs}\\Control\\MUI\\Settings");
-    if let Ok(Some(k)) = system.find_key(&settings) {
-        if let Some(RegData::MultiString(l)) = k.decoded_value("PreferredUILanguages") {
-            if let Some(first) = l.into_iter().find(|s| lang::by_tag(s).is_some()) {
-                let tag = lang::by_tag(&first).map_or(first, |l| l.tag.to_string());
-                return Some((tag, format!("SYSTEM\\{settings}\\PreferredUILanguages")));
+    if let Some(k) = system.find_key(&settings) {
+        if let Some((t, b)) = k.raw_value("PreferredUILanguages") {
+            if let RegData::MultiString(l) = RegData::decode(t, &b) {
+                if let Some(first) = l.into_iter().find(|s| lang::by_tag(s).is_some()) {
+                    let tag = lang::by_tag(&first).map_or(first, |l| l.tag.to_string());
+                    return Some((tag, format!("SYSTEM\\{settings}\\PreferredUILanguages")));
+                }
             }
         }
     }
     let nls = format!("{cs}\\Control\\Nls\\Language");
-    let k = system.find_key(&nls).ok().flatten()?;
+    let k = system.find_key(&nls)?;
+    let mut passed_over = Vec::new();
     for value in ["InstallLanguage", "Default"] {
-        if let Some(id) = k
-            .string_value(value)
-            .and_then(|s| lang::parse_install_language(&s))
-        {
-            let tag =
-                lang::by_langid(id).map_or_else(|| format!("{id:04x}"), |l| l.tag.to_string());
-            return Some((tag, format!("SYSTEM\\{nls}\\{value}")));
+        let Some((t, b)) = k.raw_value(value) else {
+            continue;
+        };
+        let data = RegData::decode(t, &b);
+        let id = match &data {
+            RegData::String(s) => lang::parse_install_language(s),
+            _ => None,
+        };
+        match id {
+            Some(id) => {
+                let tag =
+                    lang::by_langid(id).map_or_else(|| format!("{id:04x}"), |l| l.tag.to_string());
+                let mut origin = format!("SYSTEM\\{nls}\\{value}");
+                if !passed_over.is_empty() {
+                    origin.push_str(&format!(" ({})", passed_over.join("; ")));
+                }
+                return Some((tag, origin));
+            }
+            None => passed_over.push(format!(
+                "{value} = {data} is not a language ID (four hex digits as a REG_SZ, such as 0413)"
+            )),
         }
     }
     None
@@ -45,7 +64,11 @@ fn ui_language(system: &Hive, cs: &str) -> Option<(String, String)> {
 
 /// Fills `cfg.names`: the language, and the localized text of every indirect string the
 /// rules use. Notes say when the language file could not be read.
-pub(crate) fn localize(cfg: &mut MachineConfig, system: &Hive, files: Option<FileReader<'_>>) {
+pub(crate) fn localize(
+    cfg: &mut MachineConfig,
+    system: &impl RegView,
+    files: Option<FileReader<'_>>,
+) {
     let Some((tag, origin)) = ui_language(system, &cfg.control_set) else {
         return;
     };

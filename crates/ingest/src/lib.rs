@@ -12,6 +12,11 @@
 //! The two steps are the modules `locate` (what the target is) and `read` (hives → model:
 //! every setting and rule with its typed [`guestwall_firewall::Origin`]).
 //!
+//! A capture of a running machine (console text, Run Command output, the collector's block)
+//! is the third kind of target: [`capture::load_capture`] turns a parsed
+//! [`guestwall_capture::Capture`] into the same model, reading its registry values with the
+//! same code as hives.
+//!
 //! What is read, from SYSTEM (per control set): the local firewall store
 //! (`Services\SharedAccess\Parameters\FirewallPolicy`: profiles, `FirewallRules`,
 //! `Mdm\FirewallRules`, `RestrictedServices`, `ConSecRules`), `Control\Terminal Server`
@@ -23,10 +28,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod capture;
 pub mod image;
 mod language;
 mod locate;
 mod read;
+mod view;
 
 use std::path::{Path, PathBuf};
 
@@ -106,6 +113,14 @@ pub enum IngestError {
         what: &'static str,
         /// What to do.
         hint: &'static str,
+    },
+    /// A capture (text from a running machine) holds nothing guestwall can read.
+    #[error("{name}: {reason}")]
+    Capture {
+        /// The capture's name (`-` for standard input).
+        name: String,
+        /// Why it does not do.
+        reason: String,
     },
     /// A hive could not be read.
     #[error("{location}")]
@@ -254,6 +269,8 @@ pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
         HiveIdentity::Other(s) => return Err(wrong(s)),
     }
     let mut notes: Vec<Note> = Vec::new();
+    // What was read of hives read lazily, for a note once they have been read.
+    let mut lazy: Vec<String> = Vec::new();
     hive_notes(&sys_at, &system, &mut notes);
     let software = match src.software {
         Some(sw) => match Hive::open_lazy(sw) {
@@ -282,7 +299,9 @@ pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
                         check_subtree(&h, t)
                             .map_err(|(at, e)| damaged(&sw.location(), "SOFTWARE", &at, e))?;
                     }
-                    Some(read_software(&h))
+                    let facts = read_software(&h);
+                    lazy.extend(lazy_part("SOFTWARE", &h));
+                    Some(facts)
                 }
             }
             Err(e) if src.software_given => return Err(hive_err(&sw.location())(e)),
@@ -361,5 +380,26 @@ pub fn load_sources(src: &Sources<'_>) -> Result<Vec<MachineConfig>> {
         language::localize(&mut cfg, &system, src.files);
         out.push(cfg);
     }
+    lazy.splice(0..0, lazy_part("SYSTEM", &system));
+    if !lazy.is_empty() {
+        let note = Note::input(format!(
+            "read lazily, only what the diagnosis needs: {}; every bin read was checked, damage elsewhere is not seen (`guestwall hive info IMAGE::PATH` reads and checks a hive whole)",
+            lazy.join(", ")
+        ));
+        for cfg in &mut out {
+            cfg.notes.push(note.clone());
+        }
+    }
     Ok(out)
+}
+
+/// For a hive read lazily (inside a disk image): how much of it was read.
+fn lazy_part(name: &str, hive: &Hive) -> Option<String> {
+    let (bins, bytes) = hive.lazy_read()?;
+    let total = u64::from(hive.base_block().hbins_size);
+    Some(format!(
+        "{name} {bins} bins ({} KiB of {:.1} MiB)",
+        bytes.div_ceil(1024),
+        total as f64 / f64::from(1u32 << 20)
+    ))
 }

@@ -1,5 +1,8 @@
 //! *Read*: registry hives to the firewall model. Every setting and rule gets the typed
-//! [`Origin`] of the key and value it was read from.
+//! [`Origin`] of the key and value it was read from (and, for a capture, its line).
+//!
+//! Written once against [`RegView`]/[`KeyView`]: a regf hive and the registry part of a
+//! capture are read by the same code.
 
 use guestwall_firewall::{
     ConSecRule, HiveKind, Logging, MachineConfig, NetworkHint, Origin, Os, Policy, Profile, Rule,
@@ -7,7 +10,9 @@ use guestwall_firewall::{
     FIREWALL_POLICY,
 };
 use guestwall_regf::data::{REG_EXPAND_SZ, REG_MULTI_SZ, REG_SZ};
-use guestwall_regf::{Hive, Key, RegData};
+use guestwall_regf::{Hive, RegData};
+
+use crate::view::{KeyView, RegView};
 
 /// The Group Policy firewall store in SOFTWARE.
 pub const GP_FIREWALL: &str = "Policies\\Microsoft\\WindowsFirewall";
@@ -75,31 +80,41 @@ pub(crate) fn hive_identity(hive: &Hive) -> HiveIdentity {
     ))
 }
 
-pub(crate) fn dword(key: &Key<'_>, name: &str) -> Option<u32> {
-    key.dword_value(name)
+/// A value decoded the way regf decodes it.
+fn decoded(key: &impl KeyView, name: &str) -> Option<RegData> {
+    let (t, data) = key.raw_value(name)?;
+    Some(RegData::decode(t, &data))
+}
+
+/// The number held by a REG_DWORD (or REG_DWORD_BIG_ENDIAN) value of four bytes.
+pub(crate) fn dword(key: &impl KeyView, name: &str) -> Option<u32> {
+    match decoded(key, name)? {
+        RegData::Dword(d) => Some(d),
+        _ => None,
+    }
 }
 
 /// A string value; a REG_MULTI_SZ reads as its strings joined with commas (as
 /// `DisabledInterfaces` may be stored).
-fn string(key: &Key<'_>, name: &str) -> Option<String> {
-    match key.decoded_value(name)? {
+fn string(key: &impl KeyView, name: &str) -> Option<String> {
+    match decoded(key, name)? {
         RegData::MultiString(l) => Some(l.join(",")),
-        _ => key.string_value(name),
+        RegData::String(s) => Some(s),
+        _ => None,
     }
 }
 
-fn bool_setting(key: &Key<'_>, name: &str, origin: &Origin) -> Option<Setting<bool>> {
-    dword(key, name).map(|v| Setting::new(v != 0, origin.value(name)))
+fn bool_setting(key: &impl KeyView, name: &str, origin: &Origin) -> Option<Setting<bool>> {
+    dword(key, name).map(|v| Setting::new(v != 0, key.value_origin(origin, name)))
 }
 
-fn store_profile(key: &Key<'_>, origin: &Origin) -> StoreProfile {
-    let logging = key.subkey("Logging").ok().flatten();
+fn store_profile<K: KeyView>(key: &K, origin: &Origin) -> StoreProfile {
+    let logging = key.subkey("Logging");
     let log_origin = origin.subkey("Logging");
     let log_dword = |name: &str| {
-        logging
-            .as_ref()
-            .and_then(|k| dword(k, name))
-            .map(|v| Setting::new(v, log_origin.value(name)))
+        logging.as_ref().and_then(|k| {
+            dword(k, name).map(|v| Setting::new(v, k.value_origin(&log_origin, name)))
+        })
     };
     StoreProfile {
         origin: origin.clone(),
@@ -114,10 +129,10 @@ fn store_profile(key: &Key<'_>, origin: &Origin) -> StoreProfile {
                 .map(|s| Setting::new(s.value != 0, s.origin)),
             log_dropped: log_dword("LogDroppedPackets")
                 .map(|s| Setting::new(s.value != 0, s.origin)),
-            file: logging
-                .as_ref()
-                .and_then(|k| string(k, "LogFilePath"))
-                .map(|v| Setting::new(v, log_origin.value("LogFilePath"))),
+            file: logging.as_ref().and_then(|k| {
+                string(k, "LogFilePath")
+                    .map(|v| Setting::new(v, k.value_origin(&log_origin, "LogFilePath")))
+            }),
             max_kb: log_dword("LogFileSize"),
         },
         enable_firewall: bool_setting(key, "EnableFirewall", origin),
@@ -132,7 +147,7 @@ fn store_profile(key: &Key<'_>, origin: &Origin) -> StoreProfile {
                     .map(|x| x.trim().to_string())
                     .filter(|x| !x.is_empty())
                     .collect(),
-                origin.value("DisabledInterfaces"),
+                key.value_origin(origin, "DisabledInterfaces"),
             )
         }),
     }
@@ -140,12 +155,13 @@ fn store_profile(key: &Key<'_>, origin: &Origin) -> StoreProfile {
 
 /// Reads a store's profile keys. `group_policy` selects the Group Policy names
 /// (`PrivateProfile`, legacy `StandardProfile`); the local store's Private is `StandardProfile`.
-fn store_settings(root: &Key<'_>, origin: &Origin, group_policy: bool) -> StoreSettings {
+fn store_settings(root: &impl KeyView, origin: &Origin, group_policy: bool) -> StoreSettings {
     let sub = |name: &str| {
-        root.subkey(name)
-            .ok()
-            .flatten()
-            .map(|k| store_profile(&k, &origin.subkey(name)))
+        root.subkey(name).map(|k| {
+            let mut o = origin.subkey(name);
+            o.capture = k.line(None);
+            store_profile(&k, &o)
+        })
     };
     if group_policy {
         StoreSettings {
@@ -166,30 +182,29 @@ fn store_settings(root: &Key<'_>, origin: &Origin, group_policy: bool) -> StoreS
 }
 
 /// Every string value of a key, as (name, text).
-fn string_values(key: &Key<'_>) -> Vec<(String, String)> {
-    let Ok(values) = key.values() else {
-        return Vec::new();
-    };
-    values
-        .iter()
-        .filter(|v| matches!(v.data_type(), REG_SZ | REG_EXPAND_SZ | REG_MULTI_SZ))
-        .filter_map(|v| {
-            let data = v.data().ok()?;
-            match RegData::decode(v.data_type(), &data) {
-                RegData::String(s) => Some((v.name().to_string_lossy(), s)),
-                _ => None,
-            }
+fn string_values(key: &impl KeyView) -> Vec<(String, String)> {
+    key.raw_values()
+        .into_iter()
+        .filter(|(_, t, _)| matches!(*t, REG_SZ | REG_EXPAND_SZ | REG_MULTI_SZ))
+        .filter_map(|(name, t, data)| match RegData::decode(t, &data) {
+            RegData::String(s) => Some((name, s)),
+            _ => None,
         })
         .collect()
 }
 
 /// The rules of the key `origin` names (its key path is read from `hive`).
-fn rules_from(hive: &Hive, origin: &Origin, store: Store, out: &mut Vec<StoredRule>) {
-    if let Ok(Some(key)) = hive.find_key(&origin.key) {
+pub(crate) fn rules_from(
+    hive: &impl RegView,
+    origin: &Origin,
+    store: Store,
+    out: &mut Vec<StoredRule>,
+) {
+    if let Some(key) = hive.find_key(&origin.key) {
         for (id, s) in string_values(&key) {
             out.push(StoredRule::new(
                 store,
-                origin.value(id.as_str()),
+                key.value_origin(origin, &id),
                 Rule::parse(&id, &s),
             ));
         }
@@ -197,12 +212,12 @@ fn rules_from(hive: &Hive, origin: &Origin, store: Store, out: &mut Vec<StoredRu
 }
 
 /// The connection security rules of the key `origin` names.
-fn consec_from(hive: &Hive, origin: &Origin, store: Store, out: &mut Vec<StoredConSec>) {
-    if let Ok(Some(key)) = hive.find_key(&origin.key) {
+fn consec_from(hive: &impl RegView, origin: &Origin, store: Store, out: &mut Vec<StoredConSec>) {
+    if let Some(key) = hive.find_key(&origin.key) {
         for (id, s) in string_values(&key) {
             out.push(StoredConSec {
                 store,
-                origin: origin.value(id.as_str()),
+                origin: key.value_origin(origin, &id),
                 rule: ConSecRule::parse(&id, &s),
             });
         }
@@ -223,10 +238,11 @@ pub(crate) struct SoftwareFacts {
 
 /// What SOFTWARE says: the Group Policy store, the policy copy of fDenyTSConnections, the OS,
 /// the last network.
-pub(crate) fn read_software(hive: &Hive) -> SoftwareFacts {
+pub(crate) fn read_software(hive: &impl RegView) -> SoftwareFacts {
     let mut f = SoftwareFacts::default();
-    if let Ok(Some(k)) = hive.find_key(GP_FIREWALL) {
-        let origin = Origin::software(GP_FIREWALL);
+    if let Some(k) = hive.find_key(GP_FIREWALL) {
+        let mut origin = Origin::software(GP_FIREWALL);
+        origin.capture = k.line(None);
         f.gp = Some(store_settings(&k, &origin, true));
         rules_from(
             hive,
@@ -241,14 +257,14 @@ pub(crate) fn read_software(hive: &Hive) -> SoftwareFacts {
             &mut f.gp_consec,
         );
     }
-    if let Ok(Some(k)) = hive.find_key(GP_TERMINAL_SERVICES) {
+    if let Some(k) = hive.find_key(GP_TERMINAL_SERVICES) {
         f.deny_ts_policy = bool_setting(
             &k,
             "fDenyTSConnections",
             &Origin::software(GP_TERMINAL_SERVICES),
         );
     }
-    if let Ok(Some(k)) = hive.find_key("Microsoft\\Windows NT\\CurrentVersion") {
+    if let Some(k) = hive.find_key("Microsoft\\Windows NT\\CurrentVersion") {
         let build = string(&k, "CurrentBuildNumber")
             .or_else(|| string(&k, "CurrentBuild"))
             .and_then(|b| b.trim().parse::<u32>().ok());
@@ -284,11 +300,9 @@ pub(crate) fn read_software(hive: &Hive) -> SoftwareFacts {
         };
     }
     // The most recently connected network, as a hint of the active profile.
-    if let Ok(Some(k)) =
-        hive.find_key("Microsoft\\Windows NT\\CurrentVersion\\NetworkList\\Profiles")
-    {
+    if let Some(k) = hive.find_key("Microsoft\\Windows NT\\CurrentVersion\\NetworkList\\Profiles") {
         let mut best: Option<(Vec<u16>, NetworkHint)> = None;
-        for p in k.subkeys().unwrap_or_default() {
+        for p in k.subkeys() {
             let Some(cat) = dword(&p, "Category") else {
                 continue;
             };
@@ -299,12 +313,10 @@ pub(crate) fn read_software(hive: &Hive) -> SoftwareFacts {
                 _ => continue,
             };
             let when = p
-                .value("DateLastConnected")
-                .ok()
-                .flatten()
-                .and_then(|v| v.data().ok().map(|d| d.into_owned()))
+                .raw_value("DateLastConnected")
+                .map(|(_, d)| d.into_owned())
                 .unwrap_or_default();
-            let name = string(&p, "ProfileName").unwrap_or_else(|| p.name().to_string_lossy());
+            let name = string(&p, "ProfileName").unwrap_or_else(|| p.name());
             let last = systemtime_text(&when);
             let key = systemtime_key(&when);
             if best.as_ref().is_none_or(|(k, _)| key > *k) {
@@ -377,7 +389,7 @@ pub(crate) fn infer_os(policy: &Policy) -> Os {
 /// Reads one control set of SYSTEM (`ControlSet001`) into a [`MachineConfig`], with what
 /// SOFTWARE contributes. `why` says why this control set (`Select\\Current`, …).
 pub(crate) fn read_control_set(
-    system: &Hive,
+    system: &impl RegView,
     cs: &str,
     why: &str,
     label: String,
@@ -385,8 +397,10 @@ pub(crate) fn read_control_set(
 ) -> MachineConfig {
     let mut policy = Policy::default();
     let fw = Origin::system(format!("{cs}\\{FIREWALL_POLICY}"));
-    if let Ok(Some(k)) = system.find_key(&fw.key) {
-        policy.local = store_settings(&k, &fw, false);
+    if let Some(k) = system.find_key(&fw.key) {
+        let mut o = fw.clone();
+        o.capture = k.line(None);
+        policy.local = store_settings(&k, &o, false);
     }
     let rule_keys = [
         ("FirewallRules", Store::Local),
@@ -436,23 +450,29 @@ pub(crate) fn read_control_set(
         }
     }
     let ts = Origin::system(format!("{cs}\\Control\\Terminal Server"));
-    if let Ok(Some(k)) = system.find_key(&ts.key) {
+    if let Some(k) = system.find_key(&ts.key) {
         cfg.deny_ts = bool_setting(&k, "fDenyTSConnections", &ts);
     }
     let rdp = ts.subkey("WinStations\\RDP-Tcp");
-    if let Ok(Some(k)) = system.find_key(&rdp.key) {
-        cfg.port = dword(&k, "PortNumber").map(|p| Setting::new(p, rdp.value("PortNumber")));
+    if let Some(k) = system.find_key(&rdp.key) {
+        cfg.port =
+            dword(&k, "PortNumber").map(|p| Setting::new(p, k.value_origin(&rdp, "PortNumber")));
     }
     for name in ["MpsSvc", "BFE", "TermService"] {
         let path = format!("{cs}\\Services\\{name}");
-        let key = system.find_key(&path).ok().flatten();
+        let key = system.find_key(&path);
+        let mut origin = Origin::key(
+            HiveKind::System,
+            key.as_ref()
+                .map_or(path, |k| format!("{cs}\\Services\\{}", k.name())),
+        );
+        origin.capture = key
+            .as_ref()
+            .and_then(|k| k.line(Some("Start")).or_else(|| k.line(None)));
         cfg.services.push(ServiceStart {
             name: name.to_string(),
             start: key.as_ref().and_then(|k| dword(k, "Start")),
-            origin: Origin::key(
-                HiveKind::System,
-                key.map_or(path, |k| format!("{cs}\\Services\\{}", k.name())),
-            ),
+            origin,
         });
     }
     cfg.policy = policy;

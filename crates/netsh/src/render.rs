@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use guestwall_capture::lang::{self, Language, RuleLabel};
 use guestwall_firewall::names::display;
 use guestwall_firewall::{Action, Direction, Profile, Rule};
 
@@ -27,10 +28,15 @@ pub struct ShownRule<'a> {
 }
 
 fn row(out: &mut dyn Write, label: &str, value: &str) -> io::Result<()> {
+    row_at(out, COLUMN, label, value)
+}
+
+/// A `label value` line with the value at column `column` (in characters).
+fn row_at(out: &mut dyn Write, column: usize, label: &str, value: &str) -> io::Result<()> {
     if value.is_empty() {
         writeln!(out, "{label}")
     } else {
-        writeln!(out, "{label:<COLUMN$}{value}")
+        writeln!(out, "{label:<column$}{value}")
     }
 }
 
@@ -112,55 +118,235 @@ fn security(rule: &Rule) -> String {
     }
 }
 
+/// The words of netsh's `show rule` output in a language: the labels and values that
+/// public captures and fixtures document (`guestwall_capture::lang`, each entry with the kind
+/// of its source), English for anything not documented in that language. Nothing is
+/// translated here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Words {
+    lang: Option<Language>,
+}
+
+impl Words {
+    /// netsh's English output.
+    pub fn english() -> Words {
+        Words { lang: None }
+    }
+
+    /// The output of a Windows whose UI language is `tag` (`de-DE`): German, Spanish and
+    /// Russian have documented words; any other language (and French, whose sources
+    /// disagree) gives English.
+    pub fn for_language(tag: Option<&str>) -> Words {
+        let primary = tag
+            .and_then(|t| t.split(['-', '_']).next())
+            .map(str::to_ascii_lowercase);
+        let lang = match primary.as_deref() {
+            Some("de") => Some(Language::German),
+            Some("es") => Some(Language::Spanish),
+            Some("ru") => Some(Language::Russian),
+            _ => None,
+        };
+        Words { lang }
+    }
+
+    /// True when this is English.
+    pub fn is_english(&self) -> bool {
+        self.lang.is_none()
+    }
+
+    /// The column values start at: 41 in German (the real capture in the shared corpus,
+    /// `netsh/de`), 38 in English and Russian (real captures), 38 for Spanish (no capture).
+    fn column(&self) -> usize {
+        match self.lang {
+            Some(Language::German) => 41,
+            _ => COLUMN,
+        }
+    }
+
+    fn label(&self, l: RuleLabel, english: &'static str) -> String {
+        let word = self
+            .lang
+            .and_then(|lang| {
+                lang::RULE_LABELS
+                    .iter()
+                    .find(|(k, g, _)| *k == l && *g == lang)
+                    .map(|(_, _, w)| *w)
+            })
+            .unwrap_or(english);
+        format!("{word}:")
+    }
+
+    fn word<T: PartialEq + Copy>(
+        &self,
+        table: &[(&'static str, T, Language)],
+        v: T,
+        english: &'static str,
+    ) -> &'static str {
+        self.lang
+            .and_then(|lang| {
+                table
+                    .iter()
+                    .find(|(_, x, g)| *x == v && *g == lang)
+                    .map(|(w, _, _)| *w)
+            })
+            .unwrap_or(english)
+    }
+
+    fn any(&self, value: String) -> String {
+        if value != "Any" {
+            return value;
+        }
+        self.lang
+            .and_then(|lang| lang::ANY.iter().find(|(_, g)| *g == lang).map(|(w, _)| *w))
+            .unwrap_or("Any")
+            .to_string()
+    }
+
+    fn profiles(&self, list: String) -> String {
+        if self.lang.is_none() {
+            return list;
+        }
+        list.split(',')
+            .map(|p| match p {
+                "Domain" => self.word(lang::PROFILES, Profile::Domain, "Domain"),
+                "Private" => self.word(lang::PROFILES, Profile::Private, "Private"),
+                "Public" => self.word(lang::PROFILES, Profile::Public, "Public"),
+                _ => p,
+            })
+            .map(|p| self.any(p.to_string()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn ok(&self) -> &'static str {
+        self.lang
+            .and_then(|lang| {
+                lang::OK_LINES
+                    .iter()
+                    .find(|(_, g)| *g == lang)
+                    .map(|(w, _)| *w)
+            })
+            .unwrap_or("Ok.")
+    }
+
+    fn no_match(&self) -> &'static str {
+        self.lang
+            .and_then(|lang| {
+                lang::NO_RULES
+                    .iter()
+                    .find(|(_, g)| *g == lang)
+                    .map(|(w, _)| *w)
+            })
+            .unwrap_or(NO_MATCH)
+    }
+}
+
 /// Writes one rule block.
 pub fn write_rule(out: &mut dyn Write, r: ShownRule<'_>, verbose: bool) -> io::Result<()> {
+    write_rule_in(out, r, verbose, Words::english())
+}
+
+/// Writes one rule block in the words `w`.
+pub fn write_rule_in(
+    out: &mut dyn Write,
+    r: ShownRule<'_>,
+    verbose: bool,
+    w: Words,
+) -> io::Result<()> {
     let rule = r.rule;
     let name = r.local_name.map(str::to_string).unwrap_or_else(|| {
         rule.name
             .as_deref()
             .map_or_else(|| rule.id.clone(), display)
     });
-    row(out, "Rule Name:", &name)?;
+    row_at(
+        out,
+        w.column(),
+        &w.label(RuleLabel::RuleName, "Rule Name"),
+        &name,
+    )?;
     writeln!(out, "{DASHES}")?;
     if verbose {
         if let Some(d) = rule.description.as_deref().filter(|d| !d.is_empty()) {
-            row(out, "Description:", &display(d))?;
+            row_at(
+                out,
+                w.column(),
+                &w.label(RuleLabel::Description, "Description"),
+                &display(d),
+            )?;
         }
     }
-    row(out, "Enabled:", if rule.active { "Yes" } else { "No" })?;
+    row_at(
+        out,
+        w.column(),
+        &w.label(RuleLabel::Enabled, "Enabled"),
+        w.word(
+            lang::YES_NO,
+            rule.active,
+            if rule.active { "Yes" } else { "No" },
+        ),
+    )?;
     let dir = match rule.direction {
-        Some(Direction::In) => "In",
-        Some(Direction::Out) => "Out",
+        Some(d @ Direction::In) => w.word(lang::DIRECTIONS, d, "In"),
+        Some(d @ Direction::Out) => w.word(lang::DIRECTIONS, d, "Out"),
         None => "",
     };
-    row(out, "Direction:", dir)?;
-    row(out, "Profiles:", &rule.profiles.to_string())?;
-    row(
+    row_at(
         out,
-        "Grouping:",
+        w.column(),
+        &w.label(RuleLabel::Direction, "Direction"),
+        dir,
+    )?;
+    row_at(
+        out,
+        w.column(),
+        &w.label(RuleLabel::Profiles, "Profiles"),
+        &w.profiles(rule.profiles.to_string()),
+    )?;
+    row_at(
+        out,
+        w.column(),
+        &w.label(RuleLabel::Grouping, "Grouping"),
         &r.local_group
             .map(str::to_string)
             .or_else(|| rule.group.as_deref().map(display))
             .unwrap_or_default(),
     )?;
-    row(out, "LocalIP:", &addresses(rule, &["LA4", "LA6"]))?;
-    row(
+    row_at(
         out,
-        "RemoteIP:",
-        &addresses(rule, &["RA4", "RA42", "RA6", "RA62"]),
+        w.column(),
+        &w.label(RuleLabel::LocalIp, "LocalIP"),
+        &w.any(addresses(rule, &["LA4", "LA6"])),
     )?;
-    row(out, "Protocol:", &protocol_name(rule.protocol))?;
+    row_at(
+        out,
+        w.column(),
+        &w.label(RuleLabel::RemoteIp, "RemoteIP"),
+        &w.any(addresses(rule, &["RA4", "RA42", "RA6", "RA62"])),
+    )?;
+    row_at(
+        out,
+        w.column(),
+        &w.label(RuleLabel::Protocol, "Protocol"),
+        &w.any(protocol_name(rule.protocol)),
+    )?;
     match rule.protocol {
         Some(6 | 17) => {
-            row(
+            row_at(
                 out,
-                "LocalPort:",
-                &ports(rule, &["LPort", "LPort2_10", "LPort2_20"]),
+                w.column(),
+                &w.label(RuleLabel::LocalPort, "LocalPort"),
+                &w.any(ports(rule, &["LPort", "LPort2_10", "LPort2_20"])),
             )?;
-            row(out, "RemotePort:", &ports(rule, &["RPort", "RPort2_10"]))?;
+            row_at(
+                out,
+                w.column(),
+                &w.label(RuleLabel::RemotePort, "RemotePort"),
+                &w.any(ports(rule, &["RPort", "RPort2_10"])),
+            )?;
         }
         Some(1 | 58) => {
-            row(out, "", "Type    Code")?;
+            row_at(out, w.column(), "", "Type    Code")?;
             let entries: Vec<&str> = rule.icmp.iter().map(String::as_str).collect();
             let entries = if entries.is_empty() {
                 vec!["*:*"]
@@ -176,7 +362,7 @@ pub fn write_rule(out: &mut dyn Write, r: ShownRule<'_>, verbose: bool) -> io::R
                         x.to_string()
                     }
                 };
-                row(out, "", &format!("{:<8}{}", any(t), any(c)))?;
+                row_at(out, w.column(), "", &format!("{:<8}{}", any(t), any(c)))?;
             }
         }
         _ => {}
@@ -184,54 +370,86 @@ pub fn write_rule(out: &mut dyn Write, r: ShownRule<'_>, verbose: bool) -> io::R
     let edge = match (rule.edge, rule.defer) {
         (_, Some(guestwall_firewall::rule::Defer::App)) => "Defer to application",
         (_, Some(guestwall_firewall::rule::Defer::User)) => "Defer to user",
-        (true, None) => "Yes",
-        (false, None) => "No",
+        (true, None) => w.word(lang::YES_NO, true, "Yes"),
+        (false, None) => w.word(lang::YES_NO, false, "No"),
     };
-    row(out, "Edge traversal:", edge)?;
+    row_at(
+        out,
+        w.column(),
+        &w.label(RuleLabel::Edge, "Edge traversal"),
+        edge,
+    )?;
     if verbose {
         if let Some(a) = &rule.app {
-            row(out, "Program:", a)?;
+            row_at(out, w.column(), &w.label(RuleLabel::Program, "Program"), a)?;
         }
         if let Some(s) = &rule.service {
-            row(out, "Service:", s)?;
+            row_at(out, w.column(), &w.label(RuleLabel::Service, "Service"), s)?;
         }
         let types: Vec<&str> = rule.raw.values("IFType").collect();
-        row(
+        row_at(
             out,
-            "InterfaceTypes:",
-            &if types.is_empty() {
+            w.column(),
+            &w.label(RuleLabel::InterfaceTypes, "InterfaceTypes"),
+            &w.any(if types.is_empty() {
                 "Any".to_string()
             } else {
                 types.join(",")
-            },
+            }),
         )?;
-        row(out, "Security:", &security(rule))?;
-        row(out, "Rule source:", r.source)?;
+        row_at(
+            out,
+            w.column(),
+            &w.label(RuleLabel::Security, "Security"),
+            &security(rule),
+        )?;
+        row_at(
+            out,
+            w.column(),
+            &w.label(RuleLabel::RuleSource, "Rule source"),
+            r.source,
+        )?;
     }
     let action = match rule.action {
-        Some(Action::Allow) => "Allow",
-        Some(Action::Block) => "Block",
-        Some(Action::Bypass) => "Bypass",
+        Some(a @ Action::Allow) => w.word(lang::ACTIONS, a, "Allow"),
+        Some(a @ Action::Block) => w.word(lang::ACTIONS, a, "Block"),
+        Some(a @ Action::Bypass) => w.word(lang::ACTIONS, a, "Bypass"),
         None => "",
     };
-    row(out, "Action:", action)
+    row_at(
+        out,
+        w.column(),
+        &w.label(RuleLabel::Action, "Action"),
+        action,
+    )
 }
 
 /// Writes `show rule` output: a blank line, the blocks separated by blank lines, then `Ok.`;
 /// or the no-match message.
 pub fn write_rules(out: &mut dyn Write, rules: &[ShownRule<'_>], verbose: bool) -> io::Result<()> {
+    write_rules_in(out, rules, verbose, Words::english())
+}
+
+/// [`write_rules`] in the words `w`.
+pub fn write_rules_in(
+    out: &mut dyn Write,
+    rules: &[ShownRule<'_>],
+    verbose: bool,
+    w: Words,
+) -> io::Result<()> {
     writeln!(out)?;
     if rules.is_empty() {
-        writeln!(out, "{NO_MATCH}")?;
+        writeln!(out, "{}", w.no_match())?;
         return writeln!(out);
     }
     for (i, r) in rules.iter().enumerate() {
         if i > 0 {
             writeln!(out)?;
         }
-        write_rule(out, *r, verbose)?;
+        write_rule_in(out, *r, verbose, w)?;
     }
-    write_ok(out)
+    writeln!(out, "{}", w.ok())?;
+    writeln!(out)
 }
 
 /// `Ok.` and a blank line.

@@ -376,6 +376,7 @@ fn recover_new<B: GrowBuf>(
         }
         return Ok(());
     };
+    let expected = start_seq;
     let start_seq = first;
     let mut seq = start_seq;
     let mut last: Option<&Entry> = None;
@@ -418,6 +419,49 @@ fn recover_new<B: GrowBuf>(
         } else if let Some(later) = later {
             rec.partial = Some(format!(
                 "log entry {seq} is missing while entries from {later} on exist, so replay stopped after entry {}",
+                seq.wrapping_sub(1)
+            ));
+        }
+    }
+    // A gap before the first entry is normal when every log was read (Windows 10 flushes
+    // lazily); when a log could not be read, or has damaged entries before the first one
+    // applied, the missing entries may have been there, and the result cannot be vouched for.
+    if rec.partial.is_none() && first != expected {
+        let unreadable = rec
+            .logs
+            .iter()
+            .enumerate()
+            .find(|(i, r)| r.format.is_none() && !logs[*i].bytes.is_empty())
+            .map(|(i, r)| {
+                (
+                    i,
+                    r.note.clone().unwrap_or_else(|| "unreadable".to_string()),
+                )
+            });
+        let damaged_before = damaged
+            .iter()
+            .find(|(_, s, _)| s.is_none_or(|s| s < first))
+            .map(|(i, _, why)| (*i, why.clone()));
+        if let Some((i, why)) = unreadable.or(damaged_before) {
+            rec.partial = Some(format!(
+                "{}: {why}; the primary expects entry {expected} first but the readable entries start at {first}, so the entries between may have been lost with it",
+                logs[i].location
+            ));
+        }
+    }
+    // A log that is there but cannot be read may have held entries after the last one
+    // applied: the hive may lack them.
+    if rec.partial.is_none() {
+        if let Some((i, r)) = rec
+            .logs
+            .iter()
+            .enumerate()
+            .find(|(i, r)| r.format.is_none() && !logs[*i].bytes.is_empty())
+        {
+            rec.partial = Some(format!(
+                "{}: {}; changes it may hold after entry {} are lost",
+                logs[i].location,
+                r.note.as_deref().unwrap_or("unreadable"),
                 seq.wrapping_sub(1)
             ));
         }

@@ -7,7 +7,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use guestwall_regf::{
-    dump_jsonl, error_chain, export_reg, ExportOptions, Hive, OpenOptions, RegData, RegEncoding,
+    dump_jsonl, error_chain, export_reg, ExportOptions, Hive, LogInput, OpenOptions, RegData,
+    RegEncoding,
 };
 
 /// Opens a hive (with logs) and reads all of it: every key, value and data, a dump and an
@@ -341,4 +342,54 @@ fn logs_are_found_case_insensitively() {
     );
     let hive = Hive::open(c.join("regipy/transactions_NTUSER.DAT")).unwrap();
     assert_eq!(hive.recovery().logs[0].applied_seq, Some((566, 588)));
+}
+
+/// A log that is there but cannot be read (its base block zeroed) may have held entries the
+/// hive needs: before the first readable one (a gap the primary does not explain), or after
+/// the last one applied. The recovery is then partial, so that nothing writes it as if whole
+/// (found by a user trial: SYSTEM_B with either log zeroed read as fully recovered).
+#[test]
+fn an_unreadable_log_makes_the_recovery_partial() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let dir = corpus.join("regipy");
+    let hive = std::fs::read(dir.join("SYSTEM_B")).unwrap();
+    let log = |n: &str| std::fs::read(dir.join(n)).unwrap();
+    let at = |n: &str| guestwall_regf::Location::File(dir.join(n));
+    let whole = Hive::from_bytes_with_logs(
+        hive.clone(),
+        &[
+            LogInput::new(at("SYSTEM_B.LOG1"), log("SYSTEM_B.LOG1")),
+            LogInput::new(at("SYSTEM_B.LOG2"), log("SYSTEM_B.LOG2")),
+        ],
+    )
+    .unwrap();
+    assert!(whole.recovery().partial.is_none());
+    for broken in ["SYSTEM_B.LOG1", "SYSTEM_B.LOG2"] {
+        let logs: Vec<LogInput> = ["SYSTEM_B.LOG1", "SYSTEM_B.LOG2"]
+            .iter()
+            .map(|n| {
+                let mut b = log(n);
+                if *n == broken {
+                    b[..512].fill(0);
+                }
+                LogInput::new(at(n), b)
+            })
+            .collect();
+        let h = Hive::from_bytes_with_logs(hive.clone(), &logs).unwrap();
+        let why = h
+            .recovery()
+            .partial
+            .clone()
+            .unwrap_or_else(|| panic!("{broken} zeroed: the recovery is called complete"));
+        assert!(why.contains(broken), "{broken}: {why}");
+        assert!(
+            h.warnings()
+                .iter()
+                .any(|w| w.contains("applied only in part")),
+            "{broken}: {:?}",
+            h.warnings()
+        );
+    }
 }

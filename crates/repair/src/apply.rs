@@ -349,6 +349,33 @@ pub fn write_fixed(f: &Fixed, target: &str, out: &mut dyn std::io::Write) -> std
     Ok(())
 }
 
+/// A plan for a running machine known from a capture, which guestwall cannot write to: the
+/// diagnosis before, the changes, the commands that make them on the VM (`kind`: netsh or
+/// PowerShell) and the diagnosis predicted afterwards.
+pub fn write_console_plan(
+    plan: &Plan,
+    kind: &crate::ScriptKind,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    for d in &plan.before {
+        writeln!(out, "Before: {}: {}", d.label, summary(d))?;
+    }
+    crate::write_plan(plan, out)?;
+    if !plan.changes.is_empty() {
+        writeln!(
+            out,
+            "Dry run on a capture: nothing is written. Run these on the VM (serial console or Run Command):"
+        )?;
+        for line in crate::script(plan, kind).lines() {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    for d in &plan.after {
+        writeln!(out, "Predicted: {}: {}", d.label, summary(d))?;
+    }
+    Ok(())
+}
+
 /// `Domain allowed, Private allowed, Public blocked; RDP NOT reachable: <code> (<what>), …`:
 /// the verdicts, and what still keeps RDP from working, by name.
 pub fn summary(d: &Diagnosis) -> String {

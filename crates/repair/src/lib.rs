@@ -38,8 +38,8 @@ use guestwall_firewall::{
 };
 
 pub use apply::{
-    apply, apply_in, edits_for, fix, history, lock_target, undo, write_fixed, write_history,
-    write_undone, Fixed, HiveWrite, RepairError,
+    apply, apply_in, edits_for, fix, history, lock_target, undo, write_console_plan, write_fixed,
+    write_history, write_undone, Fixed, HiveWrite, RepairError,
 };
 pub use report::{fixed_json, history_json, undone_json};
 pub use script::{script, ScriptKind};

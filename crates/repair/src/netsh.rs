@@ -17,7 +17,7 @@ use guestwall_firewall::{Origin, Profile, Rule, Store, StoreProfile};
 use guestwall_ingest::{load, Target};
 use guestwall_netsh::edit::{apply_spec, matches_local, new_rule};
 use guestwall_netsh::render::{
-    write_ok, write_profiles, write_rules, ShownProfile, ShownRule, NO_MATCH,
+    write_ok, write_profiles, write_rules_in, ShownProfile, ShownRule, Words, NO_MATCH,
 };
 use guestwall_netsh::{parse, Command, Inbound, Outbound, ProfileSel, ProfileSetting};
 use guestwall_regf::save::SaveOptions;
@@ -37,6 +37,19 @@ pub fn run(
     target: &Target,
     words: &[String],
     save: &SaveOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<u8> {
+    run_in(target, words, save, false, out, err)
+}
+
+/// [`run`]; `show rule` output is in the VM's language where netsh's words in it are
+/// documented, unless `english`.
+pub fn run_in(
+    target: &Target,
+    words: &[String],
+    save: &SaveOptions,
+    english: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<u8> {
@@ -67,12 +80,17 @@ pub fn run(
                     shown.push(ShownRule {
                         rule: &r.rule,
                         source,
-                        local_name: r.local_name.as_deref(),
-                        local_group: r.local_group.as_deref(),
+                        local_name: r.local_name.as_deref().filter(|_| !english),
+                        local_group: r.local_group.as_deref().filter(|_| !english),
                     });
                 }
             }
-            write_rules(out, &shown, verbose).map_err(io)?;
+            let language = if english {
+                Words::english()
+            } else {
+                Words::for_language(current.names.language.as_deref())
+            };
+            write_rules_in(out, &shown, verbose, language).map_err(io)?;
             Ok(if shown.is_empty() { EXIT_NO_MATCH } else { 0 })
         }
         Command::ShowProfiles(sel) => {

@@ -118,6 +118,21 @@ fn header(plan: &Plan, out: &mut String, comment: &str) {
             let _ = writeln!(out, "{comment}   {}: {}", p.profile, p.verdict.key());
         }
     }
+    if let Some(d) = plan.before.first() {
+        if let (Some(tag), Some(from)) = (&d.language.tag, &d.language.names_from) {
+            let _ = if d.language.names_known == 0 {
+                writeln!(
+                    out,
+                    "{comment} The VM's language is {tag} and none of its rule names is known here ({from}): rules are changed by their IDs through PowerShell; `guestwall script --powershell` writes the whole fix that way"
+                )
+            } else {
+                writeln!(
+                    out,
+                    "{comment} The VM's language is {tag}: rules are named as its console shows them (names from {from}); a rule whose name in {tag} is not known here is changed by its ID through PowerShell"
+                )
+            };
+        }
+    }
     for u in &plan.unresolved {
         let _ = writeln!(
             out,
@@ -140,6 +155,12 @@ fn online(plan: &Plan, powershell: bool) -> String {
         return out;
     }
     let mut start: Vec<String> = Vec::new();
+    // The VM's console shows names in another language: English names do not work there.
+    let foreign = plan
+        .before
+        .first()
+        .and_then(|d| d.language.names_from.as_ref().and(d.language.tag.clone()));
+    let foreign = foreign.as_deref();
     for c in changes {
         let _ = writeln!(out, "{comment} [{}] {}\\{}", c.code, online_key(c), c.value);
         if c.policy_cache {
@@ -151,7 +172,7 @@ fn online(plan: &Plan, powershell: bool) -> String {
         let line = if powershell {
             ps_line(c, &mut start)
         } else {
-            netsh_line(c, &mut start)
+            netsh_line(c, &mut start, foreign)
         };
         out.push_str(&line);
         out.push('\n');
@@ -178,12 +199,18 @@ fn online(plan: &Plan, powershell: bool) -> String {
 
 /// netsh names rules by display name: an indirect string that guestwall cannot resolve
 /// (`@FirewallAPI.dll,-30793`) is no name netsh accepts, so such a rule is changed by its ID
-/// through PowerShell, which the cmd channel can start.
+/// through PowerShell, which the cmd channel can start. On a Windows in another language
+/// (`foreign`), an English name is no name netsh accepts either.
 fn unnamed(name: &str) -> bool {
     name.trim_start().starts_with('@')
 }
 
-fn via_powershell(c: &Change, start: &mut Vec<String>) -> String {
+/// True when `name` is the English display name of a built-in rule (not the VM's own).
+fn english_name(name: &str) -> bool {
+    guestwall_firewall::names::is_english_display_name(name)
+}
+
+fn via_powershell(c: &Change, start: &mut Vec<String>, foreign: Option<&str>) -> String {
     let cmd = ps_line(c, start);
     format!(
         "REM netsh names rules by display name, and {}; PowerShell changes this rule alone, by its ID\npowershell -NoProfile -Command \"{}\"",
@@ -193,6 +220,12 @@ fn via_powershell(c: &Change, start: &mut Vec<String>) -> String {
             | FixKind::AddProfile { name, .. } if unnamed(name) => format!("this one's is an unresolved {name}"),
             FixKind::EnableRule { name, .. }
             | FixKind::DisableRule { name, .. }
+            | FixKind::AddProfile { name, .. } if foreign.is_some() && english_name(name) => format!(
+                "the name of \"{name}\" in {} is not known here",
+                foreign.unwrap_or_default()
+            ),
+            FixKind::EnableRule { name, .. }
+            | FixKind::DisableRule { name, .. }
             | FixKind::AddProfile { name, .. } => format!("other rules are also named \"{name}\""),
             _ => "this rule has no usable name".to_string(),
         },
@@ -200,7 +233,7 @@ fn via_powershell(c: &Change, start: &mut Vec<String>) -> String {
     )
 }
 
-fn netsh_line(c: &Change, start: &mut Vec<String>) -> String {
+fn netsh_line(c: &Change, start: &mut Vec<String>, foreign: Option<&str>) -> String {
     match &c.kind {
         FixKind::EnableRule {
             name, shared_name, ..
@@ -210,7 +243,11 @@ fn netsh_line(c: &Change, start: &mut Vec<String>) -> String {
         }
         | FixKind::AddProfile {
             name, shared_name, ..
-        } if !c.policy_cache && (unnamed(name) || *shared_name) => via_powershell(c, start),
+        } if !c.policy_cache
+            && (unnamed(name) || *shared_name || (foreign.is_some() && english_name(name))) =>
+        {
+            via_powershell(c, start, foreign)
+        }
         FixKind::EnableRule { name, .. } | FixKind::DisableRule { name, .. } if !c.policy_cache => {
             let yn = if matches!(c.kind, FixKind::EnableRule { .. }) {
                 "yes"
@@ -291,19 +328,33 @@ fn netsh_line(c: &Change, start: &mut Vec<String>) -> String {
     }
 }
 
+/// How PowerShell selects an existing rule: by its ID (`-Name`); a rule known only from
+/// netsh's display has its display name for an ID, and is selected by it (`-DisplayName`,
+/// which takes every rule of that name, as netsh's `name=` does).
+fn ps_rule(id: &str, name: &str) -> String {
+    if id == name {
+        format!("-DisplayName {}", ps(name))
+    } else {
+        format!("-Name {}", ps(id))
+    }
+}
+
 fn ps_line(c: &Change, start: &mut Vec<String>) -> String {
     match &c.kind {
-        FixKind::EnableRule { id, .. } if !c.policy_cache => {
-            format!("Enable-NetFirewallRule -Name {}", ps(id))
+        FixKind::EnableRule { id, name, .. } if !c.policy_cache => {
+            format!("Enable-NetFirewallRule {}", ps_rule(id, name))
         }
-        FixKind::DisableRule { id, .. } if !c.policy_cache => {
-            format!("Disable-NetFirewallRule -Name {}", ps(id))
+        FixKind::DisableRule { id, name, .. } if !c.policy_cache => {
+            format!("Disable-NetFirewallRule {}", ps_rule(id, name))
         }
-        FixKind::AddProfile { id, .. } if !c.policy_cache => {
+        FixKind::AddProfile { id, name, .. } if !c.policy_cache => {
             let profiles = rule_after(c)
                 .map(|r| r.profiles.to_string())
                 .unwrap_or_default();
-            format!("Set-NetFirewallRule -Name {} -Profile {profiles}", ps(id))
+            format!(
+                "Set-NetFirewallRule {} -Profile {profiles}",
+                ps_rule(id, name)
+            )
         }
         FixKind::AddPortRule {
             id,

@@ -1,4 +1,5 @@
-//! `guestwall scan`: many targets (hive files, Windows folders, disk images) diagnosed in
+//! `guestwall scan`: many targets (hive files, Windows folders, disk images, captures of a
+//! running machine) diagnosed in
 //! parallel, one record per target, and a summary by cause.
 //!
 //! - [`scan`] runs the diagnoses on a rayon pool of `jobs` threads and writes each record to
@@ -417,7 +418,8 @@ pub fn status_of(diags: &[Diagnosis]) -> Status {
     }
 }
 
-/// Locates, reads and diagnoses one target, as `guestwall diagnose` does; the error is the
+/// Locates, reads and diagnoses one target (a capture, recognised by content, or hives,
+/// a Windows folder, a disk image), as `guestwall diagnose` does; the error is the
 /// message of the error record.
 pub fn diagnose_target(target: &Path, port: Option<u16>) -> Result<Vec<Diagnosis>, String> {
     let shown = target.display().to_string();
@@ -428,6 +430,20 @@ pub fn diagnose_target(target: &Path, port: Option<u16>) -> Result<Vec<Diagnosis
             format!("cannot read {shown}: {text}")
         }
     };
+    if target.as_os_str() == "-" {
+        return Err("standard input is no scan target: list targets on it with --from -".into());
+    }
+    // A capture of a running machine (text, recognised by content), as `diagnose` takes it.
+    if let Some(cap) =
+        guestwall_ingest::capture::capture_target(target).map_err(|e| named(error_text(&e)))?
+    {
+        let configs =
+            guestwall_ingest::capture::load_capture(&cap).map_err(|e| named(error_text(&e)))?;
+        return Ok(configs
+            .iter()
+            .map(|c| guestwall_diagnose::diagnose(c, port))
+            .collect());
+    }
     let located = guestwall_ingest::locate(target, None).map_err(|e| named(error_text(&e)))?;
     let configs = guestwall_ingest::load(&located).map_err(|e| named(error_text(&e)))?;
     Ok(configs
