@@ -979,6 +979,34 @@ fn trial4_netsh_captures_fix_only_what_they_show() {
         "{ps}"
     );
     assert!(!ps.contains("Disable-NetFirewallRule"), "{ps}");
+    // netsh shows no rule ID: the rule is named as the capture shows it, with its line, never
+    // as a registry value named after its display name (which does not exist on the VM).
+    let rule_line = std::fs::read_to_string(cap)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("Remote Desktop - User Mode (TCP-In)"))
+        .unwrap()
+        + 1;
+    let shown = "netsh rule \"Remote Desktop - User Mode (TCP-In)\" (".to_string();
+    let plan = stdout(&gw(&["fix", "--dry-run", cap]));
+    assert!(
+        plan.contains(&format!("[rdp-rule-disabled] {shown}"))
+            && plan.contains(&format!(":{rule_line})"))
+            && !plan.contains("FirewallRules\\Remote Desktop"),
+        "{plan}"
+    );
+    assert!(
+        script.contains(&format!("REM [rdp-rule-disabled] {shown}")),
+        "{script}"
+    );
+    let j = json(&gw(&["fix", "--dry-run", cap, "--json"]));
+    let change = &j["changes"][0];
+    assert!(
+        change["shown_as"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&shown)),
+        "{j:#}"
+    );
 
     // One rule's capture: whether another rule allows RDP is unknown; nothing is added.
     let one = corpus.join("netsh/en/rule-verbose-iphttps-tcp-out.txt");

@@ -52,6 +52,10 @@ pub struct CaptureLine {
     /// For a fact decoded from a collector block (whose `line` is the block's BEGIN line):
     /// the 1-based line inside the decoded payload.
     pub payload_line: Option<usize>,
+    /// What the capture showed in place of a registry value, when it shows none: a rule from
+    /// netsh's display is `netsh rule "NAME"` (netsh shows no rule ID, so the origin's value
+    /// name is only its display name, not a value that exists on the VM).
+    pub shown_as: Option<Arc<str>>,
 }
 
 impl fmt::Display for CaptureLine {
@@ -68,7 +72,8 @@ impl fmt::Display for CaptureLine {
 /// it was read from when it came from captured text.
 ///
 /// Displays as the registry path, `SYSTEM\ControlSet001\...\PublicProfile\EnableFirewall`,
-/// followed by ` (capture:line)` for captured facts.
+/// followed by ` (capture:line)` for captured facts; a fact the capture showed in place of a
+/// registry value displays as what it showed (`netsh rule "NAME" (capture:line)`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     /// The hive.
@@ -154,6 +159,11 @@ impl Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(c) = &self.capture {
+            if let Some(shown) = &c.shown_as {
+                return write!(f, "{shown} ({c})");
+            }
+        }
         write!(f, "{}\\{}", self.hive, self.key)?;
         if let Some(v) = &self.value {
             write!(f, "\\{v}")?;
@@ -195,12 +205,18 @@ mod tests {
             file: "cap.txt".into(),
             line: 7,
             payload_line: None,
+            shown_as: None,
         });
         assert_eq!(c.to_string(), "SOFTWARE\\Policies\\x (cap.txt:7)");
         c.capture.as_mut().unwrap().payload_line = Some(40);
         assert_eq!(
             c.to_string(),
             "SOFTWARE\\Policies\\x (cap.txt:7, payload line 40)"
+        );
+        c.capture.as_mut().unwrap().shown_as = Some("netsh rule \"x\"".into());
+        assert_eq!(
+            c.to_string(),
+            "netsh rule \"x\" (cap.txt:7, payload line 40)"
         );
         assert!(v.same_place(&Origin::system("controlset001\\services\\mpssvc").value("START")));
         assert!(!v.same_place(&k));

@@ -182,6 +182,7 @@ fn at_line(file: &Arc<str>, line: usize) -> Option<CaptureLine> {
         file: file.clone(),
         line,
         payload_line: None,
+        shown_as: None,
     })
 }
 
@@ -469,9 +470,14 @@ fn display_rule(r: &NetshRule, cs: &str, file: &Arc<str>) -> StoredRule {
             Origin::system(format!("{cs}\\{FIREWALL_POLICY}\\FirewallRules")),
         )
     };
+    // netsh shows no rule ID: the value name is the display name, which is no value on the VM.
+    let shown = at_line(file, r.origin.line).map(|mut l| {
+        l.shown_as = Some(format!("netsh rule \"{}\"", clean(&name)).into());
+        l
+    });
     StoredRule::new(
         store,
-        with_line(origin.value(name.as_str()), at_line(file, r.origin.line)),
+        with_line(origin.value(name.as_str()), shown),
         Rule::parse(&name, &text),
     )
 }

@@ -107,6 +107,7 @@ pub(crate) fn capture_line(o: &guestwall_capture::Origin) -> CaptureLine {
         file: o.file.clone(),
         line: o.line,
         payload_line: o.payload_line,
+        shown_as: None,
     }
 }
 

@@ -212,6 +212,11 @@ pub struct Change {
     pub kind: FixKind,
     /// Group Policy will put it back at its next refresh (a policy-cache edit).
     pub policy_cache: bool,
+    /// For a rule taken from netsh's display (a capture): what the capture showed and where
+    /// (`netsh rule "NAME" (cap.txt:61)`), since `key`/`value` then name no value that exists
+    /// on the VM (netsh shows no rule ID). Absent from the JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shown_as: Option<String>,
 }
 
 fn op_after<S: serde::Serializer>(op: &Op, s: S) -> Result<S::Ok, S::Error> {
@@ -242,6 +247,11 @@ impl Change {
             code,
             kind,
             policy_cache: at.hive == HiveKind::Software,
+            shown_as: at
+                .capture
+                .as_ref()
+                .filter(|c| c.shown_as.is_some())
+                .map(|_| at.to_string()),
         }
     }
 
@@ -1061,7 +1071,14 @@ pub fn write_plan(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<
         for c in &plan.changes {
             let before = c.before.as_deref().unwrap_or("(absent)");
             let after = c.after().unwrap_or_else(|| "(deleted)".into());
-            writeln!(out, "  [{}] {}\\{}\\{}", c.code, c.hive, c.key, c.value)?;
+            match &c.shown_as {
+                Some(shown) => writeln!(
+                    out,
+                    "  [{}] {shown}\n      (netsh shows no rule ID: before and after are its display in rule-string form)",
+                    c.code
+                )?,
+                None => writeln!(out, "  [{}] {}\\{}\\{}", c.code, c.hive, c.key, c.value)?,
+            }
             if before.len() + after.len() > 60 {
                 writeln!(out, "      before: {before}\n      after:  {after}")?;
             } else {

@@ -162,7 +162,10 @@ fn online(plan: &Plan, powershell: bool) -> String {
         .and_then(|d| d.language.names_from.as_ref().and(d.language.tag.clone()));
     let foreign = foreign.as_deref();
     for c in changes {
-        let _ = writeln!(out, "{comment} [{}] {}\\{}", c.code, online_key(c), c.value);
+        let _ = match &c.shown_as {
+            Some(shown) => writeln!(out, "{comment} [{}] {shown}", c.code),
+            None => writeln!(out, "{comment} [{}] {}\\{}", c.code, online_key(c), c.value),
+        };
         if c.policy_cache {
             let _ = writeln!(
                 out,
