@@ -143,6 +143,14 @@ const PS_HEAD: &str = r#"# guestwall collector v1 for Windows PowerShell 5.1 and
 $ErrorActionPreference = 'SilentlyContinue'
 $Port = __PORT__
 $HKLM = [Microsoft.Win32.Registry]::LocalMachine
+# Rules and the listener are checked for the port RDP listens on (RDP-Tcp's PortNumber); the
+# port above only when that cannot be read.
+$k = $HKLM.OpenSubKey('SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp')
+if ($null -ne $k) {
+  $v = $k.GetValue('PortNumber', $null)
+  if ($v -is [int] -and $v -gt 0 -and $v -le 65535) { $Port = $v }
+  $k.Close()
+}
 $out = New-Object System.Collections.Generic.List[string]
 
 # One record: the fields joined by TAB (text fields are escaped by E first).
@@ -164,11 +172,11 @@ function D([int]$t, $v) {
   return ''
 }
 
-# Can this rule string matter for inbound TCP to $Port? A rule is left out only when that is
+# Can this rule string matter for inbound TCP to port $P? A rule is left out only when that is
 # certain: Dir=Out; Protocol tokens none of which is 6 (TCP), 256 (any) or unusual; an app
 # package (AppPkgId); a program other than svchost.exe or System; a service other than TermService (or *); LPort tokens that
-# are all numbers or ranges and miss $Port. When in doubt, the rule is kept.
-function M([string]$s) {
+# are all numbers or ranges and miss $P. When in doubt, the rule is kept.
+function M([string]$s, [int]$P) {
   if ($s -cmatch '\|Dir=Out(\||$)') { return $false }
   $pr = @([regex]::Matches($s, '\|Protocol=([^|]*)') | ForEach-Object { $_.Groups[1].Value })
   if ($pr.Count -gt 0) {
@@ -189,16 +197,17 @@ function M([string]$s) {
   if ($lp.Count -eq 0) { return $true }
   foreach ($x in $lp) {
     if ($x -cmatch '^([0-9]{1,5})-([0-9]{1,5})$') {
-      if ([int]$Matches[1] -le $Port -and $Port -le [int]$Matches[2]) { return $true }
+      if ([int]$Matches[1] -le $P -and $P -le [int]$Matches[2]) { return $true }
     } elseif ($x -cmatch '^[0-9]{1,5}$') {
-      if ([int]$x -eq $Port) { return $true }
+      if ([int]$x -eq $P) { return $true }
     } else { return $true }
   }
   return $false
 }
 
 # Every value of HKLM\$p, then (with $r) its subkeys but those named in $skip, down to depth 8.
-# Rule keys keep only the rules M keeps, without their display-only Desc= token.
+# Rule keys keep only the rules M keeps for $Port or for 3389 (the rules of RDP's usual port
+# show that RDP was moved away from them), without their display-only Desc= token.
 function W([string]$p, [bool]$r, [string[]]$skip, [int]$d) {
   $k = $HKLM.OpenSubKey($p)
   if ($null -eq $k) { L 'absent' (E "HKLM\$p"); return }
@@ -212,7 +221,7 @@ function W([string]$p, [bool]$r, [string[]]$skip, [int]$d) {
     $t = [int]$k.GetValueKind($name)
     $v = $k.GetValue($name, $null, 'DoNotExpandEnvironmentNames')
     if ($rules -and $t -eq 1) {
-      if (-not (M $v)) { $n++; continue }
+      if (-not ((M $v $Port) -or (M $v 3389))) { $n++; continue }
       $v = $v -creplace '\|Desc=[^|]*', ''
     }
     L 'val' (E $name) $t (D $t $v)
@@ -336,10 +345,10 @@ pub fn collector_cmd(port: u16) -> String {
     let mut s = String::new();
     s.push_str(
         "@echo off\r\n\
-         rem guestwall collector v1 for cmd.exe (the serial console's cmd channel, or Run Command\r\n\
-         rem RunShellScript). Read-only. Each section starts with a marker line naming its command;\r\n\
-         rem guestwall parses the output (docs/capture-formats.md). Output that is longer than\r\n\
-         rem Run Command's 4,096 bytes is cut at the start: prefer the PowerShell collector there.\r\n",
+         rem guestwall collector v1 for cmd.exe (the serial console's cmd channel). Read-only.\r\n\
+         rem Each section starts with a marker line naming its command; guestwall parses the\r\n\
+         rem output (docs/capture-formats.md). Not for Run Command: it runs PowerShell, where\r\n\
+         rem sc is Set-Content; use `guestwall collect` (the PowerShell collector) there.\r\n",
     );
     s.push_str(&format!("echo {CMD_MARK} guestwall-cmd v1 port={port}\r\n"));
     s.push_str(&format!("echo {CMD_MARK} hostname\r\nhostname\r\n"));
@@ -392,7 +401,8 @@ pub fn collector_cmd(port: u16) -> String {
     }
     s.push_str(&mark("netsh advfirewall show currentprofile"));
     s.push_str(&mark("netsh advfirewall show allprofiles"));
-    s.push_str(&mark(&format!("netstat -ano | findstr /c:\":{port} \"")));
+    // Every TCP endpoint: RDP may listen on another port than `port` (PortNumber decides).
+    s.push_str(&mark("netstat -ano -p TCP"));
     s.push_str(&format!("echo {CMD_MARK} end\r\n"));
     s
 }
@@ -774,7 +784,10 @@ pub(crate) fn apply(payload: &str, compressed: usize, origin: &Origin, cap: &mut
                 cap.merge_service(s);
             }
             "checked" => match get(1) {
-                "listeners" => cap.listeners_checked = true,
+                "listeners" => {
+                    cap.listeners_checked = true;
+                    cap.listener_ports.extend(info.port);
+                }
                 "networks" => {
                     cap.active_profiles.get_or_insert_with(Vec::new);
                 }
@@ -874,7 +887,11 @@ pub(crate) fn apply(payload: &str, compressed: usize, origin: &Origin, cap: &mut
             format!(
                 "collector left out {} rule(s) that cannot match inbound TCP to port {}: their keys are partial",
                 info.filtered_rules,
-                info.port.map_or("?".to_string(), |p| p.to_string())
+                match info.port {
+                    None => "?".to_string(),
+                    Some(3389) => "3389".to_string(),
+                    Some(p) => format!("{p} (or 3389)"),
+                }
             ),
         ));
     }

@@ -107,6 +107,38 @@ fn lower_words(cmd: Option<&str>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The ports a listing of sockets was filtered to: `:3389` after `findstr`/`Select-String`
+/// (or `find`), or `-LocalPort 3389`. Empty when nothing filters by port.
+fn listing_ports(lw: &[String]) -> Vec<u16> {
+    let mut ports = Vec::new();
+    let mut filtering = false;
+    let mut local_port = false;
+    for w in lw {
+        let w = w.trim_matches(|c| c == '"' || c == '\'');
+        if local_port {
+            ports.extend(w.split(',').filter_map(|p| p.trim().parse::<u16>().ok()));
+            local_port = false;
+        }
+        match w {
+            "findstr" | "findstr.exe" | "find" | "find.exe" | "select-string" | "sls" => {
+                filtering = true
+            }
+            "-localport" => local_port = true,
+            _ if filtering => {
+                // `/c:":3389 "`, `:3389`, `":3389"`: the number after a colon.
+                if let Some((_, n)) = w.rsplit_once(':') {
+                    let digits: String = n.chars().take_while(char::is_ascii_digit).collect();
+                    if let Ok(p) = digits.parse::<u16>() {
+                        ports.push(p);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    ports
+}
+
 fn parse_segment(lines: &[Line], cmd: Option<&str>, cap: &mut Capture, first: &mut bool) {
     let reg_hint = cmd.and_then(regquery::hint);
     let sc_hint = cmd.and_then(sc::hint);
@@ -123,6 +155,7 @@ fn parse_segment(lines: &[Line], cmd: Option<&str>, cap: &mut Capture, first: &m
             .any(|w| w.eq_ignore_ascii_case("get-nettcpconnection"))
     {
         cap.listeners_checked = true;
+        cap.listener_ports.extend(listing_ports(&lw));
     }
     let file: Arc<str> = Arc::clone(&cap.origin_name);
     let mut unparsed: Option<Unparsed> = None;

@@ -254,6 +254,9 @@ pub struct Capture {
     /// True when something listed the listening sockets of the RDP port (so that an empty
     /// [`Capture::listeners`] means nothing listens, not "unknown").
     pub listeners_checked: bool,
+    /// The ports that listing was limited to (`netstat -ano | findstr :3389`,
+    /// `Get-NetTCPConnection -LocalPort 3389`, the collector's port); empty: every port.
+    pub listener_ports: Vec<u16>,
     /// The active profiles: from `netsh ... show currentprofile`, `Get-NetConnectionProfile`
     /// or the collector. `None` when the capture does not say.
     pub active_profiles: Option<Vec<ActiveProfile>>,
@@ -292,6 +295,7 @@ impl Capture {
             services: Vec::new(),
             listeners: Vec::new(),
             listeners_checked: false,
+            listener_ports: Vec::new(),
             active_profiles: None,
             os: None,
             machine: None,

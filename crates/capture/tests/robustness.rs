@@ -477,7 +477,10 @@ C:\\>netstat -ano | findstr :3389\n\
 fn the_cmd_collector_output_is_read_by_its_markers() {
     let script = guestwall_capture::collector_cmd(3390);
     assert!(script.contains("reg query \"HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\" /v fDenyTSConnections"));
-    assert!(script.contains("echo ##### guestwall-cmd: netstat -ano ^| findstr /c:\":3390 \""));
+    // Every port: RDP may listen on another one than the port given (PortNumber decides).
+    assert!(
+        script.contains("echo ##### guestwall-cmd: netstat -ano -p TCP\r\nnetstat -ano -p TCP\r\n")
+    );
     // What it prints for two of its sections (echo off: no prompts, only markers).
     let out = "##### guestwall-cmd: guestwall-cmd v1 port=3390\r\n\
 ##### guestwall-cmd: hostname\r\nVM-7\r\n\
@@ -487,7 +490,7 @@ fn the_cmd_collector_output_is_read_by_its_markers() {
 ERROR: The system was unable to find the specified registry key or value.\r\n\
 ##### guestwall-cmd: reg query \"HKLM\\SYSTEM\\CurrentControlSet\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\PublicProfile\" /s\r\n\
 \r\nHKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\PublicProfile\r\n    EnableFirewall    REG_DWORD    0x1\r\n\r\n\
-##### guestwall-cmd: netstat -ano | findstr /c:\":3390 \"\r\n\
+##### guestwall-cmd: netstat -ano -p TCP\r\n\
 ##### guestwall-cmd: end\r\n";
     let c = parse_capture(out.as_bytes(), "cmd");
     assert!(

@@ -762,7 +762,12 @@ fn fix_script_and_collect_on_captures() {
     );
     let o = gw(&["collect", "--cmd", "--port", "3390"]);
     let cmd = stdout(&o);
-    assert!(cmd.contains("reg query") && cmd.contains(":3390 "), "{cmd}");
+    assert!(
+        cmd.contains("reg query")
+            && cmd.contains("port=3390")
+            && cmd.contains("netstat -ano -p TCP"),
+        "{cmd}"
+    );
     assert_eq!(
         gw(&["collect", "--cmd", "--powershell"]).status.code(),
         Some(2)
@@ -1098,6 +1103,221 @@ fn run_command_errors_are_shown() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("StdErr says: reg : ERROR: Access is denied."),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A user trial (the fifth) of the online path, one check per finding:
+/// 1. a collector run for 3389 on a VM whose RDP listens on 3390 left out the rules that could
+///    allow 3390 and looked for a listener on 3389 only: the verdict is conditional, never
+///    "blocked", and nothing is claimed about the listener; the collector now checks the port
+///    RDP listens on (PortNumber) itself;
+/// 2. a rule netsh shows under a name other rules share (no rule ID) is not changed by a
+///    command that would change them all;
+/// 3. Windows 7 has no Enable-NetFirewallRule: its rule is changed through its registry value;
+/// 4. a plan with nothing it can change does not say "No change needed";
+/// 5. a predicted "reachable" from a capture says what the capture does not show;
+/// 6. the block-all-inbound advice names the profile and keeps its outbound action;
+/// 7. a capture without rules is not explained as "a rule is scoped";
+/// 8. a text file that is no capture says so (not "not a registry hive").
+#[test]
+fn trial5_online_findings() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let t = TempDir::new("capture-trial5");
+
+    // 1. The corpus Windows 10 hive with RDP moved to 3390.
+    let hive = Hive::open(corpus.join("regipy/SYSTEM_B")).unwrap();
+    let mut m = capture_common::machine(&hive);
+    let rdp_tcp = "SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp";
+    let k = m.hklm.find_mut(rdp_tcp).expect("RDP-Tcp");
+    let v = k
+        .values
+        .iter_mut()
+        .find(|v| v.name.eq_ignore_ascii_case("PortNumber"))
+        .expect("PortNumber");
+    v.data = 3390u32.to_le_bytes().to_vec();
+    let old = t.0.join("old-collector.txt");
+    std::fs::write(&old, encode::block(&encode::payload_at(&m, 3389))).unwrap();
+    let j = diagnose_json(old.to_str().unwrap());
+    for p in ["domain", "private", "public"] {
+        assert_eq!(j["profiles"][p]["verdict"], "conditional", "{j:#}");
+    }
+    let text = j.to_string();
+    assert!(!text.contains("rdp-port-not-allowed"), "{j:#}");
+    assert!(!text.contains("nothing listens on TCP 3390"), "{j:#}");
+    assert!(
+        text.contains("was run for TCP 3389")
+            && text.contains("listening sockets of TCP 3389 only"),
+        "{j:#}"
+    );
+    let s = stdout(&gw(&["script", old.to_str().unwrap()]));
+    assert!(!s.contains("add rule"), "{s}");
+    // Today's collector checks 3390: the rules for 3389 do not allow it, which is certain.
+    assert_eq!(encode::checked_port(&m, 3389), 3390);
+    let new = t.0.join("new-collector.txt");
+    std::fs::write(&new, encode::output(&m, 3389)).unwrap();
+    let j = diagnose_json(new.to_str().unwrap());
+    for p in ["domain", "private", "public"] {
+        assert_eq!(j["profiles"][p]["verdict"], "blocked", "{j:#}");
+    }
+    assert!(j.to_string().contains("rdp-port-not-allowed"), "{j:#}");
+    assert!(guestwall_capture::collector_powershell(3389).contains("GetValue('PortNumber'"));
+    // A console transcript that filtered netstat to another port says nothing of 3390; one
+    // filtered to 3390 does.
+    for (filter, said) in [
+        (":3389", "listening sockets of TCP 3389 only"),
+        (":3390", "nothing listens on TCP 3390"),
+    ] {
+        let tr = format!(
+            "C:\\>reg query \"HKLM\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp\" /v PortNumber\r\n\r\n\
+             HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp\r\n\
+             \x20   PortNumber    REG_DWORD    0xd3e\r\n\r\n\
+             C:\\>netstat -ano | findstr {filter}\r\n\r\nC:\\>\r\n"
+        );
+        let f = t.0.join("netstat.txt");
+        std::fs::write(&f, &tr).unwrap();
+        let d = stdout(&gw(&["diagnose", f.to_str().unwrap()]));
+        assert!(
+            d.contains("RDP listens on TCP 3390") && d.contains(said),
+            "{tr}\n{d}"
+        );
+    }
+
+    // 2-4. Two rules named "Block bad" (a TCP 3389-3390 block, a UDP 53 allow) in a copy of
+    // the Windows 7 hive, captured through netsh.
+    let w7 = t.0.join("SYSTEM7");
+    std::fs::copy(corpus.join("regipy/SYSTEM"), &w7).unwrap();
+    let w7s = w7.to_str().unwrap();
+    for add in [
+        "action=block protocol=TCP localport=3389-3390",
+        "action=allow protocol=UDP localport=53",
+    ] {
+        let mut args = vec![
+            "netsh",
+            "--system",
+            w7s,
+            "advfirewall",
+            "firewall",
+            "add",
+            "rule",
+            "name=Block bad",
+            "dir=in",
+        ];
+        args.extend(add.split(' '));
+        let o = gw(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let cap = t.0.join("w7-netsh.txt");
+    std::fs::write(&cap, netsh_transcript(&w7)).unwrap();
+    let c = cap.to_str().unwrap();
+    for ps in [false, true] {
+        let mut args = vec!["script", c];
+        if ps {
+            args.push("--powershell");
+        }
+        let s = stdout(&gw(&args));
+        assert!(
+            !s.contains("'Block bad'") && !s.contains("name=\"Block bad\""),
+            "{s}"
+        );
+        assert!(
+            s.contains("is not changed: other rules are also named \"Block bad\""),
+            "{s}"
+        );
+    }
+    let plan = stdout(&gw(&["fix", "--dry-run", c]));
+    assert!(!plan.contains("No change needed"), "{plan}");
+    assert!(
+        plan.contains("Predicted:") && plan.contains("RDP NOT reachable"),
+        "{plan}"
+    );
+    // 3. The hive itself (rule IDs known): two "Remote Desktop (TCP-In)" rules on Windows 7.
+    let s = stdout(&gw(&["script", w7s]));
+    assert!(
+        !s.lines()
+            .any(|l| !l.starts_with("REM") && l.contains("NetFirewallRule")),
+        "{s}"
+    );
+    assert!(
+        s.contains("/v \"RemoteDesktop-In-TCP_1\" /t REG_SZ") && s.contains("restart the VM"),
+        "{s}"
+    );
+    let s = stdout(&gw(&["script", w7s, "--powershell"]));
+    assert!(s.contains("no -NetFirewall* cmdlets"), "{s}");
+
+    // 5. A netsh capture does not show fDenyTSConnections: the prediction says so.
+    let b = t.0.join("SYSTEM_B");
+    std::fs::copy(corpus.join("regipy/SYSTEM_B"), &b).unwrap();
+    for log in ["LOG1", "LOG2"] {
+        std::fs::copy(
+            corpus.join(format!("regipy/SYSTEM_B.{log}")),
+            t.0.join(format!("SYSTEM_B.{log}")),
+        )
+        .unwrap();
+    }
+    let o = gw(&[
+        "netsh",
+        "--system",
+        b.to_str().unwrap(),
+        "advfirewall",
+        "firewall",
+        "set",
+        "rule",
+        "group=Remote Desktop",
+        "new",
+        "enable=no",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let capb = t.0.join("b-netsh.txt");
+    std::fs::write(&capb, netsh_transcript(&b)).unwrap();
+    let plan = stdout(&gw(&["fix", "--dry-run", capb.to_str().unwrap()]));
+    assert!(
+        plan.contains("RDP reachable (as far as the capture shows"),
+        "{plan}"
+    );
+    assert!(plan.contains("for Run Command, --powershell"), "{plan}");
+
+    // 6. Public alone set to block all inbound and outbound.
+    let o = gw(&[
+        "netsh",
+        "--system",
+        w7s,
+        "advfirewall",
+        "set",
+        "publicprofile",
+        "firewallpolicy",
+        "blockinboundalways,blockoutbound",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = stdout(&gw(&["diagnose", w7s]));
+    assert!(
+        d.contains("set publicprofile firewallpolicy blockinbound,blockoutbound")
+            && !d.contains("set allprofiles firewallpolicy"),
+        "{d}"
+    );
+
+    // 7. Only the profiles captured: unknown, not "scoped".
+    let prof = t.0.join("profiles.txt");
+    let full = netsh_transcript(&b);
+    let cut = full
+        .split("C:\\>netsh advfirewall firewall")
+        .next()
+        .unwrap();
+    std::fs::write(&prof, cut).unwrap();
+    let s = stdout(&gw(&["script", prof.to_str().unwrap()]));
+    assert!(!s.contains("scoped by address or port"), "{s}");
+
+    // 8. Text that is no capture.
+    let notes = t.0.join("notes.txt");
+    std::fs::write(&notes, "shopping list\r\nmilk\r\n").unwrap();
+    let o = gw(&["diagnose", notes.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not a registry hive")
+            && stderr(&o).contains("no part of it is a capture"),
         "{}",
         stderr(&o)
     );

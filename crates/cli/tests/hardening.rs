@@ -776,7 +776,11 @@ fn finding_09_a_conditional_verdict_names_the_rule_and_the_condition() {
     // fix names the rule and widens nothing.
     let o = gw(&["fix", "--dry-run", &sys]);
     let text = stdout(&o);
-    assert!(text.contains("No change needed."), "{text}");
+    // Nothing is changed, and it does not claim nothing needs changing (trial 5).
+    assert!(
+        text.contains("No change guestwall can make here") && !text.contains("No change needed"),
+        "{text}"
+    );
     assert!(
         text.contains("RemoteDesktop-UserMode-In-TCP") && text.contains("LocalSubnet"),
         "{text}"
@@ -1761,8 +1765,52 @@ fn trial2_11_rules_sharing_a_display_name_are_changed_by_id() {
         !s.contains("set rule name=\"Remote Desktop (TCP-In)\""),
         "{s}"
     );
+    // Windows 7 has no Enable-NetFirewallRule (trial 5): the rule's registry value, by its ID.
     assert!(
-        s.contains("Enable-NetFirewallRule -Name 'RemoteDesktop-In-TCP_1'"),
+        s.contains("/v \"RemoteDesktop-In-TCP_1\" /t REG_SZ") && s.contains("restart the VM"),
+        "{s}"
+    );
+    // PowerShell by ID where the cmdlets exist: the same rules in a Windows 10 hive.
+    let b = common::copy_into(&t.0, &c.join("regipy/SYSTEM_B"), "SYSTEM_B");
+    for log in ["LOG1", "LOG2"] {
+        std::fs::copy(
+            c.join(format!("regipy/SYSTEM_B.{log}")),
+            t.0.join(format!("SYSTEM_B.{log}")),
+        )
+        .unwrap();
+    }
+    let o = gw(&[
+        "netsh",
+        "--system",
+        &b,
+        "advfirewall",
+        "firewall",
+        "add",
+        "rule",
+        "name=Remote Desktop - User Mode (TCP-In)",
+        "dir=in",
+        "action=allow",
+        "protocol=TCP",
+        "localport=3389",
+        "enable=no",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = gw(&[
+        "netsh",
+        "--system",
+        &b,
+        "advfirewall",
+        "firewall",
+        "set",
+        "rule",
+        "group=Remote Desktop",
+        "new",
+        "enable=no",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&gw(&["script", &b]));
+    assert!(
+        s.contains("Enable-NetFirewallRule -Name 'RemoteDesktop-UserMode-In-TCP'"),
         "{s}"
     );
 }

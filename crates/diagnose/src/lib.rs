@@ -586,7 +586,7 @@ pub fn diagnose(cfg: &MachineConfig, requested: Option<u16>) -> Diagnosis {
 fn unknown_rules(r: &mut ProfileResult, port: u16) {
     let mut replaced = false;
     for c in &mut r.causes {
-        if c.code == codes::RDP_RULE_MISSING {
+        if c.code == codes::RDP_RULE_MISSING || c.code == codes::RDP_PORT_NOT_ALLOWED {
             *c = cause(
                 codes::UNKNOWN,
                 true,
@@ -872,7 +872,21 @@ fn profile_result(cfg: &MachineConfig, d: &ProfileDecision, port: u16) -> Profil
                 Some(if gp {
                     "change \"Block all incoming connections\" in the GPO; a local change cannot override it".into()
                 } else {
-                    format!("delete {origin} (or set it to 0); netsh: set allprofiles firewallpolicy blockinbound,allowoutbound")
+                    // This profile only, keeping its outbound action (as the script does).
+                    let outbound = policy
+                        .local
+                        .profile(p, false)
+                        .and_then(|s| s.default_outbound_block.as_ref())
+                        .is_some_and(|s| s.value);
+                    format!(
+                        "delete {origin} (or set it to 0); netsh: set {}profile firewallpolicy blockinbound,{}",
+                        match p {
+                            Profile::Domain => "domain",
+                            Profile::Private => "private",
+                            Profile::Public => "public",
+                        },
+                        if outbound { "blockoutbound" } else { "allowoutbound" }
+                    )
                 }),
             )
         });

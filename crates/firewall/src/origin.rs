@@ -146,7 +146,18 @@ impl Origin {
     }
 
     /// True when both name the same key and value (registry names are case-insensitive).
+    /// Facts a capture showed in place of a value (`shown_as`: rules from netsh's display,
+    /// where several rules may share a name) are the same only at the same capture line.
     pub fn same_place(&self, other: &Origin) -> bool {
+        fn shown(o: &Origin) -> Option<(&Arc<str>, usize)> {
+            o.capture
+                .as_ref()
+                .filter(|c| c.shown_as.is_some())
+                .map(|c| (&c.file, c.line))
+        }
+        if shown(self).is_some() || shown(other).is_some() {
+            return shown(self) == shown(other);
+        }
         self.hive == other.hive
             && self.key.eq_ignore_ascii_case(&other.key)
             && match (&self.value, &other.value) {

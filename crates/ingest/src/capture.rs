@@ -92,8 +92,9 @@ pub fn read_capture(name: &str, r: impl Read) -> Result<Capture> {
 
 /// The capture `target` names, detected by content: `-` is standard input (always a
 /// capture); a regular file whose first bytes are text and in which the parser recognises a
-/// capture is one. `None` for anything else (a hive, a folder, a disk image, text that is no
-/// capture), which the hive and image readers then take, and say why when they cannot.
+/// capture is one; text in which it recognises none is an error saying what a capture is.
+/// `None` for anything else (a hive, a folder, a disk image), which the hive and image
+/// readers then take, and say why when they cannot.
 pub fn capture_target(target: &Path) -> Result<Option<Capture>> {
     if target.as_os_str() == "-" {
         let cap = read_capture(STDIN_NAME, std::io::stdin().lock())?;
@@ -164,7 +165,14 @@ pub fn capture_target(target: &Path) -> Result<Option<Capture>> {
             });
         }
     }
-    Ok(recognised(&cap).then_some(cap))
+    if !recognised(&cap) {
+        // Text, so no hive and no image either: say what a capture is.
+        return Err(IngestError::Capture {
+            name,
+            reason: "it is text: not a registry hive (a hive starts with \"regf\") nor a disk image, and no part of it is a capture guestwall reads (reg query, netsh advfirewall, sc, Get-NetFirewall*, netstat, the collector's block, or Run Command's JSON): print the collector with `guestwall collect`".into(),
+        });
+    }
+    Ok(Some(cap))
 }
 
 /// True when the parser recognised something in the capture (a block of a known format, or a
@@ -947,14 +955,28 @@ fn online_facts(cap: &Capture, cs: &str, cfg: &mut MachineConfig) {
                 format!("{who}{svc} on {} ({})", l.address, capture_line(&l.origin))
             })
             .collect();
-        cfg.notes.push(Note {
-            code: codes::ONLINE_STATE,
-            text: if on.is_empty() {
-                format!("nothing listens on TCP {port} on the running machine: Remote Desktop cannot answer, whatever the firewall allows")
-            } else {
-                format!("TCP {port} is listened on by {}", on.join("; "))
-            },
-        });
+        let looked = &cap.listener_ports;
+        if on.is_empty() && !looked.is_empty() && !looked.contains(&port) {
+            // The listing was limited to another port (a `findstr :3389`, a collector run for
+            // 3389): it says nothing of RDP's port.
+            let ports: Vec<String> = looked.iter().map(u16::to_string).collect();
+            cfg.notes.push(Note {
+                code: codes::UNKNOWN,
+                text: format!(
+                    "the capture lists listening sockets of TCP {} only, but RDP listens on TCP {port}: whether anything listens there is unknown (`netstat -ano -p TCP`, or a new `guestwall collect`, which checks the port RDP listens on)",
+                    ports.join(", ")
+                ),
+            });
+        } else {
+            cfg.notes.push(Note {
+                code: codes::ONLINE_STATE,
+                text: if on.is_empty() {
+                    format!("nothing listens on TCP {port} on the running machine: Remote Desktop cannot answer, whatever the firewall allows")
+                } else {
+                    format!("TCP {port} is listened on by {}", on.join("; "))
+                },
+            });
+        }
     }
 }
 
@@ -990,7 +1012,27 @@ fn unknowns(cap: &Capture, software: Option<&CaptureHive<'_>>, cs: &str, cfg: &m
             ),
         );
     }
-    if cfg.rules_unknown {
+    let mut explained = false;
+    // A collector run for another port left out the rules that cannot match *that* port: some
+    // of them may match the port RDP listens on.
+    if let Some(port) = cfg.port.as_ref().and_then(|p| u16::try_from(p.value).ok()) {
+        for c in &cap.collectors {
+            let Some(cp) = c.port.filter(|&cp| cp != port && c.filtered_rules > 0) else {
+                continue;
+            };
+            cfg.rules_unknown = true;
+            explained = true;
+            unknown(
+                cfg,
+                format!(
+                    "the collector ({}) was run for TCP {cp} and left out {} rule(s) that cannot match it, but RDP listens on TCP {port}: whether one of those lets RDP in is unknown (run the collector again: a new `guestwall collect` checks the port RDP listens on)",
+                    capture_line(&c.origin),
+                    c.filtered_rules
+                ),
+            );
+        }
+    }
+    if cfg.rules_unknown && !explained {
         unknown(
             cfg,
             if cfg.policy.rules.is_empty() {

@@ -364,14 +364,30 @@ pub fn write_console_plan(
     if !plan.changes.is_empty() {
         writeln!(
             out,
-            "Dry run on a capture: nothing is written. Run these on the VM (serial console or Run Command):"
+            "Dry run on a capture: nothing is written. Run these on the VM ({}):",
+            match kind {
+                crate::ScriptKind::PowerShell =>
+                    "a PowerShell prompt, or Run Command's RunPowerShellScript",
+                _ => "the serial console's cmd channel; for Run Command, --powershell",
+            }
         )?;
         for line in crate::script(plan, kind).lines() {
             writeln!(out, "  {line}")?;
         }
     }
     for d in &plan.after {
-        writeln!(out, "Predicted: {}: {}", d.label, summary(d))?;
+        // A capture leaves things unknown: "reachable" is as far as it shows.
+        let unknown = d
+            .findings
+            .iter()
+            .filter(|f| f.code == guestwall_firewall::codes::UNKNOWN)
+            .count();
+        let caveat = if d.reachable && unknown > 0 {
+            format!(" (as far as the capture shows: {unknown} thing(s) it does not show, the [unknown] findings, can still keep RDP out)")
+        } else {
+            String::new()
+        };
+        writeln!(out, "Predicted: {}: {}{caveat}", d.label, summary(d))?;
     }
     Ok(())
 }

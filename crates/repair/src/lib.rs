@@ -33,8 +33,8 @@ use serde::Serialize;
 use guestwall_diagnose::{codes, diagnose, Cause, Code, Diagnosis, MachineConfig};
 use guestwall_firewall::names::REMOTE_DESKTOP_GROUP;
 use guestwall_firewall::{
-    match_flow, Action, ConSecRule, FlowMatch, Listener, Origin, Profile, Rule, Setting, Store,
-    StoreProfile, StoredRule,
+    match_flow, Action, CaptureLine, ConSecRule, FlowMatch, Listener, Origin, Profile, Rule,
+    Setting, Store, StoreProfile, StoredRule,
 };
 
 pub use apply::{
@@ -217,6 +217,9 @@ pub struct Change {
     /// on the VM (netsh shows no rule ID). Absent from the JSON otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shown_as: Option<String>,
+    /// The capture line of what it changes, for a plan made from a capture.
+    #[serde(skip)]
+    pub capture: Option<CaptureLine>,
 }
 
 fn op_after<S: serde::Serializer>(op: &Op, s: S) -> Result<S::Ok, S::Error> {
@@ -252,12 +255,15 @@ impl Change {
                 .as_ref()
                 .filter(|c| c.shown_as.is_some())
                 .map(|_| at.to_string()),
+            capture: at.capture.clone(),
         }
     }
 
     /// Where the change goes.
     pub fn origin(&self) -> Origin {
-        Origin::key(self.hive, self.key.clone()).value(self.value.clone())
+        let mut o = Origin::key(self.hive, self.key.clone()).value(self.value.clone());
+        o.capture = self.capture.clone();
+        o
     }
 
     /// The value after, for display (`None`: deleted).
@@ -403,7 +409,34 @@ impl Work<'_> {
             .is_some_and(|s| s.value)
     }
 
+    /// A rule netsh showed (no ID) under a name other rules share: no command on the VM can
+    /// change it alone (netsh's name= and PowerShell's -DisplayName take them all), so it is
+    /// left as it is, with a warning that says how to get a capture that names it.
+    fn unnamable(&mut self, i: usize) -> bool {
+        let sr = &self.cfg.policy.rules[i];
+        let shown = sr
+            .origin
+            .capture
+            .as_ref()
+            .is_some_and(|c| c.shown_as.is_some());
+        if !shown || !self.shared_name(i) {
+            return false;
+        }
+        let w = format!(
+            "{} is not changed: other rules are also named \"{}\" and netsh shows no rule IDs, so no command can change it alone (netsh's name= and PowerShell's -DisplayName take them all); capture the VM with `guestwall collect`, which reads the rules with their IDs, and run guestwall on that capture",
+            sr.origin,
+            rule_name(sr)
+        );
+        if !self.warnings.contains(&w) {
+            self.warnings.push(w);
+        }
+        true
+    }
+
     fn set_active(&mut self, i: usize, active: bool, code: Code) -> bool {
+        if self.unnamable(i) {
+            return false;
+        }
         let id = self.cfg.policy.rules[i].rule.id.clone();
         let name = rule_name(&self.cfg.policy.rules[i]);
         let shared_name = self.shared_name(i);
@@ -425,6 +458,9 @@ impl Work<'_> {
     }
 
     fn add_profile(&mut self, i: usize, p: Profile) -> bool {
+        if self.unnamable(i) {
+            return false;
+        }
         let id = self.cfg.policy.rules[i].rule.id.clone();
         let name = rule_name(&self.cfg.policy.rules[i]);
         let shared_name = self.shared_name(i);
@@ -1039,7 +1075,7 @@ fn collect_unresolved(w: &Work<'_>, after: &Diagnosis, out: &mut Vec<Unresolved>
         let named = p
             .causes
             .iter()
-            .any(|c| c.blocks && !c.conditions.is_empty());
+            .any(|c| c.blocks && (!c.conditions.is_empty() || c.code == Code::Unknown));
         if p.verdict == guestwall_firewall::Verdict::Conditional && !named {
             add(
                 Code::Conditional,
@@ -1064,7 +1100,12 @@ fn collect_unresolved(w: &Work<'_>, after: &Diagnosis, out: &mut Vec<Unresolved>
 /// Writes the plan for people: each change (hive, key, value, before → after), then what
 /// stays unresolved and the warnings.
 pub fn write_plan(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    if plan.changes.is_empty() {
+    if plan.changes.is_empty() && !plan.unresolved.is_empty() {
+        writeln!(
+            out,
+            "No change guestwall can make here (see what is not fixed, below)."
+        )?;
+    } else if plan.changes.is_empty() {
         writeln!(out, "No change needed.")?;
     } else {
         writeln!(out, "Changes ({}):", plan.changes.len())?;

@@ -151,7 +151,14 @@ fn online(plan: &Plan, powershell: bool) -> String {
     header(plan, &mut out, comment);
     let changes = online_changes(plan);
     if changes.is_empty() {
-        let _ = writeln!(out, "{comment} No change needed.");
+        let _ = if plan.unresolved.is_empty() {
+            writeln!(out, "{comment} No change needed.")
+        } else {
+            writeln!(
+                out,
+                "{comment} No change guestwall can make here: `guestwall fix --dry-run` lists what is not fixed and why."
+            )
+        };
         return out;
     }
     let mut start: Vec<String> = Vec::new();
@@ -161,6 +168,13 @@ fn online(plan: &Plan, powershell: bool) -> String {
         .first()
         .and_then(|d| d.language.names_from.as_ref().and(d.language.tag.clone()));
     let foreign = foreign.as_deref();
+    let pre_windows8 = plan.before.first().is_some_and(|d| before_windows8(&d.os));
+    if powershell && pre_windows8 {
+        let _ = writeln!(
+            out,
+            "{comment} This is Windows 7 / Server 2008 R2 or older: it has no -NetFirewall* cmdlets; use the netsh script (`guestwall script` without --powershell)"
+        );
+    }
     for c in changes {
         let _ = match &c.shown_as {
             Some(shown) => writeln!(out, "{comment} [{}] {shown}", c.code),
@@ -174,6 +188,13 @@ fn online(plan: &Plan, powershell: bool) -> String {
         }
         let line = if powershell {
             ps_line(c, &mut start)
+        } else if pre_windows8 && !c.policy_cache && goes_through_powershell(c, foreign) {
+            // No NetSecurity cmdlets before Windows 8 / Server 2012: the rule's registry
+            // value, which the firewall reads when it starts.
+            format!(
+                "REM Windows before 8 / Server 2012 has no -NetFirewallRule cmdlets, and netsh cannot name this rule alone: its registry value is set; the firewall reads it when it starts, so restart the VM afterwards\n{}",
+                reg_line(c, &online_key(c), false)
+            )
         } else {
             netsh_line(c, &mut start, foreign)
         };
@@ -234,6 +255,35 @@ fn via_powershell(c: &Change, start: &mut Vec<String>, foreign: Option<&str>) ->
         },
         cmd.replace('"', "\\\"")
     )
+}
+
+/// True when the OS is known to be older than Windows 8 / Server 2012 (NT 6.2), which brought
+/// the NetSecurity cmdlets (`Enable-NetFirewallRule`, ...).
+fn before_windows8(os: &guestwall_diagnose::OsInfo) -> bool {
+    let Some((major, minor)) = os.version.as_deref().and_then(|v| v.split_once('.')) else {
+        return false;
+    };
+    match (major.parse::<u32>(), minor.parse::<u32>()) {
+        (Ok(major), Ok(minor)) => (major, minor) < (6, 2),
+        _ => false,
+    }
+}
+
+/// True when [`netsh_line`] would change this rule through PowerShell (no name netsh takes
+/// for it alone).
+fn goes_through_powershell(c: &Change, foreign: Option<&str>) -> bool {
+    match &c.kind {
+        FixKind::EnableRule {
+            name, shared_name, ..
+        }
+        | FixKind::DisableRule {
+            name, shared_name, ..
+        }
+        | FixKind::AddProfile {
+            name, shared_name, ..
+        } => unnamed(name) || *shared_name || (foreign.is_some() && english_name(name)),
+        _ => false,
+    }
 }
 
 fn netsh_line(c: &Change, start: &mut Vec<String>, foreign: Option<&str>) -> String {

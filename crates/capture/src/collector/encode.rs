@@ -45,6 +45,39 @@ impl MemKey {
         }
         Some(k)
     }
+
+    /// The key at `path` below this one, to change (case-insensitive).
+    pub fn find_mut(&mut self, path: &str) -> Option<&mut MemKey> {
+        let mut k = self;
+        for part in path.split('\\').filter(|p| !p.is_empty()) {
+            k = k
+                .subkeys
+                .iter_mut()
+                .find(|s| s.name.to_uppercase() == part.to_uppercase())?;
+        }
+        Some(k)
+    }
+}
+
+/// The port the collector checks: RDP-Tcp's PortNumber when it is a DWORD from 1 to 65535,
+/// else `port` (as `$Port` in the PowerShell collector).
+pub fn checked_port(m: &Machine, port: u16) -> u16 {
+    m.hklm
+        .find("SYSTEM\\CurrentControlSet\\Control\\Terminal Server\\WinStations\\RDP-Tcp")
+        .and_then(|k| {
+            k.values
+                .iter()
+                .find(|v| v.name.eq_ignore_ascii_case("PortNumber"))
+        })
+        .filter(|v| v.reg_type == 4 && v.data.len() >= 4)
+        .and_then(|v| {
+            u16::try_from(u32::from_le_bytes([
+                v.data[0], v.data[1], v.data[2], v.data[3],
+            ]))
+            .ok()
+        })
+        .filter(|&p| p != 0)
+        .unwrap_or(port)
 }
 
 /// A machine as the collector sees it.
@@ -284,7 +317,7 @@ fn walk(
         let t = kind(v.reg_type);
         let data = if rules && t == 1 {
             let s = dotnet_string(&v.data);
-            if !rule_matters(&s, port) {
+            if !rule_matters(&s, port) && !rule_matters(&s, 3389) {
                 n += 1;
                 continue;
             }
@@ -314,8 +347,15 @@ fn walk(
     }
 }
 
-/// The payload text the collector would build.
+/// The payload text the collector would build, given `port` (`guestwall collect --port`):
+/// it checks the port RDP listens on ([`checked_port`]).
 pub fn payload(m: &Machine, port: u16) -> String {
+    payload_at(m, checked_port(m, port))
+}
+
+/// The payload text of a collector that checks `port` whatever PortNumber says (a collector
+/// from before it read PortNumber, or one that could not read it).
+pub fn payload_at(m: &Machine, port: u16) -> String {
     let mut out = vec![
         "guestwall-capture\t1".to_string(),
         format!("host\t{}", escape(&m.host)),
