@@ -48,7 +48,7 @@ fn timeout_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(t) if t > 0.0 && t <= 600.0 => Ok(t),
         _ => Err(format!(
-            "{s:?} is not a number of seconds between 0 and 600"
+            "{s:?} is not a number of seconds above 0 and at most 600"
         )),
     }
 }

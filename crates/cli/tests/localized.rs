@@ -246,11 +246,17 @@ fn the_console_script_uses_the_vms_names_or_rule_ids() {
         let script = stdout(&gw(&["script", &p]));
         assert!(script.contains(expect), "{langid}:\n{script}");
         if langid == "0412" {
+            // Windows 7 has no Enable-NetFirewallRule: by ID, through the registry value.
             assert!(
-                script.contains("Enable-NetFirewallRule -Name 'RemoteDesktop-In-TCP_1'"),
+                script.contains("/v \"RemoteDesktop-In-TCP_1\" /t REG_SZ")
+                    && script.contains("restart the VM"),
                 "{script}"
             );
-            assert!(script.contains("none of its rule names is known here"), "{script}");
+            assert!(
+                script.contains("The VM's language is ko-KR")
+                    && script.contains("changed by its ID, through its registry value"),
+                "{script}"
+            );
         }
         if langid == "0409" {
             assert!(!script.contains("The VM's language"), "{script}");

@@ -104,6 +104,15 @@ fn one_record_per_target_and_the_exit_code_of_the_worst() {
         let doc: serde_json::Value = serde_json::from_slice(&d.stdout).unwrap();
         assert_eq!(rec, doc);
     }
+    // A loop of symbolic links is named as one (a user trial saw "no such file").
+    let a = f.dir.0.join("loop-a");
+    let b = f.dir.0.join("loop-b");
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let lo = gw(&["scan", "--json", a.to_str().unwrap()]);
+    assert_eq!(lo.status.code(), Some(2));
+    let msg = records(&lo)[0]["error"]["message"].to_string();
+    assert!(msg.contains("symbolic links"), "{msg}");
     // Not a terminal: no summary, no progress bar, no escape codes anywhere.
     assert!(!stderr(&o).contains("Scanned"), "{}", stderr(&o));
     assert!(!o.stdout.contains(&0x1b) && !o.stderr.contains(&0x1b));

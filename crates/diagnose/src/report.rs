@@ -166,6 +166,9 @@ pub fn write_text_with(
             )?;
         }
         let from = match &d.port_source {
+            PortSource::Hive { origin } if origin.capture.is_some() => {
+                format!("PortNumber, as captured: {origin}")
+            }
             PortSource::Hive { origin } => format!("PortNumber in the hive: {origin}"),
             PortSource::CommandLine => {
                 "from --port; the hive has no valid PortNumber (Windows' default is 3389)".into()

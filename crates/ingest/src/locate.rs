@@ -129,7 +129,16 @@ fn locate_inner(target: &Path, software: Option<&Path>) -> Result<Target> {
         }
         target.to_path_buf()
     } else {
-        return Err(not_found("no such file or folder"));
+        // `exists()` is false for any error: say which (a loop of links, a permission).
+        return Err(match std::fs::metadata(target) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                not_found(&format!("cannot reach it: {e}"))
+            }
+            _ if std::fs::symlink_metadata(target).is_ok() => {
+                not_found("a symbolic link to nothing (dangling)")
+            }
+            _ => not_found("no such file or folder"),
+        });
     };
     let given = software.is_some();
     let software = match software {

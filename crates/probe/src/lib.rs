@@ -399,6 +399,7 @@ pub fn advice(o: &Outcome, port: u16) -> (Vec<String>, Vec<String>) {
                 "the VM is stopped, still booting, or not at this address".into(),
             ],
             vec![
+                "guestwall collect   # while the VM runs: a collector for its serial console or Run Command; then guestwall diagnose CAPTURE".into(),
                 diagnose,
                 "guestwall script DISK   # the netsh commands to paste into the serial console".into(),
                 format!("check the NSG / firewall rules in front of the VM for inbound TCP {port}"),

@@ -120,7 +120,12 @@ fn header(plan: &Plan, out: &mut String, comment: &str) {
     }
     if let Some(d) = plan.before.first() {
         if let (Some(tag), Some(from)) = (&d.language.tag, &d.language.names_from) {
-            let _ = if d.language.names_known == 0 {
+            let _ = if before_windows8(&d.os) {
+                writeln!(
+                    out,
+                    "{comment} The VM's language is {tag} (rule names from {from}): a rule whose name in {tag} is not known here is changed by its ID, through its registry value (this Windows has no -NetFirewallRule cmdlets)"
+                )
+            } else if d.language.names_known == 0 {
                 writeln!(
                     out,
                     "{comment} The VM's language is {tag} and none of its rule names is known here ({from}): rules are changed by their IDs through PowerShell; `guestwall script --powershell` writes the whole fix that way"
@@ -192,7 +197,10 @@ fn online(plan: &Plan, powershell: bool) -> String {
             // No NetSecurity cmdlets before Windows 8 / Server 2012: the rule's registry
             // value, which the firewall reads when it starts.
             format!(
-                "REM Windows before 8 / Server 2012 has no -NetFirewallRule cmdlets, and netsh cannot name this rule alone: its registry value is set; the firewall reads it when it starts, so restart the VM afterwards\n{}",
+                "REM netsh names rules by display name, and {}; Windows before 8 / Server 2012 has no\n\
+                 REM -NetFirewallRule cmdlets: the rule's registry value is set by its ID, and the firewall\n\
+                 REM reads it when it starts, so restart the VM afterwards\n{}",
+                netsh_cannot(c, foreign),
                 reg_line(c, &online_key(c), false)
             )
         } else {
@@ -234,25 +242,38 @@ fn english_name(name: &str) -> bool {
     guestwall_firewall::names::is_english_display_name(name)
 }
 
+/// Why netsh cannot name the rule `c` changes (see [`goes_through_powershell`]).
+fn netsh_cannot(c: &Change, foreign: Option<&str>) -> String {
+    match &c.kind {
+        FixKind::EnableRule { name, .. }
+        | FixKind::DisableRule { name, .. }
+        | FixKind::AddProfile { name, .. }
+            if unnamed(name) =>
+        {
+            format!("this one's is an unresolved {name}")
+        }
+        FixKind::EnableRule { name, .. }
+        | FixKind::DisableRule { name, .. }
+        | FixKind::AddProfile { name, .. }
+            if foreign.is_some() && english_name(name) =>
+        {
+            format!(
+                "the name of \"{name}\" in {} is not known here",
+                foreign.unwrap_or_default()
+            )
+        }
+        FixKind::EnableRule { name, .. }
+        | FixKind::DisableRule { name, .. }
+        | FixKind::AddProfile { name, .. } => format!("other rules are also named \"{name}\""),
+        _ => "this rule has no usable name".to_string(),
+    }
+}
+
 fn via_powershell(c: &Change, start: &mut Vec<String>, foreign: Option<&str>) -> String {
     let cmd = ps_line(c, start);
     format!(
         "REM netsh names rules by display name, and {}; PowerShell changes this rule alone, by its ID\npowershell -NoProfile -Command \"{}\"",
-        match &c.kind {
-            FixKind::EnableRule { name, .. }
-            | FixKind::DisableRule { name, .. }
-            | FixKind::AddProfile { name, .. } if unnamed(name) => format!("this one's is an unresolved {name}"),
-            FixKind::EnableRule { name, .. }
-            | FixKind::DisableRule { name, .. }
-            | FixKind::AddProfile { name, .. } if foreign.is_some() && english_name(name) => format!(
-                "the name of \"{name}\" in {} is not known here",
-                foreign.unwrap_or_default()
-            ),
-            FixKind::EnableRule { name, .. }
-            | FixKind::DisableRule { name, .. }
-            | FixKind::AddProfile { name, .. } => format!("other rules are also named \"{name}\""),
-            _ => "this rule has no usable name".to_string(),
-        },
+        netsh_cannot(c, foreign),
         cmd.replace('"', "\\\"")
     )
 }
