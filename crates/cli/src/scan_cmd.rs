@@ -81,17 +81,28 @@ pub fn run(a: ScanArgs, colour: crate::colour::When, out: &mut dyn Write) -> Res
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut not_reachable = 0u64;
+    let (mut not_reachable, mut some, mut unreadable) = (0u64, 0u64, 0u64);
     // Records going to the same terminal are written with the bar out of the way.
     let mut out = Suspended {
         bar: &bar,
         inner: out,
     };
     let sum = guestwall_scan::scan(&targets, &opts, &mut out, &mut |o| {
-        if o.status != guestwall_scan::Status::Reachable {
-            not_reachable += 1;
+        // As the summary counts them: unreadable targets apart from the ones not reachable.
+        match o.status {
+            guestwall_scan::Status::Reachable => {}
+            guestwall_scan::Status::Conditional => some += 1,
+            guestwall_scan::Status::Blocked => not_reachable += 1,
+            guestwall_scan::Status::Unreadable => unreadable += 1,
         }
-        bar.set_message(format!("{not_reachable} not reachable"));
+        let mut msg = format!("{not_reachable} not reachable");
+        if some > 0 {
+            msg.push_str(&format!(", {some} only for some clients"));
+        }
+        if unreadable > 0 {
+            msg.push_str(&format!(", {unreadable} could not be read"));
+        }
+        bar.set_message(msg);
         bar.inc(1);
     })?;
     bar.finish_and_clear();
