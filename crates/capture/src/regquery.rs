@@ -452,6 +452,33 @@ pub(crate) fn hint(command: &str) -> Option<RegHint> {
     Some(h)
 }
 
+/// `text` (line `i` of `lines`) with the lines the console wrapped it onto joined again: while
+/// the last piece fills the console's width, the next line is appended when it is not blank,
+/// a key, a value, the `End of search` line or a prompt. Returns the joined text and the index
+/// of the first line after it.
+fn join_wrapped(lines: &[Line], i: usize, text: &str) -> (String, usize) {
+    let mut joined = text.to_string();
+    let mut last = text;
+    let mut j = i + 1;
+    while full_width(last) {
+        match lines.get(j) {
+            Some(n)
+                if !n.text.trim().is_empty()
+                    && !is_key_line(&n.text)
+                    && !is_value_line(&n.text)
+                    && !n.text.starts_with("End of search")
+                    && crate::transcript::prompt(&n.text).is_none() =>
+            {
+                joined.push_str(&n.text);
+                last = &n.text;
+                j += 1;
+            }
+            _ => break,
+        }
+    }
+    (joined, j)
+}
+
 fn is_value_line(s: &str) -> bool {
     split_value_line(s).is_some()
 }
@@ -479,28 +506,8 @@ pub(crate) fn parse(
             continue;
         }
         if is_key_line(text) {
-            // Re-join a key line the console wrapped (a path longer than the console is
-            // wide): a full-width line followed by lines that are neither keys, values,
-            // blank nor prompts.
-            let mut joined = text.to_string();
-            let mut last = text.to_string();
-            let mut j = i + 1;
-            while full_width(&last) {
-                match lines.get(j) {
-                    Some(n)
-                        if !n.text.trim().is_empty()
-                            && !is_key_line(&n.text)
-                            && !is_value_line(&n.text)
-                            && !n.text.starts_with("End of search")
-                            && crate::transcript::prompt(&n.text).is_none() =>
-                    {
-                        joined.push_str(&n.text);
-                        last = n.text.clone();
-                        j += 1;
-                    }
-                    _ => break,
-                }
-            }
+            // Re-join a key line the console wrapped (a path longer than the console is wide).
+            let (joined, j) = join_wrapped(lines, i, text);
             let text = joined.as_str();
             let wrapped_lines = j - i - 1;
             let path = normalize_path(text.trim_end());
@@ -538,27 +545,8 @@ pub(crate) fn parse(
         }
         prev_key_line = false;
         if is_value_line(text) {
-            // Re-join a value line the console wrapped: a full-width line followed by a line
-            // that is neither a key, a value nor blank.
-            let mut joined = text.to_string();
-            let mut j = i + 1;
-            let mut last = text.to_string();
-            while full_width(&last) {
-                match lines.get(j) {
-                    Some(n)
-                        if !n.text.trim().is_empty()
-                            && !is_key_line(&n.text)
-                            && !is_value_line(&n.text)
-                            && !n.text.starts_with("End of search")
-                            && crate::transcript::prompt(&n.text).is_none() =>
-                    {
-                        joined.push_str(&n.text);
-                        last = n.text.clone();
-                        j += 1;
-                    }
-                    _ => break,
-                }
-            }
+            // Re-join a value line the console wrapped.
+            let (joined, j) = join_wrapped(lines, i, text);
             let Some((name, _tname, t, data)) = split_value_line(&joined) else {
                 i = j;
                 continue;

@@ -65,6 +65,26 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Diagnoses `configs` and writes the report for `shown` (the path as the user sees it).
+fn show_diagnosis(
+    configs: &[guestwall_firewall::MachineConfig],
+    shown: &str,
+    palette: &guestwall_diagnose::Palette,
+    out: &mut dyn Write,
+) -> Result<Vec<guestwall_diagnose::Diagnosis>> {
+    let diags: Vec<_> = configs
+        .iter()
+        .map(|c| guestwall_diagnose::diagnose(c, None))
+        .collect();
+    guestwall_diagnose::write_text_styled(
+        &diags,
+        &guestwall_diagnose::shell_quote(shown),
+        palette,
+        out,
+    )?;
+    Ok(diags)
+}
+
 /// Builds the sample SYSTEM hive, diagnoses it, prints the serial-console script, fixes it
 /// offline and diagnoses it again.
 pub fn run(args: DemoArgs, colour: crate::colour::When, out: &mut dyn Write) -> Result<u8> {
@@ -88,16 +108,8 @@ pub fn run(args: DemoArgs, colour: crate::colour::When, out: &mut dyn Write) -> 
     )?;
     writeln!(out, "$ guestwall diagnose {shown}")?;
     let target = guestwall_ingest::locate(&path, None)?;
-    let diags: Vec<_> = guestwall_ingest::load(&target)?
-        .iter()
-        .map(|c| guestwall_diagnose::diagnose(c, None))
-        .collect();
-    guestwall_diagnose::write_text_styled(
-        &diags,
-        &guestwall_diagnose::shell_quote(&shown),
-        &palette,
-        out,
-    )?;
+    let configs = guestwall_ingest::load(&target)?;
+    show_diagnosis(&configs, &shown, &palette, out)?;
     writeln!(
         out,
         "\nBoth causes of Microsoft's article: the Remote Desktop rules are disabled (cause 1) and\n\
@@ -107,7 +119,6 @@ pub fn run(args: DemoArgs, colour: crate::colour::When, out: &mut dyn Write) -> 
         out,
         "$ guestwall script {shown}   (for the serial console of the running VM)"
     )?;
-    let configs = guestwall_ingest::load(&target)?;
     let opts = guestwall_repair::FixOptions::default();
     let plan = guestwall_repair::plan(&configs, &opts);
     out.write_all(
@@ -121,16 +132,7 @@ pub fn run(args: DemoArgs, colour: crate::colour::When, out: &mut dyn Write) -> 
     let fixed = guestwall_repair::fix(&target, &opts, &save)?;
     guestwall_repair::write_fixed(&fixed, &guestwall_diagnose::shell_quote(&shown), out)?;
     writeln!(out, "\n$ guestwall diagnose {shown}")?;
-    let diags: Vec<_> = guestwall_ingest::load(&target)?
-        .iter()
-        .map(|c| guestwall_diagnose::diagnose(c, None))
-        .collect();
-    guestwall_diagnose::write_text_styled(
-        &diags,
-        &guestwall_diagnose::shell_quote(&shown),
-        &palette,
-        out,
-    )?;
+    let diags = show_diagnosis(&guestwall_ingest::load(&target)?, &shown, &palette, out)?;
     if !diags.iter().all(|d| d.reachable) {
         bail!("the sample is still not reachable after the fix");
     }

@@ -1040,15 +1040,11 @@ fn a_captured_language_names_rules_as_that_windows_does() {
         return;
     };
     let dir = TempDir::new("capture-language");
-    let p = dir.0.join("SYSTEM");
-    std::fs::copy(corpus.join("regipy/SYSTEM_B"), &p).unwrap();
-    for log in ["SYSTEM_B.LOG1", "SYSTEM_B.LOG2"] {
-        std::fs::copy(
-            corpus.join("regipy").join(log),
-            dir.0.join(log.replace("SYSTEM_B", "SYSTEM")),
-        )
-        .unwrap();
-    }
+    let p = std::path::PathBuf::from(common::copy_with_logs(
+        &dir.0,
+        &corpus.join("regipy/SYSTEM_B"),
+        "SYSTEM",
+    ));
     let o = gw(&[
         "reg",
         "--hive",
@@ -1249,15 +1245,11 @@ fn trial5_online_findings() {
     assert!(s.contains("no -NetFirewall* cmdlets"), "{s}");
 
     // 5. A netsh capture does not show fDenyTSConnections: the prediction says so.
-    let b = t.0.join("SYSTEM_B");
-    std::fs::copy(corpus.join("regipy/SYSTEM_B"), &b).unwrap();
-    for log in ["LOG1", "LOG2"] {
-        std::fs::copy(
-            corpus.join(format!("regipy/SYSTEM_B.{log}")),
-            t.0.join(format!("SYSTEM_B.{log}")),
-        )
-        .unwrap();
-    }
+    let b = std::path::PathBuf::from(common::copy_with_logs(
+        &t.0,
+        &corpus.join("regipy/SYSTEM_B"),
+        "SYSTEM_B",
+    ));
     let o = gw(&[
         "netsh",
         "--system",

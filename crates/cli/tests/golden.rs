@@ -64,12 +64,6 @@ fn corpus_json_is_unchanged() {
     both("win7", &t.0, &w7);
     let d = t.0.join("w10");
     std::fs::create_dir_all(&d).unwrap();
-    for ext in ["", ".LOG1", ".LOG2"] {
-        common::copy_into(
-            &d,
-            &c.join(format!("regipy/SYSTEM_B{ext}")),
-            &format!("SYSTEM_B{ext}"),
-        );
-    }
+    common::copy_with_logs(&d, &c.join("regipy/SYSTEM_B"), "SYSTEM_B");
     both("win10", &t.0, d.join("SYSTEM_B").to_str().unwrap());
 }

@@ -403,13 +403,7 @@ fn finding_03_stale_temp_cleanup_removes_only_temps_no_live_process_owns() {
 fn finding_04_a_partly_broken_log_is_reported_everywhere_and_not_made_permanent() {
     let Some(c) = corpus() else { return };
     let t = TempDir::new("brokenlog");
-    for ext in ["", ".LOG1", ".LOG2"] {
-        std::fs::copy(
-            c.join(format!("regipy/SYSTEM_B{ext}")),
-            t.0.join(format!("SYSTEM_B{ext}")),
-        )
-        .unwrap();
-    }
+    common::copy_with_logs(&t.0, &c.join("regipy/SYSTEM_B"), "SYSTEM_B");
     // Random bytes in the middle of LOG2, as in the trial.
     let log2 = t.0.join("SYSTEM_B.LOG2");
     let mut b = read(&log2);
@@ -793,13 +787,7 @@ fn finding_09_a_conditional_verdict_names_the_rule_and_the_condition() {
 fn finding_10_fix_does_not_enable_a_subnet_scoped_rule_and_scripts_name_rules_netsh_accepts() {
     let Some(c) = corpus() else { return };
     let t = TempDir::new("scoped");
-    for ext in ["", ".LOG1", ".LOG2"] {
-        std::fs::copy(
-            c.join(format!("regipy/SYSTEM_B{ext}")),
-            t.0.join(format!("SYSTEM_B{ext}")),
-        )
-        .unwrap();
-    }
+    common::copy_with_logs(&t.0, &c.join("regipy/SYSTEM_B"), "SYSTEM_B");
     let sys = t.0.join("SYSTEM_B");
     let sys = sys.to_str().unwrap();
     let o = gw(&[
@@ -1771,14 +1759,7 @@ fn trial2_11_rules_sharing_a_display_name_are_changed_by_id() {
         "{s}"
     );
     // PowerShell by ID where the cmdlets exist: the same rules in a Windows 10 hive.
-    let b = common::copy_into(&t.0, &c.join("regipy/SYSTEM_B"), "SYSTEM_B");
-    for log in ["LOG1", "LOG2"] {
-        std::fs::copy(
-            c.join(format!("regipy/SYSTEM_B.{log}")),
-            t.0.join(format!("SYSTEM_B.{log}")),
-        )
-        .unwrap();
-    }
+    let b = common::copy_with_logs(&t.0, &c.join("regipy/SYSTEM_B"), "SYSTEM_B");
     let o = gw(&[
         "netsh",
         "--system",
@@ -1907,13 +1888,7 @@ fn trial2_14_a_dirty_hive_can_be_previewed_and_the_hints_say_allow_dirty() {
 fn trial2_16_a_damaged_log_entry_is_named_as_damaged() {
     let Some(c) = corpus() else { return };
     let t = TempDir::new("dmglog");
-    for e in ["", ".LOG1", ".LOG2"] {
-        common::copy_into(
-            &t.0,
-            &c.join(format!("regipy/SYSTEM_B{e}")),
-            &format!("SYSTEM_B{e}"),
-        );
-    }
+    common::copy_with_logs(&t.0, &c.join("regipy/SYSTEM_B"), "SYSTEM_B");
     let log1 = t.0.join("SYSTEM_B.LOG1");
     let mut b = read(&log1);
     b[0x6F9C] ^= 0xff;

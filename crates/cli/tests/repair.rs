@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{copy_into, corpus, gw, sample, stderr, stdout, TempDir};
+use common::{copy_into, copy_with_logs, corpus, gw, sample, stderr, stdout, TempDir};
 
 /// Splits a cmd.exe command line: spaces separate words except inside double quotes, `\"`
 /// is a literal quote (as reg.exe reads it), and the quotes themselves are removed. In a
@@ -479,9 +479,7 @@ fn the_offline_batch_script_fixes_the_hive_when_run_through_reg() {
     let Some(c) = corpus() else { return };
     // Windows 10: RDP off and its rules disabled; the rule strings hold %SystemRoot%.
     let t = TempDir::new("script-cmd-b");
-    let sys = copy_into(&t.0, &c.join("regipy/SYSTEM_B"), "SYSTEM_B");
-    copy_into(&t.0, &c.join("regipy/SYSTEM_B.LOG1"), "SYSTEM_B.LOG1");
-    copy_into(&t.0, &c.join("regipy/SYSTEM_B.LOG2"), "SYSTEM_B.LOG2");
+    let sys = copy_with_logs(&t.0, &c.join("regipy/SYSTEM_B"), "SYSTEM_B");
     check(&sys, &[]);
     let o = gw(&[
         "hive",

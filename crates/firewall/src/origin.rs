@@ -58,6 +58,16 @@ pub struct CaptureLine {
     pub shown_as: Option<Arc<str>>,
 }
 
+impl CaptureLine {
+    /// What the capture showed in place of a registry value, and where:
+    /// `netsh rule "NAME" (cap.txt:61)`; `None` for a fact with a registry place.
+    pub fn shown_text(&self) -> Option<String> {
+        self.shown_as
+            .as_ref()
+            .map(|shown| format!("{shown} ({self})"))
+    }
+}
+
 impl fmt::Display for CaptureLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.file, self.line)?;
@@ -170,10 +180,8 @@ impl Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(c) = &self.capture {
-            if let Some(shown) = &c.shown_as {
-                return write!(f, "{shown} ({c})");
-            }
+        if let Some(shown) = self.capture.as_ref().and_then(CaptureLine::shown_text) {
+            return f.write_str(&shown);
         }
         write!(f, "{}\\{}", self.hive, self.key)?;
         if let Some(v) = &self.value {

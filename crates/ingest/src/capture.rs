@@ -467,17 +467,7 @@ fn display_rule(r: &NetshRule, cs: &str, file: &Arc<str>) -> StoredRule {
         let t = s.text.to_ascii_lowercase();
         t.contains("group policy") || t.contains("gpo") || t.contains("gruppenrichtlinie")
     });
-    let (store, origin) = if gp {
-        (
-            Store::GroupPolicy,
-            Origin::software(format!("{GP_FIREWALL}\\FirewallRules")),
-        )
-    } else {
-        (
-            Store::Local,
-            Origin::system(format!("{cs}\\{FIREWALL_POLICY}\\FirewallRules")),
-        )
-    };
+    let (store, origin) = rules_key(gp, cs);
     // netsh shows no rule ID: the value name is the display name, which is no value on the VM.
     let shown = at_line(file, r.origin.line).map(|mut l| {
         l.shown_as = Some(format!("netsh rule \"{}\"", clean(&name)).into());
@@ -571,17 +561,7 @@ fn ps_rules(cap: &Capture, cs: &str, cfg: &mut MachineConfig) -> usize {
             .store
             .as_deref()
             .is_some_and(|s| s.to_ascii_lowercase().contains("grouppolicy"));
-        let (store, origin) = if gp {
-            (
-                Store::GroupPolicy,
-                Origin::software(format!("{GP_FIREWALL}\\FirewallRules")),
-            )
-        } else {
-            (
-                Store::Local,
-                Origin::system(format!("{cs}\\{FIREWALL_POLICY}\\FirewallRules")),
-            )
-        };
+        let (store, origin) = rules_key(gp, cs);
         cfg.policy.rules.push(StoredRule::new(
             store,
             with_line(origin.value(id.as_str()), at_line(file, r.origin.line)),
@@ -589,6 +569,22 @@ fn ps_rules(cap: &Capture, cs: &str, cfg: &mut MachineConfig) -> usize {
         ));
     }
     with_ports
+}
+
+/// The store and the rules key of a rule a display shows: the Group Policy store's
+/// (`gp`) or the local one's in control set `cs`.
+fn rules_key(gp: bool, cs: &str) -> (Store, Origin) {
+    if gp {
+        (
+            Store::GroupPolicy,
+            Origin::software(format!("{GP_FIREWALL}\\FirewallRules")),
+        )
+    } else {
+        (
+            Store::Local,
+            Origin::system(format!("{cs}\\{FIREWALL_POLICY}\\FirewallRules")),
+        )
+    }
 }
 
 /// True when a rule as netsh displays it names no program, no service and no local port.

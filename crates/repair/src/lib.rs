@@ -212,14 +212,25 @@ pub struct Change {
     pub kind: FixKind,
     /// Group Policy will put it back at its next refresh (a policy-cache edit).
     pub policy_cache: bool,
-    /// For a rule taken from netsh's display (a capture): what the capture showed and where
-    /// (`netsh rule "NAME" (cap.txt:61)`), since `key`/`value` then name no value that exists
-    /// on the VM (netsh shows no rule ID). Absent from the JSON otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shown_as: Option<String>,
-    /// The capture line of what it changes, for a plan made from a capture.
-    #[serde(skip)]
+    /// The capture line of what it changes, for a plan made from a capture. In the JSON only
+    /// for a rule taken from netsh's display, as `shown_as` ([`Change::shown_as`]).
+    #[serde(
+        rename = "shown_as",
+        skip_serializing_if = "not_shown",
+        serialize_with = "shown_as"
+    )]
     pub capture: Option<CaptureLine>,
+}
+
+fn not_shown(c: &Option<CaptureLine>) -> bool {
+    c.as_ref().is_none_or(|c| c.shown_as.is_none())
+}
+
+fn shown_as<S: serde::Serializer>(c: &Option<CaptureLine>, s: S) -> Result<S::Ok, S::Error> {
+    match c.as_ref().and_then(CaptureLine::shown_text) {
+        Some(t) => s.serialize_str(&t),
+        None => s.serialize_none(),
+    }
 }
 
 fn op_after<S: serde::Serializer>(op: &Op, s: S) -> Result<S::Ok, S::Error> {
@@ -250,11 +261,6 @@ impl Change {
             code,
             kind,
             policy_cache: at.hive == HiveKind::Software,
-            shown_as: at
-                .capture
-                .as_ref()
-                .filter(|c| c.shown_as.is_some())
-                .map(|_| at.to_string()),
             capture: at.capture.clone(),
         }
     }
@@ -269,6 +275,13 @@ impl Change {
     /// The value after, for display (`None`: deleted).
     pub fn after(&self) -> Option<String> {
         self.op.after()
+    }
+
+    /// For a rule taken from netsh's display (a capture): what the capture showed and where
+    /// (`netsh rule "NAME" (cap.txt:61)`), since `key`/`value` then name no value that exists
+    /// on the VM (netsh shows no rule ID).
+    pub fn shown_as(&self) -> Option<String> {
+        self.capture.as_ref().and_then(CaptureLine::shown_text)
     }
 }
 
@@ -1112,7 +1125,7 @@ pub fn write_plan(plan: &Plan, out: &mut dyn std::io::Write) -> std::io::Result<
         for c in &plan.changes {
             let before = c.before.as_deref().unwrap_or("(absent)");
             let after = c.after().unwrap_or_else(|| "(deleted)".into());
-            match &c.shown_as {
+            match &c.shown_as() {
                 Some(shown) => writeln!(
                     out,
                     "  [{}] {shown}\n      (netsh shows no rule ID: before and after are its display in rule-string form)",

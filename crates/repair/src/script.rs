@@ -181,7 +181,7 @@ fn online(plan: &Plan, powershell: bool) -> String {
         );
     }
     for c in changes {
-        let _ = match &c.shown_as {
+        let _ = match &c.shown_as() {
             Some(shown) => writeln!(out, "{comment} [{}] {shown}", c.code),
             None => writeln!(out, "{comment} [{}] {}\\{}", c.code, online_key(c), c.value),
         };
@@ -193,18 +193,8 @@ fn online(plan: &Plan, powershell: bool) -> String {
         }
         let line = if powershell {
             ps_line(c, &mut start)
-        } else if pre_windows8 && !c.policy_cache && goes_through_powershell(c, foreign) {
-            // No NetSecurity cmdlets before Windows 8 / Server 2012: the rule's registry
-            // value, which the firewall reads when it starts.
-            format!(
-                "REM netsh names rules by display name, and {}; Windows before 8 / Server 2012 has no\n\
-                 REM -NetFirewallRule cmdlets: the rule's registry value is set by its ID, and the firewall\n\
-                 REM reads it when it starts, so restart the VM afterwards\n{}",
-                netsh_cannot(c, foreign),
-                reg_line(c, &online_key(c), false)
-            )
         } else {
-            netsh_line(c, &mut start, foreign)
+            netsh_line(c, &mut start, foreign, pre_windows8)
         };
         out.push_str(&line);
         out.push('\n');
@@ -269,6 +259,18 @@ fn netsh_cannot(c: &Change, foreign: Option<&str>) -> String {
     }
 }
 
+/// Before Windows 8 / Server 2012 there are no NetSecurity cmdlets: the rule's registry
+/// value, by its ID, which the firewall reads when it starts.
+fn via_registry(c: &Change, foreign: Option<&str>) -> String {
+    format!(
+        "REM netsh names rules by display name, and {}; Windows before 8 / Server 2012 has no\n\
+         REM -NetFirewallRule cmdlets: the rule's registry value is set by its ID, and the firewall\n\
+         REM reads it when it starts, so restart the VM afterwards\n{}",
+        netsh_cannot(c, foreign),
+        reg_line(c, &online_key(c), false)
+    )
+}
+
 fn via_powershell(c: &Change, start: &mut Vec<String>, foreign: Option<&str>) -> String {
     let cmd = ps_line(c, start);
     format!(
@@ -290,8 +292,8 @@ fn before_windows8(os: &guestwall_diagnose::OsInfo) -> bool {
     }
 }
 
-/// True when [`netsh_line`] would change this rule through PowerShell (no name netsh takes
-/// for it alone).
+/// True when netsh has no name for this rule alone (an unresolved indirect string, a name
+/// other rules share, an English name on a Windows in another language).
 fn goes_through_powershell(c: &Change, foreign: Option<&str>) -> bool {
     match &c.kind {
         FixKind::EnableRule {
@@ -307,20 +309,21 @@ fn goes_through_powershell(c: &Change, foreign: Option<&str>) -> bool {
     }
 }
 
-fn netsh_line(c: &Change, start: &mut Vec<String>, foreign: Option<&str>) -> String {
+/// The netsh (cmd) line for `c`; a rule netsh cannot name goes through PowerShell by its ID,
+/// or through its registry value where the OS is older than Windows 8 (`pre_windows8`).
+fn netsh_line(
+    c: &Change,
+    start: &mut Vec<String>,
+    foreign: Option<&str>,
+    pre_windows8: bool,
+) -> String {
     match &c.kind {
-        FixKind::EnableRule {
-            name, shared_name, ..
-        }
-        | FixKind::DisableRule {
-            name, shared_name, ..
-        }
-        | FixKind::AddProfile {
-            name, shared_name, ..
-        } if !c.policy_cache
-            && (unnamed(name) || *shared_name || (foreign.is_some() && english_name(name))) =>
-        {
-            via_powershell(c, start, foreign)
+        _ if !c.policy_cache && goes_through_powershell(c, foreign) => {
+            if pre_windows8 {
+                via_registry(c, foreign)
+            } else {
+                via_powershell(c, start, foreign)
+            }
         }
         FixKind::EnableRule { name, .. } | FixKind::DisableRule { name, .. } if !c.policy_cache => {
             let yn = if matches!(c.kind, FixKind::EnableRule { .. }) {

@@ -85,3 +85,14 @@ pub fn copy_into(dir: &Path, src: &Path, name: &str) -> String {
     std::fs::set_permissions(&to, p).unwrap();
     to.to_string_lossy().into_owned()
 }
+
+/// Copies a hive and its `.LOG1`/`.LOG2` into `dir` (writable) as `name`, `name.LOG1` and
+/// `name.LOG2`; returns the hive's path.
+pub fn copy_with_logs(dir: &Path, src: &Path, name: &str) -> String {
+    for ext in [".LOG1", ".LOG2"] {
+        let mut log = src.as_os_str().to_owned();
+        log.push(ext);
+        copy_into(dir, Path::new(&log), &format!("{name}{ext}"));
+    }
+    copy_into(dir, src, name)
+}
