@@ -232,50 +232,52 @@ fn english_name(name: &str) -> bool {
     guestwall_firewall::names::is_english_display_name(name)
 }
 
-/// Why netsh cannot name the rule `c` changes (see [`goes_through_powershell`]).
-fn netsh_cannot(c: &Change, foreign: Option<&str>) -> String {
-    match &c.kind {
-        FixKind::EnableRule { name, .. }
-        | FixKind::DisableRule { name, .. }
-        | FixKind::AddProfile { name, .. }
-            if unnamed(name) =>
-        {
-            format!("this one's is an unresolved {name}")
-        }
-        FixKind::EnableRule { name, .. }
-        | FixKind::DisableRule { name, .. }
-        | FixKind::AddProfile { name, .. }
-            if foreign.is_some() && english_name(name) =>
-        {
-            format!(
-                "the name of \"{name}\" in {} is not known here",
-                foreign.unwrap_or_default()
-            )
-        }
-        FixKind::EnableRule { name, .. }
-        | FixKind::DisableRule { name, .. }
-        | FixKind::AddProfile { name, .. } => format!("other rules are also named \"{name}\""),
-        _ => "this rule has no usable name".to_string(),
+/// Why netsh has no name for the rule `c` changes alone: an unresolved indirect string, an
+/// English name on a Windows in another language (`foreign`), a name other rules share.
+/// `None` when netsh can name it (or `c` changes no rule).
+fn netsh_cannot(c: &Change, foreign: Option<&str>) -> Option<String> {
+    let (FixKind::EnableRule {
+        name, shared_name, ..
+    }
+    | FixKind::DisableRule {
+        name, shared_name, ..
+    }
+    | FixKind::AddProfile {
+        name, shared_name, ..
+    }) = &c.kind
+    else {
+        return None;
+    };
+    if unnamed(name) {
+        Some(format!("this one's is an unresolved {name}"))
+    } else if let Some(lang) = foreign.filter(|_| english_name(name)) {
+        Some(format!(
+            "the name of \"{name}\" in {lang} is not known here"
+        ))
+    } else if *shared_name {
+        Some(format!("other rules are also named \"{name}\""))
+    } else {
+        None
     }
 }
 
 /// Before Windows 8 / Server 2012 there are no NetSecurity cmdlets: the rule's registry
 /// value, by its ID, which the firewall reads when it starts.
-fn via_registry(c: &Change, foreign: Option<&str>) -> String {
+fn via_registry(c: &Change, why: &str) -> String {
     format!(
         "REM netsh names rules by display name, and {}; Windows before 8 / Server 2012 has no\n\
          REM -NetFirewallRule cmdlets: the rule's registry value is set by its ID, and the firewall\n\
          REM reads it when it starts, so restart the VM afterwards\n{}",
-        netsh_cannot(c, foreign),
+        why,
         reg_line(c, &online_key(c), false)
     )
 }
 
-fn via_powershell(c: &Change, start: &mut Vec<String>, foreign: Option<&str>) -> String {
+fn via_powershell(c: &Change, start: &mut Vec<String>, why: &str) -> String {
     let cmd = ps_line(c, start);
     format!(
         "REM netsh names rules by display name, and {}; PowerShell changes this rule alone, by its ID\npowershell -NoProfile -Command \"{}\"",
-        netsh_cannot(c, foreign),
+        why,
         cmd.replace('"', "\\\"")
     )
 }
@@ -292,23 +294,6 @@ fn before_windows8(os: &guestwall_diagnose::OsInfo) -> bool {
     }
 }
 
-/// True when netsh has no name for this rule alone (an unresolved indirect string, a name
-/// other rules share, an English name on a Windows in another language).
-fn goes_through_powershell(c: &Change, foreign: Option<&str>) -> bool {
-    match &c.kind {
-        FixKind::EnableRule {
-            name, shared_name, ..
-        }
-        | FixKind::DisableRule {
-            name, shared_name, ..
-        }
-        | FixKind::AddProfile {
-            name, shared_name, ..
-        } => unnamed(name) || *shared_name || (foreign.is_some() && english_name(name)),
-        _ => false,
-    }
-}
-
 /// The netsh (cmd) line for `c`; a rule netsh cannot name goes through PowerShell by its ID,
 /// or through its registry value where the OS is older than Windows 8 (`pre_windows8`).
 fn netsh_line(
@@ -317,14 +302,14 @@ fn netsh_line(
     foreign: Option<&str>,
     pre_windows8: bool,
 ) -> String {
+    if let Some(why) = netsh_cannot(c, foreign).filter(|_| !c.policy_cache) {
+        return if pre_windows8 {
+            via_registry(c, &why)
+        } else {
+            via_powershell(c, start, &why)
+        };
+    }
     match &c.kind {
-        _ if !c.policy_cache && goes_through_powershell(c, foreign) => {
-            if pre_windows8 {
-                via_registry(c, foreign)
-            } else {
-                via_powershell(c, start, foreign)
-            }
-        }
         FixKind::EnableRule { name, .. } | FixKind::DisableRule { name, .. } if !c.policy_cache => {
             let yn = if matches!(c.kind, FixKind::EnableRule { .. }) {
                 "yes"
